@@ -1,0 +1,54 @@
+# Goldfish — `make help` lists the targets.
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+HOST ?= 127.0.0.1
+PORT ?= 8000
+# The whole suite runs against real PostgreSQL and Redis; these are the local defaults.
+TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/goldfish
+TEST_REDIS_URL ?= redis://127.0.0.1:6379/1
+
+.DEFAULT_GOAL := help
+.PHONY: help run test test-sqlite lint format migrations-check browser bench clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet -r requirements.txt
+	touch $@
+
+run: $(VENV)/.installed ## Set up and run the service with demo data on embedded defaults (SQLite, in-process tasks)
+	DEBUG=true $(PY) manage.py migrate --noinput
+	DEBUG=true $(PY) manage.py seed_demo
+	@echo ""
+	@echo "Goldfish is starting on http://$(HOST):$(PORT)/  (agent page /agent/, admin /admin/, API docs /api/v1/docs/)"
+	DEBUG=true $(PY) manage.py runserver $(HOST):$(PORT)
+
+test: $(VENV)/.installed browser ## Set up and run the whole test suite (PostgreSQL + Redis + Celery worker + Chromium)
+	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} REDIS_URL=$${REDIS_URL:-$(TEST_REDIS_URL)} \
+		$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+test-sqlite: $(VENV)/.installed ## Run the suite on the embedded defaults (SQLite, in-process tasks), service tests excluded
+	env -u DATABASE_URL -u REDIS_URL $(VENV)/bin/pytest -m "not postgres and not worker and not browser" $(PYTEST_ARGS)
+
+lint: $(VENV)/.installed ## ruff lint and format check
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(VENV)/.installed ## Apply ruff fixes and formatting
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+migrations-check: $(VENV)/.installed ## Fail when models and migrations disagree
+	$(PY) manage.py makemigrations --check --dry-run
+
+browser: ## Install Debian's Chromium for the browser tests when it is missing
+	@command -v chromium >/dev/null 2>&1 || { \
+		echo "Installing chromium (Debian package) for the browser tests..."; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+clean: ## Remove the virtual environment and local data
+	rm -rf $(VENV) var .pytest_cache

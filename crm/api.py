@@ -1,0 +1,306 @@
+"""REST API of the customer memory: one small class per operation.
+
+Views validate input with a nested InputSerializer, call one service or
+selector, and shape the output; the rules live in services and selectors.
+"""
+
+from __future__ import annotations
+
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.permissions import AllowAny
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from crm import privacy, selectors, services
+from crm.models import (
+    AuditAction,
+    Channel,
+    ContactReason,
+    Customer,
+    Direction,
+    IdentityKind,
+    Interaction,
+    Outcome,
+    Tier,
+)
+from crm.permissions import IsSupervisor
+
+
+class StrictSerializer(serializers.Serializer):
+    """Rejects fields it does not know, so a typo is a 400 rather than silently ignored."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, dict):
+            unknown = set(data) - set(self.fields)
+            if unknown:
+                raise serializers.ValidationError({name: ["Unknown field."] for name in sorted(unknown)})
+        return super().to_internal_value(data)
+
+
+class IdentityInput(StrictSerializer):
+    kind = serializers.ChoiceField(choices=IdentityKind.choices)
+    value = serializers.CharField(max_length=254)
+    verified = serializers.BooleanField(default=False)
+
+
+def customer_out(customer: Customer) -> dict:
+    return {
+        "id": str(customer.pk),
+        "display_name": customer.display_name,
+        "preferred_name": customer.preferred_name,
+        "language": customer.language,
+        "timezone": customer.timezone,
+        "tier": customer.tier,
+        "created_at": customer.created_at,
+        "updated_at": customer.updated_at,
+        "identities": selectors.customer_identities(customer),
+        "preferences": selectors.customer_preferences(customer),
+        "facts": selectors.customer_facts(customer),
+    }
+
+
+def customer_summary_out(customer: Customer) -> dict:
+    return {
+        "id": str(customer.pk),
+        "display_name": customer.display_name,
+        "preferred_name": customer.preferred_name,
+        "tier": customer.tier,
+    }
+
+
+class CustomerListCreateApi(APIView):
+    class InputSerializer(StrictSerializer):
+        display_name = serializers.CharField(max_length=200)
+        preferred_name = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
+        language = serializers.CharField(max_length=16, required=False, default="en")
+        timezone = serializers.CharField(max_length=64, required=False, allow_blank=True, default="")
+        tier = serializers.ChoiceField(choices=Tier.choices, required=False, default=Tier.STANDARD)
+        identities = IdentityInput(many=True, required=False, default=list)
+
+    @extend_schema(
+        parameters=[inline_serializer("CustomerSearch", {"search": serializers.CharField(required=False)})],
+        responses={200: inline_serializer("CustomerSummaryList", {"results": serializers.ListField()})},
+    )
+    def get(self, request):
+        customers = selectors.customer_search(request.query_params.get("search", ""))
+        for customer in customers:
+            services.audit_record(
+                actor=request.user, action=AuditAction.VIEW, customer=customer, detail={"search": True}
+            )
+        return Response({"results": [customer_summary_out(c) for c in customers]})
+
+    @extend_schema(request=InputSerializer, responses={201: dict})
+    def post(self, request):
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        payload = dict(data.validated_data)
+        payload["timezone_name"] = payload.pop("timezone")
+        customer = services.customer_create(actor=request.user, **payload)
+        return Response(customer_out(customer), status=status.HTTP_201_CREATED)
+
+
+class CustomerDetailApi(APIView):
+    class InputSerializer(StrictSerializer):
+        display_name = serializers.CharField(max_length=200, required=False)
+        preferred_name = serializers.CharField(max_length=100, required=False, allow_blank=True)
+        language = serializers.CharField(max_length=16, required=False)
+        timezone = serializers.CharField(max_length=64, required=False, allow_blank=True)
+        tier = serializers.ChoiceField(choices=Tier.choices, required=False)
+
+    def get_permissions(self):
+        if self.request.method == "DELETE":
+            return [IsSupervisor()]
+        return super().get_permissions()
+
+    def get(self, request, customer_id):
+        customer = services.live_customer_get(customer_id, field="id")
+        services.audit_record(actor=request.user, action=AuditAction.VIEW, customer=customer)
+        return Response(customer_out(customer))
+
+    @extend_schema(request=InputSerializer, responses={200: dict})
+    def patch(self, request, customer_id):
+        customer = services.live_customer_get(customer_id, field="id")
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        customer = services.customer_update(actor=request.user, customer=customer, **data.validated_data)
+        return Response(customer_out(customer))
+
+    def delete(self, request, customer_id):
+        customer = services.live_customer_get(customer_id, field="id")
+        privacy.customer_erase(actor=request.user, customer=customer)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class CustomerIdentityCreateApi(APIView):
+    @extend_schema(request=IdentityInput, responses={201: dict})
+    def post(self, request, customer_id):
+        customer = services.live_customer_get(customer_id, field="id")
+        data = IdentityInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        services.identity_add(actor=request.user, customer=customer, **data.validated_data)
+        return Response(customer_out(customer), status=status.HTTP_201_CREATED)
+
+
+class CustomerTimelineApi(APIView):
+    class QuerySerializer(StrictSerializer):
+        before = serializers.DateTimeField(required=False)
+        limit = serializers.IntegerField(required=False, min_value=1, max_value=200, default=selectors.TIMELINE_PAGE)
+
+    @extend_schema(parameters=[QuerySerializer], responses={200: dict})
+    def get(self, request, customer_id):
+        customer = services.live_customer_get(customer_id, field="id")
+        query = self.QuerySerializer(data=request.query_params.dict())
+        query.is_valid(raise_exception=True)
+        entries = selectors.customer_timeline(customer, **query.validated_data)
+        services.audit_record(actor=request.user, action=AuditAction.VIEW, customer=customer, detail={"timeline": True})
+        next_before = entries[-1]["at"] if len(entries) == query.validated_data["limit"] else None
+        return Response({"results": entries, "next_before": next_before})
+
+
+class CustomerMergeApi(APIView):
+    permission_classes = [IsSupervisor]
+
+    class InputSerializer(StrictSerializer):
+        duplicate_id = serializers.UUIDField()
+
+    @extend_schema(request=InputSerializer, responses={200: dict})
+    def post(self, request, customer_id):
+        survivor = services.live_customer_get(customer_id, field="id")
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        record = privacy.customer_merge(
+            actor=request.user, survivor=survivor, duplicate_id=data.validated_data["duplicate_id"]
+        )
+        return Response({"id": str(survivor.pk), "merged": str(record.duplicate_id), "moved": record.moved})
+
+
+class CustomerExportApi(APIView):
+    permission_classes = [IsSupervisor]
+
+    def get(self, request, customer_id):
+        customer = get_object_or_404(Customer, pk=customer_id)
+        return Response(privacy.customer_export(actor=request.user, customer=customer))
+
+
+def interaction_out(interaction: Interaction) -> dict:
+    return {
+        "id": str(interaction.pk),
+        "customer_id": str(interaction.customer_id) if interaction.customer_id else None,
+        "channel": interaction.channel,
+        "direction": interaction.direction,
+        "started_at": interaction.started_at,
+        "ended_at": interaction.ended_at,
+        "agent": interaction.agent.username if interaction.agent else None,
+        "queue": interaction.queue,
+        "reason": interaction.reason.code if interaction.reason else None,
+        "reason_text": interaction.reason_text,
+        "summary": interaction.summary,
+        "outcome": interaction.outcome or None,
+        "identifiers": interaction.identifiers,
+        "verified": interaction.verified,
+        "ivr": interaction.ivr,
+        "case_id": str(interaction.case_id) if interaction.case_id else None,
+        "call_id": interaction.call_id,
+        "external_id": interaction.external_id,
+    }
+
+
+class FactInput(StrictSerializer):
+    key = serializers.SlugField(max_length=64)
+    value = serializers.CharField(max_length=500)
+
+
+class InteractionCreateApi(APIView):
+    class InputSerializer(StrictSerializer):
+        channel = serializers.ChoiceField(choices=Channel.choices)
+        direction = serializers.ChoiceField(choices=Direction.choices, required=False, default=Direction.INBOUND)
+        customer_id = serializers.UUIDField(required=False)
+        phone = serializers.CharField(max_length=64, required=False)
+        email = serializers.CharField(max_length=254, required=False)
+        account = serializers.CharField(max_length=64, required=False)
+        started_at = serializers.DateTimeField(required=False)
+        ended_at = serializers.DateTimeField(required=False)
+        reason = serializers.CharField(max_length=50, required=False, allow_blank=True)
+        reason_text = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+        summary = serializers.CharField(required=False, allow_blank=True, default="")
+        outcome = serializers.ChoiceField(choices=Outcome.choices, required=False, allow_blank=True, default="")
+        agent = serializers.CharField(max_length=150, required=False)
+        queue = serializers.CharField(max_length=64, required=False, allow_blank=True, default="")
+        external_id = serializers.CharField(max_length=128, required=False)
+
+    @extend_schema(request=InputSerializer, responses={201: dict, 200: dict})
+    def post(self, request):
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        payload = dict(data.validated_data)
+        identifiers = {kind: payload.pop(kind) for kind in IdentityKind.values if kind in payload}
+        interaction, created = services.interaction_record(actor=request.user, identifiers=identifiers, **payload)
+        return Response(interaction_out(interaction), status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+
+
+class InteractionDetailApi(APIView):
+    class InputSerializer(StrictSerializer):
+        reason = serializers.CharField(max_length=50, required=False)
+        reason_text = serializers.CharField(max_length=200, required=False, allow_blank=True)
+        summary = serializers.CharField(required=False, allow_blank=True)
+        outcome = serializers.ChoiceField(choices=Outcome.choices, required=False)
+        ended_at = serializers.DateTimeField(required=False)
+        customer_id = serializers.UUIDField(required=False)
+        facts = FactInput(many=True, required=False, default=list)
+        preferences = serializers.DictField(
+            child=serializers.CharField(max_length=500, allow_blank=True), required=False, default=dict
+        )
+
+        def validate_preferences(self, value):
+            for key in value:
+                if not key or len(key) > 64:
+                    raise serializers.ValidationError(f"'{key}' is not a preference key (1-64 characters).")
+            return value
+
+    def get(self, request, interaction_id):
+        interaction = get_object_or_404(Interaction.objects.select_related("agent", "reason"), pk=interaction_id)
+        if interaction.customer_id:
+            services.audit_record(
+                actor=request.user,
+                action=AuditAction.VIEW,
+                customer_id=interaction.customer_id,
+                interaction_id=interaction.pk,
+            )
+        return Response(interaction_out(interaction))
+
+    @extend_schema(request=InputSerializer, responses={200: dict})
+    def patch(self, request, interaction_id):
+        interaction = get_object_or_404(Interaction, pk=interaction_id)
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        interaction = services.interaction_wrap_up(actor=request.user, interaction=interaction, **data.validated_data)
+        interaction = Interaction.objects.select_related("agent", "reason").get(pk=interaction.pk)
+        return Response(interaction_out(interaction))
+
+
+class ReasonListApi(APIView):
+    def get(self, request):
+        reasons = ContactReason.objects.filter(active=True).order_by("label").values("code", "label")
+        return Response(list(reasons))
+
+
+class TokenApi(APIView):
+    """Exchange username and password for an API token."""
+
+    permission_classes = [AllowAny]
+    authentication_classes: list = []
+
+    class InputSerializer(serializers.Serializer):
+        username = serializers.CharField()
+        password = serializers.CharField(style={"input_type": "password"}, trim_whitespace=False)
+
+    @extend_schema(
+        request=InputSerializer, responses={200: inline_serializer("Token", {"token": serializers.CharField()})}
+    )
+    def post(self, request):
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        token = services.token_for_credentials(**data.validated_data)
+        return Response({"token": token})

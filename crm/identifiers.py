@@ -1,0 +1,89 @@
+"""Normalization of the identifiers customers are known by.
+
+One place decides what "the same phone / e-mail / account" means, for storage,
+search, lookup and feedback alike.
+"""
+
+import re
+
+import phonenumbers
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
+
+from crm.models import IdentityKind
+
+_ACCOUNT_SEPARATORS = re.compile(r"[\s\-]+")
+_ACCOUNT_FORM = re.compile(r"^[A-Z0-9]{4,32}$")
+
+
+class InvalidIdentifier(ValueError):
+    """The value cannot be read as an identifier of its kind."""
+
+    def __init__(self, kind: str, message: str):
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+
+
+def normalize_phone(value: str, region: str | None = None) -> str:
+    """Return the E.164 form; national numbers are read in the default region."""
+    raw = (value or "").strip()
+    if not raw or len(raw) > 64:
+        raise InvalidIdentifier("phone", "Enter a phone number.")
+    if raw.startswith("00"):
+        # The international prefix most of the world dials; phonenumbers only knows
+        # it for regions that use it, so read it as '+' everywhere.
+        raw = "+" + raw[2:]
+    try:
+        number = phonenumbers.parse(raw, region or settings.CRM_DEFAULT_PHONE_REGION)
+    except phonenumbers.NumberParseException:
+        raise InvalidIdentifier("phone", f"'{value}' is not a phone number.") from None
+    if not phonenumbers.is_valid_number(number):
+        raise InvalidIdentifier("phone", f"'{value}' is not a valid phone number.")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def normalize_email(value: str) -> str:
+    raw = (value or "").strip()
+    try:
+        validate_email(raw)
+    except ValidationError:
+        raise InvalidIdentifier("email", f"'{value}' is not an e-mail address.") from None
+    return raw.casefold()
+
+
+def normalize_account(value: str) -> str:
+    """Account numbers: spaces, dashes and case are not significant."""
+    normalized = _ACCOUNT_SEPARATORS.sub("", (value or "")).upper()
+    if not _ACCOUNT_FORM.match(normalized):
+        raise InvalidIdentifier("account", f"'{value}' is not an account number (4-32 letters or digits).")
+    return normalized
+
+
+_NORMALIZERS = {
+    IdentityKind.PHONE: normalize_phone,
+    IdentityKind.EMAIL: normalize_email,
+    IdentityKind.ACCOUNT: normalize_account,
+}
+
+
+def normalize(kind: str, value: str) -> str:
+    if kind not in _NORMALIZERS:
+        raise InvalidIdentifier(kind, f"'{kind}' is not an identifier kind (phone, email, account).")
+    if not isinstance(value, str):
+        raise InvalidIdentifier(kind, "Must be a string.")
+    return _NORMALIZERS[kind](value)
+
+
+def guess_identifiers(text: str) -> dict[str, str]:
+    """Every identifier a free-text search term could be: {kind: normalized}."""
+    found = {}
+    for kind in (IdentityKind.EMAIL, IdentityKind.PHONE, IdentityKind.ACCOUNT):
+        if kind == IdentityKind.EMAIL and "@" not in text:
+            continue
+        try:
+            found[kind.value] = normalize(kind, text)
+        except InvalidIdentifier:
+            continue
+    return found

@@ -1,0 +1,503 @@
+"""The customer memory: who a customer is, what they told us, every contact.
+
+Invariants live in the database (named constraints); every index names the
+query path that needs it. Customers are never deleted: erasure anonymizes the
+row in place so that aggregate records (counts for reports) keep their keys.
+"""
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+
+class Channel(models.TextChoices):
+    PHONE = "phone"
+    CHAT = "chat"
+    EMAIL = "email"
+    SMS = "sms"
+    WEB = "web"
+    IN_PERSON = "in_person"
+    SOCIAL = "social"
+
+
+class IdentityKind(models.TextChoices):
+    PHONE = "phone"
+    EMAIL = "email"
+    ACCOUNT = "account"
+
+
+class Tier(models.TextChoices):
+    STANDARD = "standard"
+    VIP = "vip"
+
+
+class Outcome(models.TextChoices):
+    RESOLVED = "resolved"
+    UNRESOLVED = "unresolved"
+    FOLLOW_UP = "follow_up"
+    TRANSFERRED = "transferred"
+
+
+class Team(models.Model):
+    name = models.CharField(max_length=100, unique=True)
+    supervisor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="supervised_teams"
+    )
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class StaffProfile(models.Model):
+    """A member of staff: the Django user plus team and line supervisor."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="staff_profile")
+    team = models.ForeignKey(Team, null=True, blank=True, on_delete=models.SET_NULL, related_name="members")
+    supervisor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="reports"
+    )
+
+    def __str__(self) -> str:
+        return f"{self.user} ({self.team or 'no team'})"
+
+
+class ContactReason(models.Model):
+    """The taxonomy of contact reasons that supervisors keep in the admin."""
+
+    code = models.SlugField(max_length=50, unique=True)
+    label = models.CharField(max_length=120)
+    active = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["label"]
+
+    def __str__(self) -> str:
+        return self.label
+
+
+class Customer(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    display_name = models.CharField(max_length=200, blank=True)
+    preferred_name = models.CharField(max_length=100, blank=True)
+    language = models.CharField(max_length=16, blank=True, default="en")
+    timezone = models.CharField(max_length=64, blank=True)
+    tier = models.CharField(max_length=16, choices=Tier.choices, default=Tier.STANDARD)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    erased_at = models.DateTimeField(null=True, blank=True)
+    merged_into = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="merged")
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(merged_into__isnull=True) | ~Q(merged_into=models.F("id")),
+                name="customer_not_merged_into_itself",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.display_name or f"Customer {self.id}"
+
+    @property
+    def is_live(self) -> bool:
+        return self.erased_at is None and self.merged_into_id is None
+
+
+class Identity(models.Model):
+    """An identifier a customer is known by, stored as given and normalized.
+
+    Identities only ever belong to live customers: a merge moves them to the
+    survivor, an erasure deletes them. That makes "an account number belongs to
+    at most one live customer" a plain partial unique constraint.
+    """
+
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="identities")
+    kind = models.CharField(max_length=16, choices=IdentityKind.choices)
+    value = models.CharField(max_length=254)
+    normalized = models.CharField(max_length=254)
+    verified_at = models.DateTimeField(null=True, blank=True)
+    source = models.CharField(max_length=32, blank=True, default="agent")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name_plural = "identities"
+        constraints = [
+            models.UniqueConstraint(fields=["customer", "kind", "normalized"], name="identity_once_per_customer"),
+            models.UniqueConstraint(
+                fields=["normalized"], condition=Q(kind="account"), name="account_belongs_to_one_customer"
+            ),
+        ]
+        indexes = [
+            # Screen-pop and search: WHERE kind = %s AND normalized = %s.
+            models.Index(fields=["kind", "normalized"], name="identity_lookup_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind}:{self.normalized}"
+
+
+class Preference(models.Model):
+    """A customer preference; changing one keeps the earlier value (is_current=False)."""
+
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="preferences")
+    key = models.CharField(max_length=64)
+    value = models.CharField(max_length=500)
+    is_current = models.BooleanField(default=True)
+    recorded_at = models.DateTimeField()
+    recorded_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    interaction = models.ForeignKey(
+        "Interaction", null=True, blank=True, on_delete=models.SET_NULL, related_name="preferences"
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["customer", "key"], condition=Q(is_current=True), name="one_current_preference_per_key"
+            ),
+        ]
+        indexes = [
+            # The card: current preferences of one customer.
+            models.Index(fields=["customer", "key"], condition=Q(is_current=True), name="preference_current_idx"),
+        ]
+
+
+class Fact(models.Model):
+    """Something the customer told us; the newest per key is current, older ones stay."""
+
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="facts")
+    key = models.CharField(max_length=64)
+    value = models.CharField(max_length=500)
+    is_current = models.BooleanField(default=True)
+    channel = models.CharField(max_length=16, choices=Channel.choices, blank=True)
+    recorded_at = models.DateTimeField()
+    recorded_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    interaction = models.ForeignKey(
+        "Interaction", null=True, blank=True, on_delete=models.SET_NULL, related_name="facts"
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["customer", "key"], condition=Q(is_current=True), name="one_current_fact_per_key"
+            ),
+        ]
+        indexes = [
+            # The card: current facts of one customer.
+            models.Index(fields=["customer", "key"], condition=Q(is_current=True), name="fact_current_idx"),
+        ]
+
+
+class CaseStatus(models.TextChoices):
+    OPEN = "open"
+    IN_PROGRESS = "in_progress"
+    RESOLVED = "resolved"
+    CLOSED = "closed"
+
+
+class CaseKind(models.TextChoices):
+    GENERAL = "general"
+    SERVICE_RECOVERY = "service_recovery"
+
+
+class Case(models.Model):
+    """An open problem spanning contacts."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    customer = models.ForeignKey(Customer, null=True, blank=True, on_delete=models.PROTECT, related_name="cases")
+    subject = models.CharField(max_length=200)
+    kind = models.CharField(max_length=20, choices=CaseKind.choices, default=CaseKind.GENERAL)
+    reason = models.ForeignKey(ContactReason, null=True, blank=True, on_delete=models.PROTECT)
+    status = models.CharField(max_length=16, choices=CaseStatus.choices, default=CaseStatus.OPEN)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="owned_cases"
+    )
+    opened_at = models.DateTimeField()
+    due_at = models.DateTimeField(null=True, blank=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            # The card: open cases of one customer.
+            models.Index(
+                fields=["customer", "opened_at"],
+                condition=Q(status__in=["open", "in_progress"]),
+                name="case_open_by_customer_idx",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.subject
+
+
+class Direction(models.TextChoices):
+    INBOUND = "inbound"
+    OUTBOUND = "outbound"
+
+
+class Interaction(models.Model):
+    """One contact, on any channel. Unlinked (customer empty) until identified."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    customer = models.ForeignKey(Customer, null=True, blank=True, on_delete=models.PROTECT, related_name="interactions")
+    channel = models.CharField(max_length=16, choices=Channel.choices, default=Channel.PHONE)
+    direction = models.CharField(max_length=8, choices=Direction.choices, default=Direction.INBOUND)
+    started_at = models.DateTimeField()
+    ended_at = models.DateTimeField(null=True, blank=True)
+    agent = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="interactions"
+    )
+    queue = models.CharField(max_length=64, blank=True)
+    reason = models.ForeignKey(ContactReason, null=True, blank=True, on_delete=models.PROTECT)
+    reason_text = models.CharField(max_length=200, blank=True)
+    summary = models.TextField(blank=True)
+    outcome = models.CharField(max_length=16, choices=Outcome.choices, blank=True)
+    # What the caller gave: {"phone": "+1...", ...} normalized, and what was verified.
+    identifiers = models.JSONField(default=dict, blank=True)
+    verified = models.JSONField(default=list, blank=True)
+    ivr = models.JSONField(default=dict, blank=True)
+    case = models.ForeignKey(Case, null=True, blank=True, on_delete=models.SET_NULL, related_name="interactions")
+    # Idempotency keys: the telephony/chat session id, or another system's id.
+    source = models.CharField(max_length=32, default="api")
+    call_id = models.CharField(max_length=128, null=True, blank=True)
+    external_id = models.CharField(max_length=128, null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["source", "call_id"], condition=Q(call_id__isnull=False), name="interaction_call_id_once"
+            ),
+            models.UniqueConstraint(
+                fields=["source", "external_id"],
+                condition=Q(external_id__isnull=False),
+                name="interaction_external_id_once",
+            ),
+        ]
+        indexes = [
+            # The card and the timeline: a customer's contacts, newest first.
+            models.Index(fields=["customer", "-started_at"], name="interaction_recent_idx"),
+            # Repeat-contact flag and recurring problems: same customer and reason in a window.
+            models.Index(fields=["customer", "reason", "started_at"], name="interaction_reason_idx"),
+            # Case history on the card: contacts about one case.
+            models.Index(fields=["case", "started_at"], name="interaction_case_idx"),
+            # Reports: contacts over time.
+            models.Index(fields=["started_at"], name="interaction_started_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.channel} {self.started_at:%Y-%m-%d %H:%M}"
+
+
+class Sentiment(models.TextChoices):
+    POSITIVE = "positive"
+    NEUTRAL = "neutral"
+    NEGATIVE = "negative"
+
+
+class FeedbackStatus(models.TextChoices):
+    RECEIVED = "received"
+    PROCESSED = "processed"
+
+
+class Feedback(models.Model):
+    """What a customer said about a contact; stored before the workflow runs."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    interaction = models.ForeignKey(
+        Interaction, null=True, blank=True, on_delete=models.SET_NULL, related_name="feedback"
+    )
+    customer = models.ForeignKey(Customer, null=True, blank=True, on_delete=models.PROTECT, related_name="feedback")
+    rating = models.PositiveSmallIntegerField(null=True, blank=True)
+    nps = models.PositiveSmallIntegerField(null=True, blank=True)
+    text = models.TextField(blank=True)
+    staff_named = models.JSONField(default=list, blank=True)
+    # Identifiers given on the form, normalized; kept for linking, erased with the customer.
+    identifiers = models.JSONField(default=dict, blank=True)
+    sentiment = models.CharField(max_length=16, choices=Sentiment.choices, blank=True)
+    sentiment_score = models.FloatField(null=True, blank=True)
+    status = models.CharField(max_length=16, choices=FeedbackStatus.choices, default=FeedbackStatus.RECEIVED)
+    case = models.ForeignKey(Case, null=True, blank=True, on_delete=models.SET_NULL, related_name="feedback")
+    received_at = models.DateTimeField()
+    processed_at = models.DateTimeField(null=True, blank=True)
+    # Outbox: set once the workflow message reached the broker; the sweep resends the rest.
+    dispatched_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name_plural = "feedback"
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(rating__isnull=True) | Q(rating__gte=1, rating__lte=5), name="feedback_rating_1_to_5"
+            ),
+            models.CheckConstraint(condition=Q(nps__isnull=True) | Q(nps__lte=10), name="feedback_nps_0_to_10"),
+        ]
+        indexes = [
+            # The card: the customer's last feedback; recent-complaint flag.
+            models.Index(fields=["customer", "-received_at"], name="feedback_recent_idx"),
+            # Outbox sweep: feedback whose workflow message has not reached the broker.
+            models.Index(fields=["received_at"], condition=Q(status="received"), name="feedback_pending_idx"),
+        ]
+
+
+class Recognition(models.Model):
+    """Praise that reached a member of staff."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    feedback = models.ForeignKey(Feedback, on_delete=models.CASCADE, related_name="recognitions")
+    staff = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="recognitions")
+    interaction = models.ForeignKey(Interaction, null=True, blank=True, on_delete=models.SET_NULL)
+    quote = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["feedback", "staff"], name="recognition_once_per_feedback_and_staff"),
+        ]
+        indexes = [models.Index(fields=["staff", "-created_at"], name="recognition_by_staff_idx")]
+
+
+class FollowUpKind(models.TextChoices):
+    THANK_YOU_EMAIL = "thank_you_email"
+    THANK_YOU_CALLBACK = "thank_you_callback"
+    SERVICE_RECOVERY = "service_recovery"
+    CALLBACK = "callback"
+
+
+class FollowUpStatus(models.TextChoices):
+    OPEN = "open"
+    DONE = "done"
+    ESCALATED = "escalated"
+    CANCELLED = "cancelled"
+
+
+class FollowUp(models.Model):
+    """Something someone owes a customer, with a deadline."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    kind = models.CharField(max_length=24, choices=FollowUpKind.choices)
+    status = models.CharField(max_length=16, choices=FollowUpStatus.choices, default=FollowUpStatus.OPEN)
+    customer = models.ForeignKey(Customer, null=True, blank=True, on_delete=models.PROTECT, related_name="follow_ups")
+    feedback = models.ForeignKey(Feedback, null=True, blank=True, on_delete=models.CASCADE, related_name="follow_ups")
+    case = models.ForeignKey(Case, null=True, blank=True, on_delete=models.SET_NULL, related_name="follow_ups")
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="follow_ups"
+    )
+    channel = models.CharField(max_length=16, choices=Channel.choices, blank=True)
+    note = models.TextField(blank=True)
+    due_at = models.DateTimeField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    escalated_at = models.DateTimeField(null=True, blank=True)
+    escalation_level = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            # Idempotent workflows: one follow-up of a kind per feedback.
+            models.UniqueConstraint(
+                fields=["feedback", "kind"], condition=Q(feedback__isnull=False), name="follow_up_once_per_feedback"
+            ),
+        ]
+        indexes = [
+            # Escalation sweep and the supervisors' queue: open follow-ups by deadline.
+            models.Index(fields=["due_at"], condition=Q(status="open"), name="follow_up_open_due_idx"),
+            models.Index(fields=["customer", "-created_at"], name="follow_up_by_customer_idx"),
+        ]
+
+
+class Notification(models.Model):
+    """A message sent to a member of staff (also e-mailed); the supervisors' queue reads these."""
+
+    recipient = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notifications")
+    kind = models.CharField(max_length=32)
+    # Idempotency: one notification per recipient, kind and subject object.
+    key = models.CharField(max_length=100)
+    subject = models.CharField(max_length=200)
+    body = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    emailed_at = models.DateTimeField(null=True, blank=True)
+    read_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["recipient", "kind", "key"], name="notification_once"),
+        ]
+        indexes = [models.Index(fields=["recipient", "-created_at"], name="notification_inbox_idx")]
+
+
+class RecurringProblemStatus(models.TextChoices):
+    OPEN = "open"
+    RESOLVED = "resolved"
+
+
+class RecurringProblem(models.Model):
+    """A customer who keeps coming back about the same reason: fix the cause."""
+
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="recurring_problems")
+    reason = models.ForeignKey(ContactReason, on_delete=models.PROTECT)
+    status = models.CharField(
+        max_length=16, choices=RecurringProblemStatus.choices, default=RecurringProblemStatus.OPEN
+    )
+    contact_count = models.PositiveIntegerField(default=0)
+    first_contact_at = models.DateTimeField()
+    last_contact_at = models.DateTimeField()
+    interactions = models.ManyToManyField(Interaction, related_name="recurring_problems", blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["customer", "reason"],
+                condition=Q(status="open"),
+                name="one_open_recurring_problem_per_reason",
+            ),
+        ]
+
+
+class AuditAction(models.TextChoices):
+    LOOKUP = "lookup"
+    VIEW = "view"
+    CREATE = "create"
+    UPDATE = "update"
+    MERGE = "merge"
+    EXPORT = "export"
+    ERASE = "erase"
+
+
+class AccessAudit(models.Model):
+    """Who viewed or changed which customer, when, in which contact. Append-only."""
+
+    at = models.DateTimeField(auto_now_add=True)
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.PROTECT, related_name="+")
+    action = models.CharField(max_length=16, choices=AuditAction.choices)
+    customer = models.ForeignKey(Customer, null=True, on_delete=models.PROTECT, related_name="audit")
+    interaction = models.ForeignKey(Interaction, null=True, on_delete=models.SET_NULL, related_name="+")
+    # Ids and counts only, never personal data.
+    detail = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["customer", "-at"], name="audit_by_customer_idx"),
+            models.Index(fields=["actor", "-at"], name="audit_by_actor_idx"),
+        ]
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise ValueError("The access audit is append-only")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise ValueError("The access audit is append-only")
+
+
+class MergeRecord(models.Model):
+    """A merge, with every moved record's id, so it can be reviewed or reversed."""
+
+    survivor = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="merges_received")
+    duplicate = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="merges_given")
+    merged_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    merged_at = models.DateTimeField(auto_now_add=True)
+    moved = models.JSONField(default=dict)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["duplicate"], name="customer_merged_once")]

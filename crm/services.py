@@ -1,0 +1,392 @@
+"""Writes to the customer memory. Each function is one unit of work.
+
+Callers pass validated primitives; these functions raise DomainError subclasses
+for what the domain refuses, and are transactional so that a refused request
+changes nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from crm.exceptions import Conflict, DomainError, NotFound
+from crm.identifiers import InvalidIdentifier, normalize
+from crm.models import (
+    AccessAudit,
+    AuditAction,
+    ContactReason,
+    Customer,
+    Fact,
+    Identity,
+    IdentityKind,
+    Interaction,
+    Preference,
+)
+
+User = get_user_model()
+
+
+# --- audit -------------------------------------------------------------------------
+
+
+def audit_record(
+    *,
+    actor,
+    action: str,
+    customer: Customer | None = None,
+    customer_id=None,
+    interaction_id=None,
+    detail: Mapping[str, Any] | None = None,
+) -> AccessAudit:
+    """Append one row to the access audit (ids and counts only, never personal data)."""
+    return AccessAudit.objects.create(
+        actor=actor if actor is not None and actor.is_authenticated else None,
+        action=action,
+        customer_id=customer.pk if customer is not None else customer_id,
+        interaction_id=interaction_id,
+        detail=dict(detail or {}),
+    )
+
+
+# --- lookups used by writers ----------------------------------------------------------
+
+
+def live_customer_get(customer_id, *, field: str = "customer_id") -> Customer:
+    """A live customer by id; a merged-away id resolves to its survivor."""
+    try:
+        customer = Customer.objects.get(pk=customer_id)
+    except (Customer.DoesNotExist, ValueError, TypeError, DjangoValidationError):
+        raise NotFound(f"No customer with id '{customer_id}'.", field=field) from None
+    seen = 0
+    while customer.merged_into_id is not None and seen < 10:
+        customer = customer.merged_into
+        seen += 1
+    if customer.erased_at is not None:
+        raise NotFound(f"No customer with id '{customer_id}'.", field=field)
+    return customer
+
+
+def reason_get(code: str | None, *, field: str = "reason") -> ContactReason | None:
+    if code in (None, ""):
+        return None
+    try:
+        return ContactReason.objects.get(code=code, active=True)
+    except ContactReason.DoesNotExist:
+        raise DomainError(f"'{code}' is not a contact reason; see /api/v1/reasons.", field=field) from None
+
+
+def staff_get(username: str | None, *, field: str = "agent"):
+    if username in (None, ""):
+        return None
+    try:
+        return User.objects.get(username=username, is_active=True)
+    except User.DoesNotExist:
+        raise DomainError(f"No member of staff '{username}'.", field=field) from None
+
+
+def normalize_or_fail(kind: str, value: str, *, field: str | None = None) -> str:
+    try:
+        return normalize(kind, value)
+    except InvalidIdentifier as exc:
+        raise DomainError(exc.message, field=field or kind) from None
+
+
+# --- customers ----------------------------------------------------------------------
+
+
+@transaction.atomic
+def customer_create(
+    *,
+    actor,
+    display_name: str,
+    preferred_name: str = "",
+    language: str = "en",
+    timezone_name: str = "",
+    tier: str = "standard",
+    identities: Iterable[Mapping[str, Any]] = (),
+) -> Customer:
+    customer = Customer.objects.create(
+        display_name=display_name,
+        preferred_name=preferred_name,
+        language=language,
+        timezone=timezone_name,
+        tier=tier,
+    )
+    for identity in identities:
+        identity_add(
+            actor=actor,
+            customer=customer,
+            kind=identity["kind"],
+            value=identity["value"],
+            verified=identity.get("verified", False),
+            audit=False,
+        )
+    audit_record(actor=actor, action=AuditAction.CREATE, customer=customer)
+    return customer
+
+
+@transaction.atomic
+def customer_update(*, actor, customer: Customer, **fields: Any) -> Customer:
+    allowed = {"display_name", "preferred_name", "language", "timezone", "tier"}
+    changed = [name for name in fields if name in allowed]
+    for name in changed:
+        setattr(customer, name, fields[name])
+    if changed:
+        customer.save(update_fields=[*changed, "updated_at"])
+    audit_record(actor=actor, action=AuditAction.UPDATE, customer=customer, detail={"fields": sorted(changed)})
+    return customer
+
+
+def identity_add(
+    *,
+    actor,
+    customer: Customer,
+    kind: str,
+    value: str,
+    verified: bool = False,
+    source: str = "agent",
+    audit: bool = True,
+) -> Identity:
+    """Attach an identifier; adding one the customer already has only updates verification."""
+    normalized = normalize_or_fail(kind, value, field="value")
+    now = timezone.now()
+    try:
+        with transaction.atomic():
+            identity, created = Identity.objects.get_or_create(
+                customer=customer,
+                kind=kind,
+                normalized=normalized,
+                defaults={"value": value, "verified_at": now if verified else None, "source": source},
+            )
+    except IntegrityError:
+        raise Conflict(f"Account '{normalized}' already belongs to another customer.", field="value") from None
+    if not created and verified and identity.verified_at is None:
+        identity.verified_at = now
+        identity.save(update_fields=["verified_at"])
+    if audit:
+        audit_record(actor=actor, action=AuditAction.UPDATE, customer=customer, detail={"identity": identity.pk})
+    return identity
+
+
+# --- facts and preferences -----------------------------------------------------------
+
+
+def fact_record(
+    *, customer: Customer, key: str, value: str, actor=None, interaction: Interaction | None = None
+) -> Fact:
+    """The newest value per key is current; the previous one stays as history."""
+    now = timezone.now()
+    Fact.objects.filter(customer=customer, key=key, is_current=True).update(is_current=False)
+    return Fact.objects.create(
+        customer=customer,
+        key=key,
+        value=value,
+        is_current=True,
+        channel=interaction.channel if interaction else "",
+        recorded_at=now,
+        recorded_by=actor if actor is not None and actor.is_authenticated else None,
+        interaction=interaction,
+    )
+
+
+def preference_set(
+    *, customer: Customer, key: str, value: str, actor=None, interaction: Interaction | None = None
+) -> Preference:
+    """Set a preference; the earlier value stays in history unless it is unchanged."""
+    current = Preference.objects.filter(customer=customer, key=key, is_current=True).first()
+    if current is not None and current.value == value:
+        return current
+    if current is not None:
+        current.is_current = False
+        current.save(update_fields=["is_current"])
+    return Preference.objects.create(
+        customer=customer,
+        key=key,
+        value=value,
+        is_current=True,
+        recorded_at=timezone.now(),
+        recorded_by=actor if actor is not None and actor.is_authenticated else None,
+        interaction=interaction,
+    )
+
+
+# --- interactions -------------------------------------------------------------------
+
+
+def identifiers_normalize(raw: Mapping[str, Any]) -> dict[str, str]:
+    """{kind: normalized} for the identifier fields present; the field is named on error."""
+    found = {}
+    for kind in IdentityKind.values:
+        value = raw.get(kind)
+        if value not in (None, ""):
+            found[kind] = normalize_or_fail(kind, value)
+    return found
+
+
+def customers_matching(identifiers: Mapping[str, str]) -> list[Customer]:
+    """Live customers holding any of these normalized identifiers."""
+    if not identifiers:
+        return []
+    condition = Q()
+    for kind, normalized in identifiers.items():
+        condition |= Q(kind=kind, normalized=normalized)
+    ids = Identity.objects.filter(condition).values_list("customer_id", flat=True).distinct()
+    return list(Customer.objects.filter(pk__in=ids, erased_at__isnull=True, merged_into__isnull=True))
+
+
+@transaction.atomic
+def interaction_record(
+    *,
+    actor,
+    channel: str,
+    started_at: dt.datetime | None = None,
+    ended_at: dt.datetime | None = None,
+    customer_id=None,
+    identifiers: Mapping[str, str] | None = None,
+    reason: str | None = None,
+    reason_text: str = "",
+    summary: str = "",
+    outcome: str = "",
+    agent: str | None = None,
+    direction: str = "inbound",
+    queue: str = "",
+    external_id: str | None = None,
+    source: str | None = None,
+) -> tuple[Interaction, bool]:
+    """Record a contact from another channel; the same external_id is the same contact.
+
+    Returns (interaction, created).
+    """
+    source = source or channel
+    if external_id:
+        existing = Interaction.objects.filter(source=source, external_id=external_id).first()
+        if existing is not None:
+            return existing, False
+    reason_obj = reason_get(reason)
+    agent_obj = staff_get(agent)
+    normalized = identifiers_normalize(identifiers or {})
+    customer = None
+    if customer_id:
+        customer = live_customer_get(customer_id)
+    elif normalized:
+        matches = customers_matching(normalized)
+        customer = matches[0] if len(matches) == 1 else None
+    interaction = Interaction(
+        customer=customer,
+        channel=channel,
+        direction=direction,
+        started_at=started_at or timezone.now(),
+        ended_at=ended_at,
+        agent=agent_obj or (actor if actor is not None and actor.is_authenticated else None),
+        queue=queue,
+        reason=reason_obj,
+        reason_text=reason_text,
+        summary=summary,
+        outcome=outcome,
+        identifiers=normalized,
+        source=source,
+        external_id=external_id or None,
+    )
+    try:
+        with transaction.atomic():
+            interaction.save(force_insert=True)
+    except IntegrityError:
+        # A concurrent request with the same external_id won the race: same contact.
+        existing = Interaction.objects.filter(source=source, external_id=external_id).first()
+        if existing is None:
+            raise
+        return existing, False
+    if customer is not None:
+        audit_record(actor=actor, action=AuditAction.CREATE, customer=customer, interaction_id=interaction.pk)
+    return interaction, True
+
+
+@transaction.atomic
+def interaction_wrap_up(
+    *,
+    actor,
+    interaction: Interaction,
+    reason: str | None = None,
+    reason_text: str | None = None,
+    summary: str | None = None,
+    outcome: str | None = None,
+    ended_at: dt.datetime | None = None,
+    customer_id=None,
+    facts: Iterable[Mapping[str, str]] = (),
+    preferences: Mapping[str, str] | None = None,
+) -> Interaction:
+    """Close a contact: what it was about, how it ended, what the customer told us.
+
+    Linking an unknown caller to a customer also attaches the number they called
+    from, unverified, so the next call finds them.
+    """
+    facts = list(facts)
+    interaction = Interaction.objects.select_for_update().get(pk=interaction.pk)
+    changed: list[str] = []
+    if customer_id is not None:
+        customer = live_customer_get(customer_id)
+        if interaction.customer_id is not None and interaction.customer_id != customer.pk:
+            raise Conflict("This contact is already linked to another customer.", field="customer_id")
+        if interaction.customer_id is None:
+            interaction.customer = customer
+            changed.append("customer")
+            for kind, normalized in (interaction.identifiers or {}).items():
+                if kind == IdentityKind.ACCOUNT and Identity.objects.filter(kind=kind, normalized=normalized).exists():
+                    continue
+                identity_add(actor=actor, customer=customer, kind=kind, value=normalized, source="contact", audit=False)
+    if reason is not None:
+        interaction.reason = reason_get(reason)
+        changed.append("reason")
+    for name, value in (("reason_text", reason_text), ("summary", summary), ("outcome", outcome)):
+        if value is not None:
+            setattr(interaction, name, value)
+            changed.append(name)
+    if ended_at is not None:
+        if ended_at < interaction.started_at:
+            raise DomainError("ended_at is before the contact started.", field="ended_at")
+        interaction.ended_at = ended_at
+        changed.append("ended_at")
+    if changed:
+        interaction.save(update_fields=changed)
+
+    if (facts or preferences) and interaction.customer_id is None:
+        field = "facts" if facts else "preferences"
+        raise DomainError("Link the contact to a customer (customer_id) to record what they told us.", field=field)
+    for fact in facts:
+        fact_record(
+            customer=interaction.customer, key=fact["key"], value=fact["value"], actor=actor, interaction=interaction
+        )
+    for key, value in (preferences or {}).items():
+        preference_set(customer=interaction.customer, key=key, value=value, actor=actor, interaction=interaction)
+    if interaction.customer_id is not None:
+        audit_record(
+            actor=actor,
+            action=AuditAction.UPDATE,
+            customer_id=interaction.customer_id,
+            interaction_id=interaction.pk,
+            detail={"wrap_up": sorted(changed), "facts": len(facts), "preferences": len(preferences or {})},
+        )
+    return interaction
+
+
+# --- auth -----------------------------------------------------------------------------
+
+
+def token_for_credentials(*, username: str, password: str) -> str:
+    """The API token of the user with these credentials (created on first use)."""
+    from django.contrib.auth import authenticate
+    from rest_framework.authtoken.models import Token
+
+    user = authenticate(username=username, password=password)
+    if user is None or not user.is_active:
+        raise DomainError("Wrong username or password.")
+    token, _ = Token.objects.get_or_create(user=user)
+    return token.key

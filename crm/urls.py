@@ -1,0 +1,31 @@
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.permissions import AllowAny
+
+from crm import api, health
+
+api_v1 = [
+    path("auth/token", api.TokenApi.as_view(), name="auth-token"),
+    path("customers", api.CustomerListCreateApi.as_view(), name="customer-list"),
+    path("customers/<uuid:customer_id>", api.CustomerDetailApi.as_view(), name="customer-detail"),
+    path(
+        "customers/<uuid:customer_id>/identities", api.CustomerIdentityCreateApi.as_view(), name="customer-identities"
+    ),
+    path("customers/<uuid:customer_id>/timeline", api.CustomerTimelineApi.as_view(), name="customer-timeline"),
+    path("customers/<uuid:customer_id>/merge", api.CustomerMergeApi.as_view(), name="customer-merge"),
+    path("customers/<uuid:customer_id>/export", api.CustomerExportApi.as_view(), name="customer-export"),
+    path("interactions", api.InteractionCreateApi.as_view(), name="interaction-list"),
+    path("interactions/<uuid:interaction_id>", api.InteractionDetailApi.as_view(), name="interaction-detail"),
+    path("reasons", api.ReasonListApi.as_view(), name="reason-list"),
+    path("", include("context.urls")),
+    path("schema/", SpectacularAPIView.as_view(permission_classes=[AllowAny]), name="schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="schema", permission_classes=[AllowAny]), name="docs"),
+]
+
+urlpatterns = [
+    path("healthz", health.healthz, name="healthz"),
+    path("readyz", health.readyz, name="readyz"),
+    path("api/v1/", include(api_v1)),
+    path("admin/", admin.site.urls),
+]

@@ -1,0 +1,92 @@
+import pytest
+
+from crm.models import AccessAudit, Customer, Identity
+from tests.factories import CustomerFactory, IdentityFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def test_token_is_issued_for_right_credentials_only(anon_api, alice):
+    ok = anon_api.post("/api/v1/auth/token", {"username": "alice", "password": "pw-for-tests"}, format="json")
+    assert ok.status_code == 200 and ok.json()["token"]
+    bad = anon_api.post("/api/v1/auth/token", {"username": "alice", "password": "wrong"}, format="json")
+    assert bad.status_code in (400, 401) and "token" not in bad.json()
+
+
+def test_agent_creates_a_customer_with_normalized_identities(agent_api):
+    response = agent_api.post(
+        "/api/v1/customers",
+        {
+            "display_name": "Maria Garcia",
+            "identities": [
+                {"kind": "phone", "value": "(212) 555-0123", "verified": True},
+                {"kind": "email", "value": "Maria@Example.com"},
+                {"kind": "account", "value": "ac 9988-77"},
+            ],
+        },
+        format="json",
+    )
+    assert response.status_code == 201, response.json()
+    body = response.json()
+    values = {(i["kind"], i["value"], i["verified"]) for i in body["identities"]}
+    assert values == {
+        ("phone", "+12125550123", True),
+        ("email", "maria@example.com", False),
+        ("account", "AC998877", False),
+    }
+    assert Customer.objects.filter(pk=body["id"], display_name="Maria Garcia").exists()
+
+
+def test_a_duplicate_account_is_refused_and_nothing_is_written(agent_api, jim):
+    customers, identities = Customer.objects.count(), Identity.objects.count()
+    response = agent_api.post(
+        "/api/v1/customers",
+        {"display_name": "Impostor", "identities": [{"kind": "account", "value": "AC 1234 5678"}]},
+        format="json",
+    )
+    assert response.status_code == 409
+    assert "value" in response.json()
+    assert (Customer.objects.count(), Identity.objects.count()) == (customers, identities)
+
+
+@pytest.mark.parametrize("term", ["(212) 555-0100", "+1 212 555 0100", "JIM@example.com", "ac-1234-5678", "okafor"])
+def test_search_finds_a_customer_by_any_written_form(agent_api, jim, term):
+    response = agent_api.get("/api/v1/customers", {"search": term})
+    assert response.status_code == 200
+    assert [c["id"] for c in response.json()["results"]] == [str(jim.pk)]
+
+
+def test_search_does_not_find_merged_or_erased_customers(agent_api, jim):
+    gone = CustomerFactory(display_name="James Okafor", erased_at="2026-01-01T00:00:00Z")
+    IdentityFactory(customer=gone, kind="phone", value="+12125550199", normalized="+12125550199")
+    response = agent_api.get("/api/v1/customers", {"search": "okafor"})
+    assert [c["id"] for c in response.json()["results"]] == [str(jim.pk)]
+
+
+def test_every_customer_read_is_audited(agent_api, alice, jim):
+    agent_api.get(f"/api/v1/customers/{jim.pk}")
+    agent_api.get(f"/api/v1/customers/{jim.pk}/timeline")
+    agent_api.get("/api/v1/customers", {"search": "okafor"})
+    rows = AccessAudit.objects.filter(customer=jim, actor=alice, action="view")
+    assert rows.count() == 3
+
+
+def test_patch_updates_the_customer(agent_api, jim):
+    response = agent_api.patch(f"/api/v1/customers/{jim.pk}", {"tier": "vip", "preferred_name": "Jimmy"}, format="json")
+    assert response.status_code == 200
+    jim.refresh_from_db()
+    assert (jim.tier, jim.preferred_name) == ("vip", "Jimmy")
+
+
+def test_adding_an_identity_normalizes_it(agent_api, jim):
+    response = agent_api.post(
+        f"/api/v1/customers/{jim.pk}/identities", {"kind": "phone", "value": "0044 20 7946 0018"}, format="json"
+    )
+    assert response.status_code == 201
+    assert Identity.objects.filter(customer=jim, kind="phone", normalized="+442079460018").exists()
+
+
+def test_unknown_customer_is_404(agent_api):
+    response = agent_api.get("/api/v1/customers/00000000-0000-0000-0000-000000000000")
+    assert response.status_code == 404
+    assert response.json()["detail"]

@@ -1,0 +1,57 @@
+import pytest
+
+from crm.identifiers import InvalidIdentifier, normalize, normalize_account, normalize_email, normalize_phone
+
+PHONE_FORMS = [
+    ("+1 212 555 0100", "US", "+12125550100"),
+    ("+1-212-555-0100", "US", "+12125550100"),
+    ("+1.212.555.0100", "US", "+12125550100"),
+    ("+1 (212) 555-0100", "US", "+12125550100"),
+    ("(212) 555-0100", "US", "+12125550100"),
+    ("212.555.0100", "US", "+12125550100"),
+    ("2125550100", "US", "+12125550100"),
+    ("1 212 555 0100", "US", "+12125550100"),
+    ("001 212 555 0100", "US", "+12125550100"),
+    ("+1 212 555 0100 ext. 42", "US", "+12125550100"),
+    ("212-555-0100 x42", "US", "+12125550100"),
+    ("020 7946 0018", "GB", "+442079460018"),
+    ("(020) 7946-0018", "GB", "+442079460018"),
+    ("+44 20 7946 0018", "US", "+442079460018"),
+    ("0044 20 7946 0018", "US", "+442079460018"),
+    ("+44 (0)20 7946 0018", "GB", "+442079460018"),
+    ("07400 123456", "GB", "+447400123456"),
+    ("+33 1 42 68 53 00", "US", "+33142685300"),
+]
+
+
+@pytest.mark.parametrize(("written", "region", "e164"), PHONE_FORMS)
+def test_phone_written_forms_map_to_e164(written, region, e164):
+    assert normalize_phone(written, region) == e164
+
+
+@pytest.mark.parametrize("garbage", ["abc", "12", "", "   ", "+1 555", "phone me", "+999 1234 5678", "1" * 70])
+def test_garbage_phones_are_rejected(garbage):
+    with pytest.raises(InvalidIdentifier):
+        normalize_phone(garbage, "US")
+
+
+def test_national_numbers_use_the_default_region_setting(settings):
+    settings.CRM_DEFAULT_PHONE_REGION = "GB"
+    assert normalize("phone", "020 7946 0018") == "+442079460018"
+
+
+def test_emails_are_case_folded_and_validated():
+    assert normalize_email("  Jim.Okafor@Example.COM ") == "jim.okafor@example.com"
+    with pytest.raises(InvalidIdentifier):
+        normalize_email("not-an-email")
+
+
+def test_account_numbers_ignore_spaces_dashes_and_case():
+    assert normalize_account("ac-1234 5678") == "AC12345678"
+    with pytest.raises(InvalidIdentifier):
+        normalize_account("a!")
+
+
+def test_unknown_kind_is_rejected():
+    with pytest.raises(InvalidIdentifier):
+        normalize("fax", "123")
