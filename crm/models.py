@@ -313,6 +313,8 @@ class Feedback(models.Model):
     nps = models.PositiveSmallIntegerField(null=True, blank=True)
     text = models.TextField(blank=True)
     staff_named = models.JSONField(default=list, blank=True)
+    # Ticked on the form: the customer agrees to be e-mailed about this feedback.
+    contact_consent = models.BooleanField(default=False)
     # Identifiers given on the form, normalized; kept for linking, erased with the customer.
     identifiers = models.JSONField(default=dict, blank=True)
     sentiment = models.CharField(max_length=16, choices=Sentiment.choices, blank=True)

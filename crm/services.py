@@ -306,6 +306,8 @@ def interaction_record(
         return existing, False
     if customer is not None:
         audit_record(actor=actor, action=AuditAction.CREATE, customer=customer, interaction_id=interaction.pk)
+    if customer is not None and reason_obj is not None:
+        _recurring_problem_check_on_commit(interaction)
     return interaction, True
 
 
@@ -356,6 +358,8 @@ def interaction_wrap_up(
         changed.append("ended_at")
     if changed:
         interaction.save(update_fields=changed)
+    if ("reason" in changed or "customer" in changed) and interaction.customer_id and interaction.reason_id:
+        _recurring_problem_check_on_commit(interaction)
 
     if (facts or preferences) and interaction.customer_id is None:
         field = "facts" if facts else "preferences"
@@ -375,6 +379,13 @@ def interaction_wrap_up(
             detail={"wrap_up": sorted(changed), "facts": len(facts), "preferences": len(preferences or {})},
         )
     return interaction
+
+
+def _recurring_problem_check_on_commit(interaction: Interaction) -> None:
+    """A contact now has a customer and a reason: check for a recurring problem once this commits."""
+    from crm.tasks import enqueue_on_commit, recurring_problem_check_task
+
+    enqueue_on_commit(recurring_problem_check_task, str(interaction.pk))
 
 
 # --- auth -----------------------------------------------------------------------------

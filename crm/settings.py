@@ -161,7 +161,13 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # the outbox sweep sends the message later.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": 1, "socket_timeout": 2, "max_retries": 1}
 CELERY_TASK_PUBLISH_RETRY = False
-CELERY_BEAT_SCHEDULE: dict = {}
+# Periodic tasks, run by one `celery -A crm beat` process.
+CELERY_BEAT_SCHEDULE: dict = {
+    # Overdue complaint follow-ups reach the next level within a minute of their deadline.
+    "escalate-overdue-follow-ups": {"task": "crm.follow_ups_escalate", "schedule": 60.0},
+    # Feedback stored while the broker was down gets its workflow soon after the broker returns.
+    "feedback-outbox-sweep": {"task": "crm.feedback_outbox_sweep", "schedule": 30.0},
+}
 CELERY_TIMEZONE = "UTC"
 
 # --- Auth, API -----------------------------------------------------------------
@@ -185,6 +191,8 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "crm.exceptions.api_exception_handler",
+    # Throttles key on REMOTE_ADDR; behind N trusted proxies set CRM_NUM_PROXIES=N (X-Forwarded-For).
+    "NUM_PROXIES": envint("CRM_NUM_PROXIES", 0),
     "DEFAULT_THROTTLE_RATES": {
         "feedback": os.environ.get("CRM_FEEDBACK_THROTTLE", "30/minute"),
     },
@@ -220,6 +228,8 @@ EMAIL_PORT = envint("EMAIL_PORT", 25)
 EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
 EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
 EMAIL_USE_TLS = envbool("EMAIL_USE_TLS", False)
+# For EMAIL_BACKEND=django.core.mail.backends.filebased.EmailBackend (one file per message).
+EMAIL_FILE_PATH = os.environ.get("EMAIL_FILE_PATH", str(VAR_DIR / "mail"))
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "goldfish@localhost")
 
 # --- I18N, static ------------------------------------------------------------------

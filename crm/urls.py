@@ -3,7 +3,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.permissions import AllowAny
 
-from crm import api, health
+from crm import api, feedback_api, health
 
 api_v1 = [
     path("auth/token", api.TokenApi.as_view(), name="auth-token"),
@@ -18,6 +18,12 @@ api_v1 = [
     path("interactions", api.InteractionCreateApi.as_view(), name="interaction-list"),
     path("interactions/<uuid:interaction_id>", api.InteractionDetailApi.as_view(), name="interaction-detail"),
     path("reasons", api.ReasonListApi.as_view(), name="reason-list"),
+    path("feedback", feedback_api.FeedbackCreateApi.as_view(), name="feedback-list"),
+    path("feedback/<uuid:feedback_id>", feedback_api.FeedbackDetailApi.as_view(), name="feedback-detail"),
+    path("recognitions", feedback_api.RecognitionListApi.as_view(), name="recognition-list"),
+    path("follow-ups", feedback_api.FollowUpListApi.as_view(), name="follow-up-list"),
+    path("follow-ups/<uuid:follow_up_id>", feedback_api.FollowUpDetailApi.as_view(), name="follow-up-detail"),
+    path("recurring-problems", feedback_api.RecurringProblemListApi.as_view(), name="recurring-problem-list"),
     path("", include("context.urls")),
     path("schema/", SpectacularAPIView.as_view(permission_classes=[AllowAny]), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema", permission_classes=[AllowAny]), name="docs"),
@@ -28,4 +34,6 @@ urlpatterns = [
     path("readyz", health.readyz, name="readyz"),
     path("api/v1/", include(api_v1)),
     path("admin/", admin.site.urls),
+    path("feedback/", feedback_api.feedback_form, name="feedback-form"),
+    path("feedback/thanks/", feedback_api.feedback_thanks, name="feedback-thanks"),
 ]

@@ -1,0 +1,190 @@
+"""Feedback intake (public), the feedback form, and the supervisors' view of the workflows."""
+
+from __future__ import annotations
+
+import logging
+
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_http_methods
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.permissions import AllowAny
+from rest_framework.response import Response
+from rest_framework.settings import api_settings
+from rest_framework.throttling import SimpleRateThrottle
+from rest_framework.views import APIView
+
+from crm import feedback as workflows
+from crm.api import StrictSerializer
+from crm.exceptions import DomainError
+from crm.forms import FeedbackForm
+from crm.models import AuditAction, FollowUpStatus
+from crm.permissions import IsSupervisor
+from crm.services import audit_record
+
+logger = logging.getLogger(__name__)
+
+
+class FeedbackThrottle(SimpleRateThrottle):
+    """Per client address (REMOTE_ADDR, or X-Forwarded-For behind NUM_PROXIES proxies), scope "feedback".
+
+    Fails open: throttling is best-effort protection, and a cache outage must not
+    turn away a customer's feedback.
+    """
+
+    scope = "feedback"
+
+    def get_rate(self):
+        # Read at request time so the rate follows settings (and test overrides).
+        return api_settings.DEFAULT_THROTTLE_RATES.get(self.scope)
+
+    def get_cache_key(self, request, view):
+        return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}
+
+    def allow_request(self, request, view):
+        try:
+            return super().allow_request(request, view)
+        except Exception as exc:  # noqa: BLE001 - cache down: let the feedback in
+            logger.warning("feedback throttle unavailable (%s); allowing", type(exc).__name__)
+            return True
+
+
+class FeedbackInput(StrictSerializer):
+    interaction_id = serializers.UUIDField(required=False, allow_null=True)
+    email = serializers.CharField(max_length=254, required=False, allow_blank=True)
+    phone = serializers.CharField(max_length=64, required=False, allow_blank=True)
+    account = serializers.CharField(max_length=64, required=False, allow_blank=True)
+    rating = serializers.IntegerField(min_value=1, max_value=5, required=False, allow_null=True)
+    nps = serializers.IntegerField(min_value=0, max_value=10, required=False, allow_null=True)
+    text = serializers.CharField(max_length=5000, required=False, allow_blank=True, default="")
+    staff = serializers.ListField(
+        child=serializers.CharField(max_length=150), required=False, default=list, max_length=10
+    )
+    contact_consent = serializers.BooleanField(required=False, default=False)
+
+
+class FeedbackCreateApi(APIView):
+    """Public: a customer's feedback. Stored before the answer; the workflow runs afterwards."""
+
+    permission_classes = [AllowAny]
+    # No session authentication: a public JSON endpoint needs no CSRF token.
+    authentication_classes: list = []
+    throttle_classes = [FeedbackThrottle]
+
+    @extend_schema(
+        request=FeedbackInput,
+        responses={
+            202: inline_serializer(
+                "FeedbackReceived", {"id": serializers.CharField(), "status": serializers.CharField()}
+            )
+        },
+    )
+    def post(self, request):
+        data = FeedbackInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        feedback = workflows.feedback_submit(**data.validated_data)
+        return Response({"id": str(feedback.pk), "status": feedback.status}, status=status.HTTP_202_ACCEPTED)
+
+
+class FeedbackDetailApi(APIView):
+    permission_classes = [IsSupervisor]
+
+    @extend_schema(responses={200: dict})
+    def get(self, request, feedback_id):
+        feedback = workflows.feedback_get(feedback_id)
+        if feedback.customer_id:
+            audit_record(
+                actor=request.user,
+                action=AuditAction.VIEW,
+                customer_id=feedback.customer_id,
+                detail={"feedback": str(feedback.pk)},
+            )
+        return Response(workflows.feedback_detail(feedback))
+
+
+class RecognitionListApi(APIView):
+    permission_classes = [IsSupervisor]
+
+    class QuerySerializer(StrictSerializer):
+        staff = serializers.CharField(max_length=150, required=False)
+
+    @extend_schema(parameters=[QuerySerializer], responses={200: dict})
+    def get(self, request):
+        query = self.QuerySerializer(data=request.query_params.dict())
+        query.is_valid(raise_exception=True)
+        return Response({"results": workflows.recognitions_list(**query.validated_data)})
+
+
+class FollowUpListApi(APIView):
+    permission_classes = [IsSupervisor]
+
+    class QuerySerializer(StrictSerializer):
+        status = serializers.ChoiceField(choices=FollowUpStatus.choices, required=False)
+        owner = serializers.CharField(max_length=150, required=False)
+
+    @extend_schema(parameters=[QuerySerializer], responses={200: dict})
+    def get(self, request):
+        query = self.QuerySerializer(data=request.query_params.dict())
+        query.is_valid(raise_exception=True)
+        return Response({"results": workflows.follow_ups_list(**query.validated_data)})
+
+
+class FollowUpDetailApi(APIView):
+    permission_classes = [IsSupervisor]
+
+    class InputSerializer(StrictSerializer):
+        status = serializers.ChoiceField(
+            choices=[FollowUpStatus.OPEN, FollowUpStatus.DONE, FollowUpStatus.CANCELLED], required=False
+        )
+        owner = serializers.CharField(max_length=150, required=False)
+        due_at = serializers.DateTimeField(required=False)
+        note = serializers.CharField(required=False, allow_blank=True)
+
+    @extend_schema(request=InputSerializer, responses={200: dict})
+    def patch(self, request, follow_up_id):
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        follow_up = workflows.follow_up_update(follow_up_id=follow_up_id, **data.validated_data)
+        return Response(workflows.follow_up_out(follow_up))
+
+
+class RecurringProblemListApi(APIView):
+    """Customers who keep coming back about the same reason, and the reasons that bring people back most."""
+
+    permission_classes = [IsSupervisor]
+
+    @extend_schema(responses={200: dict})
+    def get(self, request):
+        return Response(
+            {
+                "results": workflows.recurring_problems_list(),
+                "top_reasons": workflows.repeat_reasons_ranking(),
+                "feedback_by_sentiment": workflows.feedback_sentiment_counts(),
+            }
+        )
+
+
+# --- the web form ----------------------------------------------------------------------------
+
+
+@require_http_methods(["GET", "POST"])
+def feedback_form(request):
+    """The public feedback form; CSRF-protected by the middleware, throttled like the API."""
+    if request.method == "POST":
+        form = FeedbackForm(request.POST)
+        if not FeedbackThrottle().allow_request(request, None):
+            return render(request, "feedback/form.html", {"form": form, "throttled": True}, status=429)
+        if form.is_valid():
+            try:
+                workflows.feedback_submit(**form.submission())
+            except DomainError as exc:
+                form.add_error(exc.field if exc.field in form.fields else None, exc.message)
+            else:
+                return redirect("feedback-thanks")
+        return render(request, "feedback/form.html", {"form": form}, status=400)
+    form = FeedbackForm(initial={"interaction_id": request.GET.get("interaction"), "staff": request.GET.get("staff")})
+    return render(request, "feedback/form.html", {"form": form})
+
+
+def feedback_thanks(request):
+    return render(request, "feedback/thanks.html")

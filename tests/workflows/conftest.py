@@ -1,0 +1,49 @@
+"""Workflow fixtures: a small contact centre (teams, supervisors, agents) and in-process tasks.
+
+Jane and Omar are agents in team North, supervised by Sofia; Marcus supervises
+South and has no agents here. Ada is the administrator (next level above Sofia).
+"""
+
+import pytest
+
+from crm.celery import app
+from crm.models import StaffProfile, Team
+from tests.factories import UserFactory
+
+
+@pytest.fixture
+def ada(db):
+    return UserFactory(username="ada", first_name="Ada", is_superuser=True, is_staff=True)
+
+
+@pytest.fixture
+def sofia(db):
+    return UserFactory(username="sofia", first_name="Sofia", last_name="Reyes", role="supervisor", is_staff=True)
+
+
+@pytest.fixture
+def north(sofia):
+    return Team.objects.create(name="North", supervisor=sofia)
+
+
+@pytest.fixture
+def jane(north):
+    user = UserFactory(username="jane", first_name="Jane", last_name="Doyle", role="agent")
+    StaffProfile.objects.create(user=user, team=north, supervisor=north.supervisor)
+    return user
+
+
+@pytest.fixture
+def omar(north):
+    user = UserFactory(username="omar", first_name="Omar", last_name="Farouk", role="agent")
+    StaffProfile.objects.create(user=user, team=north, supervisor=north.supervisor)
+    return user
+
+
+@pytest.fixture
+def eager_tasks():
+    """Tasks sent in this test run in-process, as on the embedded defaults (no broker)."""
+    previous = app.conf.task_always_eager, app.conf.task_eager_propagates
+    app.conf.task_always_eager, app.conf.task_eager_propagates = True, True
+    yield
+    app.conf.task_always_eager, app.conf.task_eager_propagates = previous
