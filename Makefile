@@ -9,7 +9,7 @@ TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/goldfish
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/1
 
 .DEFAULT_GOAL := help
-.PHONY: help run test test-sqlite lint format migrations-check browser bench clean
+.PHONY: help run test test-sqlite lint format migrations-check browser bench clean worker beat bench-feedback
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -49,6 +49,18 @@ browser: ## Install Debian's Chromium for the browser tests when it is missing
 	@command -v chromium >/dev/null 2>&1 || { \
 		echo "Installing chromium (Debian package) for the browser tests..."; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+worker: $(VENV)/.installed ## Run a Celery worker (needs REDIS_URL; DATABASE_URL for PostgreSQL)
+	@test -n "$$REDIS_URL" || { echo "Set REDIS_URL: without it tasks run in-process and no worker is needed."; exit 1; }
+	$(VENV)/bin/celery -A crm worker -l info
+
+beat: $(VENV)/.installed ## Run Celery beat, the one process that schedules escalation and the outbox sweep
+	@test -n "$$REDIS_URL" || { echo "Set REDIS_URL: beat sends periodic tasks through the broker."; exit 1; }
+	mkdir -p var && $(VENV)/bin/celery -A crm beat -l info -s var/celerybeat-schedule
+
+bench-feedback: $(VENV)/.installed ## 1,000 feedback submissions through the API, one worker (PostgreSQL + Redis)
+	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} REDIS_URL=$${REDIS_URL:-$(TEST_REDIS_URL)} \
+		$(PY) bench/feedback.py --n 1000 --port $(PORT)
 
 clean: ## Remove the virtual environment and local data
 	rm -rf $(VENV) var .pytest_cache

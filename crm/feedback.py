@@ -334,17 +334,19 @@ def feedback_process(feedback_id: str) -> str:
     after that commits, each claimed once; the feedback is marked processed last,
     so a crash anywhere before leaves it to a redelivery or the outbox sweep.
     """
-    if not Feedback.objects.filter(pk=feedback_id).exists():
-        logger.warning("feedback %s not found; nothing to do", feedback_id)
-        return "missing"
     with transaction.atomic():
-        # Serializes concurrent deliveries of the same feedback (the case is not unique by constraint).
-        feedback = Feedback.objects.select_for_update().get(pk=feedback_id)
+        # The row lock serializes concurrent deliveries of the same feedback (the case is not unique by constraint).
+        feedback = (
+            Feedback.objects.select_related("interaction__agent", "interaction__reason", "customer")
+            .select_for_update(of=("self",))
+            .filter(pk=feedback_id)
+            .first()
+        )
+        if feedback is None:
+            logger.warning("feedback %s not found; nothing to do", feedback_id)
+            return "missing"
         if feedback.status == FeedbackStatus.PROCESSED:
             return "already"
-        feedback = Feedback.objects.select_related("interaction__agent", "interaction__reason", "customer").get(
-            pk=feedback_id
-        )
         sentiment, score = feedback_classify(rating=feedback.rating, nps=feedback.nps, text=feedback.text)
         if feedback.sentiment != sentiment:
             feedback.sentiment, feedback.sentiment_score = sentiment, score

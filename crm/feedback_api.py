@@ -105,12 +105,12 @@ class FeedbackDetailApi(APIView):
 class RecognitionListApi(APIView):
     permission_classes = [IsSupervisor]
 
-    class QuerySerializer(StrictSerializer):
+    class RecognitionQuery(StrictSerializer):
         staff = serializers.CharField(max_length=150, required=False)
 
-    @extend_schema(parameters=[QuerySerializer], responses={200: dict})
+    @extend_schema(parameters=[RecognitionQuery], responses={200: dict})
     def get(self, request):
-        query = self.QuerySerializer(data=request.query_params.dict())
+        query = self.RecognitionQuery(data=request.query_params.dict())
         query.is_valid(raise_exception=True)
         return Response({"results": workflows.recognitions_list(**query.validated_data)})
 
@@ -118,13 +118,13 @@ class RecognitionListApi(APIView):
 class FollowUpListApi(APIView):
     permission_classes = [IsSupervisor]
 
-    class QuerySerializer(StrictSerializer):
+    class FollowUpQuery(StrictSerializer):
         status = serializers.ChoiceField(choices=FollowUpStatus.choices, required=False)
         owner = serializers.CharField(max_length=150, required=False)
 
-    @extend_schema(parameters=[QuerySerializer], responses={200: dict})
+    @extend_schema(parameters=[FollowUpQuery], responses={200: dict})
     def get(self, request):
-        query = self.QuerySerializer(data=request.query_params.dict())
+        query = self.FollowUpQuery(data=request.query_params.dict())
         query.is_valid(raise_exception=True)
         return Response({"results": workflows.follow_ups_list(**query.validated_data)})
 
@@ -132,7 +132,7 @@ class FollowUpListApi(APIView):
 class FollowUpDetailApi(APIView):
     permission_classes = [IsSupervisor]
 
-    class InputSerializer(StrictSerializer):
+    class FollowUpChange(StrictSerializer):
         status = serializers.ChoiceField(
             choices=[FollowUpStatus.OPEN, FollowUpStatus.DONE, FollowUpStatus.CANCELLED], required=False
         )
@@ -140,9 +140,9 @@ class FollowUpDetailApi(APIView):
         due_at = serializers.DateTimeField(required=False)
         note = serializers.CharField(required=False, allow_blank=True)
 
-    @extend_schema(request=InputSerializer, responses={200: dict})
+    @extend_schema(request=FollowUpChange, responses={200: dict})
     def patch(self, request, follow_up_id):
-        data = self.InputSerializer(data=request.data)
+        data = self.FollowUpChange(data=request.data)
         data.is_valid(raise_exception=True)
         follow_up = workflows.follow_up_update(follow_up_id=follow_up_id, **data.validated_data)
         return Response(workflows.follow_up_out(follow_up))

@@ -4,6 +4,7 @@ import datetime as dt
 import uuid
 
 import pytest
+from django.core import mail
 from django.test import Client
 from django.utils import timezone
 
@@ -280,3 +281,17 @@ def test_an_empty_form_asks_for_something(client, db):
     assert response.status_code == 400
     assert "Choose a rating" in response.content.decode()
     assert not Feedback.objects.exists()
+
+
+def test_on_the_embedded_defaults_the_workflow_runs_in_process_after_commit(
+    anon_api, jane, sofia, eager_tasks, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        response = anon_api.post(URL, {"rating": 5, "text": "Jane was great", "staff": ["jane"]}, format="json")
+
+    assert response.status_code == 202
+    feedback = Feedback.objects.get()
+    assert (feedback.status, feedback.sentiment) == ("processed", "positive")
+    assert feedback.dispatched_at is not None
+    assert Recognition.objects.get().staff == jane
+    assert sorted(m.to[0] for m in mail.outbox) == ["jane@goldfish.example", "sofia@goldfish.example"]
