@@ -47,3 +47,13 @@ def eager_tasks():
     app.conf.task_always_eager, app.conf.task_eager_propagates = True, True
     yield
     app.conf.task_always_eager, app.conf.task_eager_propagates = previous
+
+
+@pytest.fixture(scope="module")
+def reinstall_migration_data(django_db_blocker):
+    """Transactional tests flush the groups and reasons migration 0002 installs; put them back after the module."""
+    yield
+    from django.apps import apps as django_apps
+
+    with django_db_blocker.unblock():
+        __import__("crm.migrations.0002_roles_and_reasons", fromlist=["install"]).install(django_apps, None)

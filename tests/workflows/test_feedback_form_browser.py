@@ -1,0 +1,61 @@
+"""The public feedback form in a real browser: fields found by their labels, sent, thanked."""
+
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import sync_playwright
+
+from crm.models import Feedback
+
+pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("reinstall_migration_data")]
+
+ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+
+
+@pytest.fixture
+def page(monkeypatch):
+    # Playwright's sync API runs an event loop in this thread; the ORM calls the test makes
+    # between browser steps are still plain synchronous calls on the test's own connection.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        try:
+            yield browser.new_page()
+        finally:
+            browser.close()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_customer_fills_in_the_form_by_its_labels_and_is_thanked(live_server, page):
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.goto(f"{live_server.url}/feedback/?staff=jane")
+
+    page.get_by_label("5 — excellent").check()
+    page.get_by_label("Tell us what happened").fill("Jane sorted it in minutes.")
+    page.get_by_label("E-mail address (optional)").fill("ann@example.com")
+    page.get_by_label("You may e-mail me about this feedback").check()
+    page.screenshot(path=str(ARTIFACTS / "feedback-form.png"), full_page=True)
+    page.get_by_role("button", name="Send feedback").click()
+
+    page.wait_for_url("**/feedback/thanks/")
+    assert page.get_by_role("heading", name="Thank you").is_visible()
+    page.screenshot(path=str(ARTIFACTS / "feedback-thanks.png"), full_page=True)
+    feedback = Feedback.objects.get()
+    assert (feedback.rating, feedback.staff_named, feedback.contact_consent) == (5, ["jane"], True)
+    assert feedback.identifiers == {"email": "ann@example.com"}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_mistake_is_announced_beside_its_field(live_server, page):
+    page.goto(f"{live_server.url}/feedback/")
+
+    page.get_by_label("Phone number (optional)").fill("12")
+    page.get_by_label("4", exact=True).check()
+    page.get_by_role("button", name="Send feedback").click()
+
+    phone = page.get_by_label("Phone number (optional)")
+    assert phone.get_attribute("aria-invalid") == "true"
+    assert "phone number" in page.locator("#id_phone_error").inner_text()
+    page.screenshot(path=str(ARTIFACTS / "feedback-form-error.png"), full_page=True)
+    assert not Feedback.objects.exists()
