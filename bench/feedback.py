@@ -19,6 +19,7 @@ import http.client
 import io
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -80,6 +81,8 @@ def main() -> None:
     parser.add_argument("--web-workers", type=int, default=2, help="gunicorn worker processes")
     parser.add_argument("--rate", type=float, default=0, help="pace submissions to this many per second (0: flat out)")
     args = parser.parse_args()
+    # Stopped from outside: still run the `finally` that stops gunicorn and the worker.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     if not os.environ.get("DATABASE_URL", "").startswith("postgres") or not os.environ.get("REDIS_URL"):
         raise SystemExit("Set DATABASE_URL (PostgreSQL) and REDIS_URL: the benchmark runs on real services.")
 

@@ -295,3 +295,19 @@ def test_on_the_embedded_defaults_the_workflow_runs_in_process_after_commit(
     assert feedback.dispatched_at is not None
     assert Recognition.objects.get().staff == jane
     assert sorted(m.to[0] for m in mail.outbox) == ["jane@goldfish.example", "sofia@goldfish.example"]
+
+
+def test_the_supervisors_lists_take_a_fixed_number_of_queries(
+    supervisor_api, jane, omar, sofia, django_assert_num_queries
+):
+    for staff in (["jane"], ["omar"], ["jane", "omar"]):
+        feedback = workflows.feedback_submit(rating=1 if staff == ["omar"] else 5, staff=staff)
+        workflows.feedback_process(str(feedback.pk))
+    for _ in range(3):
+        FollowUp.objects.create(kind="callback", owner=jane, due_at=timezone.now())
+
+    # token, roles, then one query for the page, however many rows
+    with django_assert_num_queries(3):
+        assert len(supervisor_api.get("/api/v1/recognitions").json()["results"]) == 3
+    with django_assert_num_queries(3):
+        assert len(supervisor_api.get("/api/v1/follow-ups", {"status": "open"}).json()["results"]) == 4
