@@ -162,8 +162,10 @@ def main() -> None:
         mail_dir = tmp / "mail"
         mails = sum(p.read_text().count("\nSubject: ") for p in mail_dir.iterdir()) if mail_dir.exists() else 0
         print(f"submissions:          {len(ids)} ({sentiments})")
+        pace = f"paced at {args.rate:g}/s" if args.rate else "flat out"
         print(
-            f"clients / web / work: {args.clients} HTTP clients, {args.web_workers} gunicorn workers, 1 Celery worker"
+            f"clients / web / work: {args.clients} HTTP clients ({pace}), {args.web_workers} gunicorn workers, "
+            "1 Celery worker (concurrency 1)"
         )
         print(f"submissions/s:        {len(ids) / posting:.0f}  (all answered 202 in {posting:.2f} s)")
         print(f"all processed after:  {drained:.2f} s  ({len(ids) / drained:.0f} workflows/s, {mails} e-mails)")
