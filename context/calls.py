@@ -64,7 +64,14 @@ def call_event_record(
             "type": "call",
             "event": event,
             "interaction_id": card["interaction_id"],
-            "call": {"call_id": call_id, "channel": channel, "phone": phone, "email": email, "account": account},
+            "call": {
+                "call_id": call_id,
+                "channel": channel,
+                "phone": phone,
+                "email": email,
+                "account": account,
+                "verified": list(verified),
+            },
             "ended_at": None,
             "card": card,
         }

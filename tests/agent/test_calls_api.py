@@ -87,7 +87,9 @@ def test_ringing_pushes_the_lookup_card_to_the_agent_after_commit(post_call, ali
     assert events.current_get(alice.pk)["interaction_id"] == card["interaction_id"]
 
 
-def test_nothing_is_pushed_while_the_transaction_is_open(integration_api, alice, jim, django_capture_on_commit_callbacks):
+def test_nothing_is_pushed_while_the_transaction_is_open(
+    integration_api, alice, jim, django_capture_on_commit_callbacks
+):
     with events.subscribe(alice.pk) as subscription:
         with django_capture_on_commit_callbacks(execute=False) as callbacks:
             integration_api.post(URL, ringing(), format="json")

@@ -95,7 +95,7 @@ def agent_page(chromium, live_server, jane):
 def post_call(live_server, token, **body):
     body.setdefault("agent", "jane")
     body.setdefault("channel", "phone")
-    request = urllib.request.Request(
+    request = urllib.request.Request(  # noqa: S310 - the live test server
         f"{live_server.url}/api/v1/calls",
         data=json.dumps(body).encode(),
         headers={"Content-Type": "application/json", "Authorization": f"Token {token}"},
@@ -252,6 +252,9 @@ def test_an_unknown_caller_shows_the_ivr_data_and_can_be_created(agent_page, liv
     page.click("#create-form button[type=submit]")
     expect(page.locator("#c-name")).to_have_text("Priya Shah")
     expect(page.locator("#c-flags li[data-flag='new_customer']")).to_be_visible()
+    # Still the same call: what the IVR collected stays on the card.
+    expect(page.locator("#c-ivr")).to_contain_text("SW1A 1AA")
+    expect(page.locator("#c-dna li[data-key='postcode']")).to_be_visible()
     shot(page, "agent-7-unknown-caller-created")
 
     customer = Customer.objects.get(display_name="Priya Shah")

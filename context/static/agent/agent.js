@@ -21,7 +21,7 @@
     new_customer: "Joined in the last 30 days."
   };
   var KIND_TEXT = {
-    phone: "Phone number", email: "E-mail", account: "Account number", customer_id: "Who they are (known)"
+    phone: "Phone number", email: "E-mail", account: "Account number", customer_id: "Identity (known)"
   };
   var EVENT_TEXT = { ringing: "Ringing", connected: "On call" };
 
@@ -186,7 +186,10 @@
     var ivrKeys = Object.keys(ivr);
     if (ivrKeys.length) {
       who.appendChild(section("Told the IVR", h("dl", { id: "c-ivr", class: "kv" }, ivrKeys.map(function (k) {
-        return [h("dt", null, human(k)), h("dd", null, typeof ivr[k] === "string" ? ivr[k] : JSON.stringify(ivr[k]))];
+        var v = typeof ivr[k] === "string" ? ivr[k] : JSON.stringify(ivr[k]);
+        // An intent that is a contact reason reads better by its label.
+        var shown = k === "intent" && reasons[v] ? [reasons[v], h("span", { class: "muted small code" }, " (" + v + ")")] : v;
+        return [h("dt", null, human(k)), h("dd", null, shown)];
       })), "ivr"));
     }
 
@@ -247,6 +250,11 @@
           }))
         : h("p", { class: "muted" }, "First contact."), "recent"));
     }
+    if (!c) {
+      mem.appendChild(h("p", { class: "empty-note" }, card.match === "ambiguous"
+        ? "Choose the customer on the left to see their preferences, facts, cases and recent contacts."
+        : "Nothing on file for this caller. Once you find or create the customer, their history shows here."));
+    }
     if (card.last_feedback) {
       var fb = card.last_feedback;
       mem.appendChild(section("Last feedback", h("p", null,
@@ -264,8 +272,12 @@
   }
 
   function reloadCard(ctx, customerId) {
+    // The same contact again, now with the customer: what the IVR collected still counts.
     var body = { channel: ctx.channel || "phone", customer_id: customerId };
     if (ctx.callId) body.call_id = ctx.callId;
+    ["phone", "email", "account"].forEach(function (k) { if (ctx[k]) body[k] = ctx[k]; });
+    if (ctx.verified && ctx.verified.length) body.verified = ctx.verified;
+    if (ctx.card && ctx.card.ivr && Object.keys(ctx.card.ivr).length) body.ivr = ctx.card.ivr;
     return api("POST", "/api/v1/context/lookup", body).then(function (card) {
       var next = Object.assign({}, ctx, { card: card, interactionId: card.interaction_id });
       var keepForm = current && current.interactionId === next.interactionId;
@@ -440,7 +452,7 @@
     var call = p.call || {};
     var ctx = {
       interactionId: p.interaction_id, callId: call.call_id, channel: call.channel || "phone",
-      phone: call.phone, email: call.email, account: call.account,
+      phone: call.phone, email: call.email, account: call.account, verified: call.verified || [],
       event: p.event, card: p.card, ended: !!p.ended_at
     };
     showContact(ctx);
@@ -488,7 +500,7 @@
   api("GET", "/api/v1/reasons").then(function (list) {
     var sel = $("wrap-reason");
     list.forEach(function (r) { reasons[r.code] = r.label; sel.appendChild(h("option", { value: r.code }, r.label)); });
-    if (current) { renderMemory(); var ivr = current.card.ivr || {}; if (ivr.intent && reasons[ivr.intent] && !sel.value) sel.value = ivr.intent; }
+    if (current) { renderWho(); renderMemory(); var ivr = current.card.ivr || {}; if (ivr.intent && reasons[ivr.intent] && !sel.value) sel.value = ivr.intent; }
   }).catch(function () { /* the form still works with codes missing */ });
   goReady();
   connect();
