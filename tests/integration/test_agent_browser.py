@@ -77,19 +77,24 @@ def cti_token(transactional_db):
     return Token.objects.create(user=cti).key
 
 
-@pytest.fixture
-def agent_page(chromium, live_server, jane):
-    """Jane's /agent/ page, open and connected to the event stream."""
+def open_agent_page(chromium, live_server, user):
     client = Client()
-    client.force_login(jane)
+    client.force_login(user)
     context = chromium.new_context(viewport={"width": 1280, "height": 800})
     context.add_cookies([{"name": "sessionid", "value": client.cookies["sessionid"].value, "url": live_server.url}])
     page = context.new_page()
     page.goto(f"{live_server.url}/agent/")
     expect(page.locator("#status")).to_have_text("Ready for a contact")
     expect(page.locator("#link")).to_have_text("live")
+    return page
+
+
+@pytest.fixture
+def agent_page(chromium, live_server, jane):
+    """Jane's /agent/ page, open and connected to the event stream."""
+    page = open_agent_page(chromium, live_server, jane)
     yield page
-    context.close()
+    page.context.close()
 
 
 def post_call(live_server, token, **body):
@@ -278,13 +283,25 @@ def test_the_search_box_gives_the_same_card_for_a_chat(agent_page, jim):
     shot(page, "agent-8-manual-search")
 
 
-def test_the_card_comes_back_after_the_page_reconnects(agent_page, live_server, cti_token, jim):
+def test_a_call_that_came_while_the_page_was_away_shows_when_it_reconnects(
+    agent_page, live_server, cti_token, jim, jane
+):
     page = agent_page
+    page.goto("about:blank")  # the stream is gone: a network blip, a closed tab
     post_call(live_server, cti_token, event="ringing", phone="+12125550100", call_id="call-blip")
+    page.goto(f"{live_server.url}/agent/")
     expect(page.locator("#c-name")).to_have_text("James Okafor", timeout=POP_WAIT_MS)
     page.reload()
     expect(page.locator("#c-name")).to_have_text("James Okafor", timeout=POP_WAIT_MS)
+    # Once the agent is done with it, it stays done.
+    with page.expect_response(f"{live_server.url}/agent/dismiss"):
+        page.click("#done")
+    expect(page.locator("#status")).to_have_text("Ready for a contact")
+    assert events.current_get(jane.pk) is None
+    page.reload()
     expect(page.locator("#link")).to_have_text("live")
+    page.wait_for_timeout(300)
+    expect(page.locator("#status")).to_have_text("Ready for a contact")
 
 
 def test_a_call_published_by_another_process_pops_through_redis(agent_page, jane):
@@ -307,6 +324,15 @@ def test_a_call_published_by_another_process_pops_through_redis(agent_page, jane
     expect(page_name := agent_page.locator("#c-name")).to_have_text("Unknown caller", timeout=POP_WAIT_MS)
     assert page_name.is_visible()
     other_process.close()
+
+
+def test_the_embedded_default_pushes_in_process(chromium, live_server, cti_token, jane, jim, settings):
+    settings.REDIS_URL = ""  # as without REDIS_URL: the live server's threads share one broadcaster
+    assert events.broadcaster() is events._local
+    page = open_agent_page(chromium, live_server, jane)
+    post_call(live_server, cti_token, event="connected", phone="+12125550100", call_id="call-local")
+    expect(page.locator("#c-name")).to_have_text("James Okafor", timeout=POP_WAIT_MS)
+    page.context.close()
 
 
 def test_an_agent_logs_in_on_the_agent_login_page(chromium, live_server, jane):

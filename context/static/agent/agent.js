@@ -409,7 +409,8 @@
     var summary = $("wrap-summary").value.trim();
     if (summary) body.summary = summary;
     var facts = pairs("facts"), prefs = pairs("prefs");
-    if (facts.length) body.facts = facts.map(function (p) { return { key: p[0], value: p[1] }; });
+    // Fact keys are slugs: "Router model" is stored as "router_model".
+    if (facts.length) body.facts = facts.map(function (p) { return { key: p[0].toLowerCase().replace(/[^a-z0-9_-]+/g, "_"), value: p[1] }; });
     if (prefs.length) { body.preferences = {}; prefs.forEach(function (p) { body.preferences[p[0]] = p[1]; }); }
     // Calls are closed by the telephony's "ended"; other contacts end when wrapped up.
     if (!current.callId) body.ended_at = new Date().toISOString();
