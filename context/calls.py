@@ -97,5 +97,5 @@ def call_event_record(
             remember=False,
         )
 
-    transaction.on_commit(tell_page)
+    transaction.on_commit(tell_page, robust=True)  # as publish_on_commit: a push failure is only logged
     return {"interaction_id": interaction_id}

@@ -177,8 +177,12 @@ def publish(agent_id, payload: dict[str, Any], *, remember: bool = True) -> None
 
 
 def publish_on_commit(agent_id, payload: dict[str, Any], *, remember: bool = True) -> None:
-    """Publish once the surrounding transaction commits: the page must never see a rolled-back call."""
-    transaction.on_commit(lambda: publish(agent_id, payload, remember=remember))
+    """Publish once the surrounding transaction commits: the page must never see a rolled-back call.
+
+    Robust: with Redis down the call is still recorded (and answered 202); the
+    failure is logged and the page simply does not pop.
+    """
+    transaction.on_commit(lambda: publish(agent_id, payload, remember=remember), robust=True)
 
 
 def subscribe(agent_id):

@@ -130,6 +130,15 @@ def test_simulate_call_needs_an_integration_user(alice):
         call_command("simulate_call", agent="alice", phone="+1 212 555 0100", direct=True)
 
 
+def test_the_page_serves_its_own_script_and_styles(alice):
+    page = logged_in(alice).get("/agent/").content.decode()
+    assert 'name="csrf-token"' in page
+    for asset in ("/static/agent/agent.js", "/static/agent/agent.css"):
+        assert asset in page
+        response = Client().get(asset)
+        assert response.status_code == 200, asset
+
+
 def test_the_page_loads_nothing_from_other_origins():
     sources = [*STATIC.glob("*"), *TEMPLATES.glob("*.html")]
     assert sources

@@ -170,3 +170,11 @@ def test_an_inactive_agent_cannot_be_put_through(post_call, jim):
     UserFactory(username="gone", role="agent", is_active=False)
     response = post_call(ringing(agent="gone"))
     assert response.status_code == 400 and "agent" in response.json()
+
+
+def test_the_call_is_recorded_even_when_the_push_cannot_be_delivered(post_call, alice, jim, settings, caplog):
+    settings.REDIS_URL = "redis://127.0.0.1:1/0"  # nothing listens there
+    response = post_call(ringing())
+    assert response.status_code == 202
+    assert Interaction.objects.filter(call_id="call-1", customer=jim).exists()
+    assert "publish" in caplog.text or "Error calling" in caplog.text

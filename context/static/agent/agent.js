@@ -333,7 +333,12 @@
       data.results.forEach(function (cust) {
         list.appendChild(h("li", null, h("button", {
           type: "button", class: "result", "data-id": cust.id,
-          onclick: function () { (linking ? linkCustomer(cust.id) : openManual(cust.id)).then(function () { $("results").hidden = true; }); }
+          onclick: function () {
+            (linking ? linkCustomer(cust.id) : openManual(cust.id)).then(function () {
+              $("results").hidden = true;
+              $("search-q").value = "";
+            });
+          }
         }, h("strong", null, cust.display_name), cust.preferred_name && cust.preferred_name !== cust.display_name ? h("span", null, " (" + cust.preferred_name + ")") : null,
           cust.tier === "vip" ? h("span", { class: "flag flag-vip small" }, "VIP") : null,
           h("span", { class: "muted small" }, linking ? "  link" : "  open card"))));
