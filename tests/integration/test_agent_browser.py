@@ -83,6 +83,8 @@ def open_agent_page(chromium, live_server, user):
     context = chromium.new_context(viewport={"width": 1280, "height": 800})
     context.add_cookies([{"name": "sessionid", "value": client.cookies["sessionid"].value, "url": live_server.url}])
     page = context.new_page()
+    page.script_errors = []
+    page.on("pageerror", lambda error: page.script_errors.append(str(error)))
     page.goto(f"{live_server.url}/agent/")
     expect(page.locator("#status")).to_have_text("Ready for a contact")
     expect(page.locator("#link")).to_have_text("live")
@@ -91,10 +93,12 @@ def open_agent_page(chromium, live_server, user):
 
 @pytest.fixture
 def agent_page(chromium, live_server, jane):
-    """Jane's /agent/ page, open and connected to the event stream."""
+    """Jane's /agent/ page, open and connected to the event stream; its script must not fail."""
     page = open_agent_page(chromium, live_server, jane)
     yield page
+    errors = page.script_errors
     page.context.close()
+    assert not errors, errors
 
 
 def post_call(live_server, token, **body):

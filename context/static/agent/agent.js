@@ -488,8 +488,13 @@
     es.onopen = function () { link.textContent = "live"; link.className = "link-state up"; };
     es.onerror = function () {
       link.textContent = "reconnecting…"; link.className = "link-state down";
-      // EventSource retries by itself unless the server refused us (e.g. logged out).
-      if (es.readyState === EventSource.CLOSED) setTimeout(connect, 3000);
+      // EventSource retries by itself unless the server refused the stream:
+      // back to the login page if the session ended, else try again shortly.
+      if (es.readyState !== EventSource.CLOSED) return;
+      api("GET", "/api/v1/reasons").then(function () { setTimeout(connect, 3000); }).catch(function (err) {
+        if (err.status === 401 || err.status === 403) window.location.href = "/agent/login/?next=/agent/";
+        else setTimeout(connect, 3000);
+      });
     };
     es.addEventListener("call", function (e) { onCall(JSON.parse(e.data)); });
     es.addEventListener("ended", function (e) { onEnded(JSON.parse(e.data)); });
