@@ -169,10 +169,9 @@ def broadcaster() -> _LocalBroadcaster | _RedisBroadcaster:
 
 def publish(agent_id, payload: dict[str, Any], *, remember: bool = True) -> None:
     """Send an event to the agent's open pages now; `remember` keeps it as the current card."""
-    message = _encode(payload)
     if remember:
-        cache.set(_current_key(agent_id), message, CURRENT_CARD_TTL)
-    broadcaster().publish(agent_id, message)
+        current_set(agent_id, payload)
+    broadcaster().publish(agent_id, _encode(payload))
     logger.info("agent event %s to agent %s", payload.get("type"), agent_id)
 
 
