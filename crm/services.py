@@ -121,14 +121,18 @@ def customer_create(
         tier=tier,
     )
     for identity in identities:
-        identity_add(
-            actor=actor,
-            customer=customer,
-            kind=identity["kind"],
-            value=identity["value"],
-            verified=identity.get("verified", False),
-            audit=False,
-        )
+        try:
+            identity_add(
+                actor=actor,
+                customer=customer,
+                kind=identity["kind"],
+                value=identity["value"],
+                verified=identity.get("verified", False),
+                audit=False,
+            )
+        except DomainError as exc:
+            # Raised inside the transaction: the customer row goes too.
+            raise type(exc)(exc.message, field="identities") from None
     audit_record(actor=actor, action=AuditAction.CREATE, customer=customer)
     return customer
 
@@ -272,6 +276,9 @@ def interaction_record(
             return existing, False
     reason_obj = reason_get(reason)
     agent_obj = staff_get(agent)
+    started_at = started_at or timezone.now()
+    if ended_at is not None and ended_at < started_at:
+        raise DomainError("ended_at is before the contact started.", field="ended_at")
     normalized = identifiers_normalize(identifiers or {})
     customer = None
     if customer_id:
@@ -283,7 +290,7 @@ def interaction_record(
         customer=customer,
         channel=channel,
         direction=direction,
-        started_at=started_at or timezone.now(),
+        started_at=started_at,
         ended_at=ended_at,
         agent=agent_obj or (actor if actor is not None and actor.is_authenticated else None),
         queue=queue,
