@@ -171,7 +171,12 @@ def identity_add(
                 defaults={"value": value, "verified_at": now if verified else None, "source": source},
             )
     except IntegrityError:
-        raise Conflict(f"Account '{normalized}' already belongs to another customer.", field="value") from None
+        # Either the account is another live customer's (account_belongs_to_one_customer),
+        # or a concurrent request just added this same identifier to this customer.
+        identity = Identity.objects.filter(customer=customer, kind=kind, normalized=normalized).first()
+        if identity is None:
+            raise Conflict(f"Account '{normalized}' already belongs to another customer.", field="value") from None
+        created = False
     if not created and verified and identity.verified_at is None:
         identity.verified_at = now
         identity.save(update_fields=["verified_at"])
