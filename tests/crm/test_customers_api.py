@@ -45,7 +45,7 @@ def test_a_duplicate_account_is_refused_and_nothing_is_written(agent_api, jim):
         format="json",
     )
     assert response.status_code == 409
-    assert "value" in response.json()
+    assert "identities" in response.json()
     assert (Customer.objects.count(), Identity.objects.count()) == (customers, identities)
 
 
