@@ -90,3 +90,22 @@ def test_unknown_customer_is_404(agent_api):
     response = agent_api.get("/api/v1/customers/00000000-0000-0000-0000-000000000000")
     assert response.status_code == 404
     assert response.json()["detail"]
+
+
+def test_every_other_read_of_a_customer_is_audited_with_its_actor(agent_api, supervisor_api, alice, sam, jim):
+    from tests.factories import InteractionFactory
+
+    interaction = InteractionFactory(customer=jim)
+    agent_api.get(f"/api/v1/interactions/{interaction.pk}")
+    agent_api.post("/api/v1/context/lookup", {"phone": "(212) 555-0100"}, format="json")
+    supervisor_api.get(f"/api/v1/customers/{jim.pk}/export")
+
+    assert AccessAudit.objects.filter(customer=jim, actor=alice, interaction_id=interaction.pk).exists()
+    assert AccessAudit.objects.filter(customer=jim, actor=alice, action="lookup").exists()
+    assert AccessAudit.objects.filter(customer=jim, actor=sam).exists()
+
+
+def test_a_search_result_is_not_a_read_of_customers_it_does_not_return(agent_api, jim):
+    other = CustomerFactory(display_name="Olga Novak")
+    agent_api.get("/api/v1/customers", {"search": "okafor"})
+    assert not AccessAudit.objects.filter(customer=other).exists()
