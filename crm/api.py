@@ -14,6 +14,7 @@ from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
+from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 
 from crm import privacy, selectors, services
@@ -41,6 +42,11 @@ def validate_timezone(value: str) -> str:
     if value and value not in zoneinfo.available_timezones():
         raise serializers.ValidationError(f"'{value}' is not an IANA time zone, e.g. 'Europe/London'.")
     return value
+
+
+def query_of(request) -> dict:
+    """Query parameters without DRF's own (?format=json picks the renderer)."""
+    return {k: v for k, v in request.query_params.items() if k != api_settings.URL_FORMAT_OVERRIDE}
 
 
 class StrictSerializer(serializers.Serializer):
@@ -122,13 +128,12 @@ class CustomerListCreateApi(APIView):
         responses={200: inline_serializer("CustomerSummaryList", {"results": serializers.ListField()})},
     )
     def get(self, request):
-        query = self.QuerySerializer(data=request.query_params.dict())
+        query = self.QuerySerializer(data=query_of(request))
         query.is_valid(raise_exception=True)
         customers = selectors.customer_search(query.validated_data["search"])
-        for customer in customers:
-            services.audit_record(
-                actor=request.user, action=AuditAction.VIEW, customer=customer, detail={"search": True}
-            )
+        services.audit_record_many(
+            actor=request.user, action=AuditAction.VIEW, customers=customers, detail={"search": True}
+        )
         return Response({"results": [customer_summary_out(c) for c in customers]})
 
     @extend_schema(request=InputSerializer, responses={201: dict})
@@ -201,7 +206,7 @@ class CustomerTimelineApi(APIView):
     @extend_schema(parameters=[QuerySerializer], responses={200: dict})
     def get(self, request, customer_id):
         customer = services.live_customer_get(customer_id, field="id")
-        query = self.QuerySerializer(data=request.query_params.dict())
+        query = self.QuerySerializer(data=query_of(request))
         query.is_valid(raise_exception=True)
         entries = selectors.customer_timeline(customer, **query.validated_data)
         services.audit_record(actor=request.user, action=AuditAction.VIEW, customer=customer, detail={"timeline": True})

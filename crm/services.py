@@ -56,6 +56,16 @@ def audit_record(
     )
 
 
+def audit_record_many(
+    *, actor, action: str, customers: Iterable[Customer], detail: Mapping[str, Any] | None = None
+) -> int:
+    """One audit row per customer in a single INSERT (a search result page)."""
+    actor = actor if actor is not None and actor.is_authenticated else None
+    rows = [AccessAudit(actor=actor, action=action, customer=c, detail=dict(detail or {})) for c in customers]
+    AccessAudit.objects.bulk_create(rows)
+    return len(rows)
+
+
 # --- lookups used by writers ----------------------------------------------------------
 
 

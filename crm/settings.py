@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 
 import dj_database_url
+import phonenumbers
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -205,6 +206,11 @@ SPECTACULAR_SETTINGS = {
 
 # --- Domain settings -------------------------------------------------------------
 CRM_DEFAULT_PHONE_REGION = os.environ.get("CRM_DEFAULT_PHONE_REGION", "US").upper()
+if CRM_DEFAULT_PHONE_REGION not in phonenumbers.SUPPORTED_REGIONS:
+    # A typo here would make every national number unreadable; refuse to start instead.
+    raise ImproperlyConfigured(
+        f"CRM_DEFAULT_PHONE_REGION must be a region code like US or GB, got {CRM_DEFAULT_PHONE_REGION!r}"
+    )
 # How long a supervisor has to act on a complaint before it escalates.
 CRM_RECOVERY_DEADLINE_HOURS = envint("CRM_RECOVERY_DEADLINE_HOURS", 24)
 # Window for repeat-contact and recent-complaint flags and recurring problems.

@@ -109,3 +109,20 @@ def test_a_search_result_is_not_a_read_of_customers_it_does_not_return(agent_api
     other = CustomerFactory(display_name="Olga Novak")
     agent_api.get("/api/v1/customers", {"search": "okafor"})
     assert not AccessAudit.objects.filter(customer=other).exists()
+
+
+def test_a_search_page_costs_a_fixed_number_of_queries(agent_api, alice, django_assert_max_num_queries):
+    for n in range(30):
+        CustomerFactory(display_name=f"Okafor {n:02d}")
+    agent_api.get("/api/v1/customers", {"search": "okafor"})  # warm the token and role lookups
+    with django_assert_max_num_queries(8):
+        response = agent_api.get("/api/v1/customers", {"search": "okafor"})
+    assert len(response.json()["results"]) == 30
+    assert AccessAudit.objects.filter(actor=alice, action="view").count() == 60
+
+
+def test_the_timeline_accepts_drfs_format_parameter(agent_api, jim):
+    response = agent_api.get(f"/api/v1/customers/{jim.pk}/timeline", {"format": "json", "limit": 5})
+    assert response.status_code == 200
+    bad = agent_api.get(f"/api/v1/customers/{jim.pk}/timeline", {"limit": "many"})
+    assert bad.status_code == 400 and "limit" in bad.json()
