@@ -31,3 +31,4 @@ urlpatterns = [
 ]
 
 handler404 = "crm.exceptions.not_found"
+handler500 = "crm.exceptions.server_error"

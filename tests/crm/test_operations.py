@@ -136,3 +136,18 @@ def test_seed_demo_twice_duplicates_nothing(capsys):
 
     call_command("seed_demo", customers=12)
     assert (_world(), get_user_model().objects.count()) == (first_world, first_staff)
+
+
+def test_the_schema_validates_against_openapi_without_warnings(tmp_path):
+    call_command("spectacular", "--validate", "--fail-on-warn", "--file", str(tmp_path / "schema.yaml"))
+    assert "openapi: 3" in (tmp_path / "schema.yaml").read_text()
+
+
+def test_the_error_pages_are_json_under_the_api_and_html_elsewhere(rf):
+    from crm.exceptions import not_found, server_error
+
+    api_500 = server_error(rf.get("/api/v1/customers"))
+    assert (api_500.status_code, api_500["Content-Type"]) == (500, "application/json")
+    api_404 = not_found(rf.get("/api/v1/nothing-here"))
+    assert (api_404.status_code, api_404["Content-Type"]) == (404, "application/json")
+    assert server_error(rf.get("/admin/"))["Content-Type"].startswith("text/html")
