@@ -73,7 +73,7 @@ def test_phones_and_emails_may_be_shared_by_a_household(agent_api, jim):
     assert Identity.objects.filter(kind="phone", normalized="+12125550100").count() == 2
 
 
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.django_db(transaction=True)
 def test_concurrent_contacts_with_one_external_id_make_one_interaction():
     customer = CustomerFactory()
     agent = UserFactory(username="alice", role="agent")
@@ -92,7 +92,7 @@ def test_concurrent_contacts_with_one_external_id_make_one_interaction():
     assert Interaction.objects.filter(external_id="chat-race-1").count() == 1
 
 
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.django_db(transaction=True)
 def test_concurrent_claims_of_one_account_leave_it_with_one_customer():
     claimants = [CustomerFactory() for _ in range(6)]
     agent = UserFactory(username="alice", role="agent")

@@ -151,3 +151,16 @@ def test_the_error_pages_are_json_under_the_api_and_html_elsewhere(rf):
     api_404 = not_found(rf.get("/api/v1/nothing-here"))
     assert (api_404.status_code, api_404["Content-Type"]) == (404, "application/json")
     assert server_error(rf.get("/admin/"))["Content-Type"].startswith("text/html")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_roles_and_reasons_survive_a_flush():
+    """Tests with real transactions flush the database after themselves; later tests still need the roles."""
+    from django.contrib.auth.models import Group
+    from django.core.management import call_command
+
+    from crm.models import ContactReason
+
+    call_command("flush", "--noinput", verbosity=0)
+    assert set(Group.objects.values_list("name", flat=True)) >= {"agent", "supervisor", "integration"}
+    assert ContactReason.objects.filter(code="billing").exists()
