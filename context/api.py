@@ -33,7 +33,12 @@ class LookupInput(StrictSerializer):
         ref_name = "LookupRequest"
 
     def validate_ivr(self, value):
-        """Any JSON object, but bounded and storable (PostgreSQL JSON refuses NUL and lone surrogates)."""
+        """A flat object of short answers, bounded and storable (PostgreSQL JSON refuses NUL and lone surrogates)."""
+        for key, answer in value.items():
+            if not key or len(key) > 64:
+                raise serializers.ValidationError(f"'{key[:64]}' is not an IVR key (1-64 characters).")
+            if answer is not None and not isinstance(answer, str | int | float | bool):
+                raise serializers.ValidationError(f"'{key}' must be a string, number, boolean or null.")
         try:
             encoded = json.dumps(value, ensure_ascii=False).encode("utf-8")
         except UnicodeEncodeError:

@@ -6,6 +6,7 @@ API tokens are counted before and after.
 """
 
 import datetime as dt
+import json
 import uuid
 
 import pytest
@@ -172,6 +173,9 @@ LOOKUP_CASES = [
     ("ivr as a string", {**LOOKUP, "ivr": "billing"}, "ivr", 400),
     ("a NUL inside ivr", {**LOOKUP, "ivr": {"intent": "bill\x00ing"}}, "ivr", 400),
     ("an oversized ivr", {**LOOKUP, "ivr": {"transcript": LONG}}, "ivr", 400),
+    ("a list as ivr intent", {**LOOKUP, "ivr": {"intent": ["billing"]}}, "ivr", 400),
+    ("an object as ivr intent", {**LOOKUP, "ivr": {"intent": {"code": "billing"}}}, "ivr", 400),
+    ("an empty ivr key", {**LOOKUP, "ivr": {"": "x"}}, "ivr", 400),
     ("an oversized call_id", {**LOOKUP, "call_id": LONG}, "call_id", 400),
     ("a blank call_id", {**LOOKUP, "call_id": ""}, "call_id", 400),
 ]
@@ -202,7 +206,8 @@ def interaction(jim, alice):
 def _send(client, method, path, body):
     if body is NOT_JSON:
         return getattr(client, method)(path, data="display_name=Maria&{", content_type="application/json")
-    return getattr(client, method)(path, body, format="json")
+    # json.dumps escapes everything non-ASCII, so even a lone surrogate reaches the server as valid JSON.
+    return getattr(client, method)(path, data=json.dumps(body), content_type="application/json")
 
 
 def _assert_rejected(response, field, status):
@@ -313,7 +318,8 @@ def test_bad_token_request_is_refused_and_issues_nothing(anon_api, alice, body, 
 )
 def test_an_unknown_id_in_the_path_is_a_json_404(agent_api, method, path):
     before = row_counts()
-    response = _send(agent_api, method, path.format(id=uuid.uuid4()), {"tier": "vip"} if method != "get" else None)
+    path = path.format(id=uuid.uuid4())
+    response = agent_api.get(path) if method == "get" else _send(agent_api, method, path, {"tier": "vip"})
     assert response.status_code == 404
     assert response.json()["detail"]
     assert row_counts() == before
@@ -377,3 +383,74 @@ def test_the_wrap_up_end_may_equal_the_start(agent_api, interaction):
         format="json",
     )
     assert response.status_code == 200
+
+
+def test_a_flat_ivr_object_is_accepted_and_echoed(agent_api, jim):
+    ivr = {"intent": "billing", "postcode": "SW1A 1AA", "attempts": 2, "authenticated": True, "note": None}
+    response = agent_api.post("/api/v1/context/lookup", {**LOOKUP, "ivr": ivr}, format="json")
+    assert response.status_code == 200, response.json()
+    assert response.json()["ivr"] == ivr
+
+
+# Every field of every write endpoint, given each wrong-typed or extreme value:
+# whatever the answer, it is never a 500, and a refusal names the field and writes nothing.
+ODD_VALUES = [None, True, 10**30, -1, 3.5, [], ["x"], {}, {"a": "b"}, "", "\x00", "\ud800", "x" * 5000]
+WRITE_ENDPOINTS = {
+    "customer-create": ("post", "/api/v1/customers", {"display_name": "Maria Garcia"}),
+    "customer-patch": ("patch", "/api/v1/customers/{jim}", {}),
+    "identity-add": ("post", "/api/v1/customers/{jim}/identities", {"kind": "email", "value": "m@example.com"}),
+    "interaction-create": ("post", "/api/v1/interactions", {"channel": "chat"}),
+    "interaction-wrap-up": ("patch", "/api/v1/interactions/{interaction}", {}),
+    "lookup": ("post", "/api/v1/context/lookup", {"phone": "+1 212 555 0100"}),
+    "token": ("post", "/api/v1/auth/token", {"username": "alice", "password": "pw-for-tests"}),
+}
+FIELDS = {
+    "customer-create": ["display_name", "preferred_name", "language", "timezone", "tier", "identities"],
+    "customer-patch": ["display_name", "preferred_name", "language", "timezone", "tier"],
+    "identity-add": ["kind", "value", "verified"],
+    "interaction-create": [
+        "channel",
+        "direction",
+        "customer_id",
+        "phone",
+        "email",
+        "account",
+        "started_at",
+        "ended_at",
+        "reason",
+        "reason_text",
+        "summary",
+        "outcome",
+        "agent",
+        "queue",
+        "external_id",
+    ],
+    "interaction-wrap-up": [
+        "reason",
+        "reason_text",
+        "summary",
+        "outcome",
+        "ended_at",
+        "customer_id",
+        "facts",
+        "preferences",
+    ],
+    "lookup": ["channel", "phone", "email", "account", "customer_id", "call_id", "verified", "ivr"],
+    "token": ["username", "password"],
+}
+FIELD_CASES = [(endpoint, field) for endpoint, fields in FIELDS.items() for field in fields]
+
+
+@pytest.mark.parametrize(("endpoint", "field"), FIELD_CASES, ids=[f"{e}.{f}" for e, f in FIELD_CASES])
+def test_odd_values_in_any_field_are_never_a_500(agent_api, jim, interaction, endpoint, field):
+    method, path, valid = WRITE_ENDPOINTS[endpoint]
+    path = path.format(jim=jim.pk, interaction=interaction.pk)
+    for value in ODD_VALUES:
+        before = row_counts()
+        response = _send(agent_api, method, path, {**valid, field: value})
+        assert response.status_code < 500, (field, value, response.content[:300])
+        if response.status_code >= 400:
+            # Wrong credentials are not a field error: the token endpoint does not say which was wrong.
+            named = response.json() if endpoint != "token" else {**response.json(), field: None}
+            assert field in named, (field, value, response.json())
+            assert row_counts() == before, (field, value)
