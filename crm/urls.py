@@ -32,3 +32,6 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("agent/", include(agent_urls.agent_urlpatterns)),
 ]
+
+handler404 = "crm.exceptions.not_found"
+handler500 = "crm.exceptions.server_error"
