@@ -236,7 +236,48 @@ class Command(BaseCommand):
         Interaction.objects.bulk_create(interactions, batch_size=1000)
         Fact.objects.bulk_create(facts)
         Preference.objects.bulk_create(prefs)
-        return {"customers": len(customers), "interactions": len(interactions)}
+        twins = self.create_duplicates(rng, customers, agents)
+        return {"customers": len(customers) + twins, "interactions": len(interactions)}
+
+    def create_duplicates(self, rng: random.Random, customers: list, agents: list) -> int:
+        """A few people entered twice (another spelling, a new account, the same e-mail or phone),
+        so the supervisors' duplicates view (/admin/crm/customer/duplicates/) has work to show."""
+        now = timezone.now()
+        made = 0
+        for n, original in enumerate(customers[5:50:9]):
+            first, _, last = original.display_name.partition(" ")
+            twin = Customer.objects.create(
+                display_name=f"{first} {last.upper()}" if n % 2 else f"{first[0]}. {last}",
+                preferred_name=first,
+                language=original.language,
+            )
+            shared = Identity.objects.filter(customer=original, kind="email" if n % 2 else "phone").first()
+            account = f"GF9{n:05d}"
+            Identity.objects.bulk_create(
+                [
+                    Identity(customer=twin, kind=shared.kind, value=shared.value, normalized=shared.normalized),
+                    Identity(customer=twin, kind="account", value=account, normalized=account, source="web"),
+                ]
+            )
+            Preference.objects.create(
+                customer=twin, key="preferred_channel", value=rng.choice(["sms", "email"]), recorded_at=now
+            )
+            for k in range(2):
+                started = now - dt.timedelta(days=rng.randint(1, 30))
+                Interaction.objects.create(
+                    customer=twin,
+                    channel=Channel.CHAT,
+                    started_at=started,
+                    ended_at=started + dt.timedelta(minutes=6),
+                    agent=rng.choice(agents),
+                    reason=ContactReason.objects.get(code="billing"),
+                    summary=SUMMARIES["billing"],
+                    outcome=Outcome.RESOLVED,
+                    source="seed",
+                    external_id=f"seed-twin-{n}-{k}",
+                )
+            made += 1
+        return made
 
     def print_logins(self, staff: dict) -> None:
         out = self.stdout.write
