@@ -31,10 +31,15 @@ def _plain(name: str) -> str:
 
 
 def name_similarity(a: Customer, b: Customer) -> int:
-    left, right = _plain(a.display_name), _plain(b.display_name)
+    """0-100. 'A. Garcia' against 'Aiko Garcia' compares initials, since one side gave only an initial."""
+    left, right = _plain(a.display_name).split(), _plain(b.display_name).split()
     if not left or not right:
         return 0
-    return round(fuzz.token_sort_ratio(left, right))
+    score = fuzz.token_sort_ratio(" ".join(left), " ".join(right))
+    if len(left) > 1 and len(right) > 1 and (len(left[0]) == 1 or len(right[0]) == 1):
+        initials = fuzz.token_sort_ratio(" ".join([left[0][0], *left[1:]]), " ".join([right[0][0], *right[1:]]))
+        score = max(score, initials * 0.9)
+    return round(score)
 
 
 def duplicate_pairs(*, likely_only: bool = False, limit: int = 100) -> list[dict]:
