@@ -248,7 +248,7 @@ class FeedbackAdmin(SupervisorOnly, admin.ModelAdmin):
 @admin.register(models.Recognition)
 class RecognitionAdmin(ReadOnly, admin.ModelAdmin):
     list_display = ("created_at", "agent", "team", "quote_short", "customer_rating")
-    list_filter = (team_filter("staff"), "staff")
+    list_filter = (team_filter("staff"), ("staff", admin.RelatedOnlyFieldListFilter))
     date_hierarchy = "created_at"
     list_select_related = ("staff", "staff__staff_profile__team", "feedback")
     ordering = ("-created_at",)

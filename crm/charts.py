@@ -41,7 +41,11 @@ def line_chart(
         grid.append({"y": y(tick), "label": f"{tick:g}{suffix}", "zero": tick == 0 and y_min < 0})
         tick += y_step
     every = max(1, n // 8)
-    x_labels = [{"x": x(i), "label": label} for i, label in enumerate(labels) if i % every == 0 or i == n - 1]
+    x_labels = [
+        {"x": x(i), "label": label, "anchor": "end" if i == n - 1 and n > 1 else "middle"}
+        for i, label in enumerate(labels)
+        if i % every == 0 or i == n - 1
+    ]
     drawn = []
     for s in series:
         points = [(x(i), y(v), v, labels[i]) for i, v in enumerate(s["values"]) if v is not None]
