@@ -120,7 +120,8 @@ class IdentityInline(admin.TabularInline):
     model = models.Identity
     extra = 0
     fields = ("kind", "value", "normalized", "verified_at", "source")
-    readonly_fields = ("normalized",)
+    # Editing a value here would bypass normalization; a wrong one is deleted and re-added via the API.
+    readonly_fields = ("kind", "value", "normalized", "source")
 
     def has_add_permission(self, request, obj=None):
         # New identifiers go through the API so they are normalized and checked.

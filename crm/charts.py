@@ -40,12 +40,10 @@ def line_chart(
     while tick <= y_max + 1e-9:
         grid.append({"y": y(tick), "label": f"{tick:g}{suffix}", "zero": tick == 0 and y_min < 0})
         tick += y_step
-    every = max(1, n // 8)
-    x_labels = [
-        {"x": x(i), "label": label, "anchor": "end" if i == n - 1 and n > 1 else "middle"}
-        for i, label in enumerate(labels)
-        if i % every == 0 or i == n - 1
-    ]
+    # At most about seven labels; the last week always, without crowding its neighbour.
+    every = max(1, -(-n // 7))
+    shown = [i for i in range(n) if i % every == 0 and n - 1 - i >= max(1, every // 2 + 1)] + ([n - 1] if n else [])
+    x_labels = [{"x": x(i), "label": labels[i], "anchor": "end" if i == n - 1 and n > 1 else "middle"} for i in shown]
     drawn = []
     for s in series:
         points = [(x(i), y(v), v, labels[i]) for i, v in enumerate(s["values"]) if v is not None]

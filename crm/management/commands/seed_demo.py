@@ -16,15 +16,22 @@ from rest_framework.authtoken.models import Token
 
 from crm.models import (
     Case,
+    CaseKind,
     CaseStatus,
     Channel,
     ContactReason,
     Customer,
     Fact,
+    Feedback,
+    FeedbackStatus,
+    FollowUp,
+    FollowUpKind,
+    FollowUpStatus,
     Identity,
     Interaction,
     Outcome,
     Preference,
+    Recognition,
     StaffProfile,
     Team,
 )
@@ -53,6 +60,17 @@ SUMMARIES = {
     "appointment": "Engineer visit booked for Tuesday morning.",
     "general": "Answered a general question about the service.",
 }
+PRAISE = (
+    "Sorted it in minutes, thank you!",
+    "Really patient and helpful, fixed my bill.",
+    "Friendly and quick, best call I've had with you.",
+    "Knew my history, didn't have to repeat myself.",
+)
+COMPLAINTS = (
+    "Third time calling about the same fault.",
+    "Waited 40 minutes and nothing was fixed.",
+    "Nobody called me back as promised.",
+)
 FACT_SAMPLES = [
     ("router_model", ["HG-612", "Hub 6", "FritzBox 7590"]),
     ("address_confirmed", ["yes"]),
@@ -237,7 +255,63 @@ class Command(BaseCommand):
         Fact.objects.bulk_create(facts)
         Preference.objects.bulk_create(prefs)
         twins = self.create_duplicates(rng, customers, agents)
+        self.create_feedback_samples(rng, interactions)
         return {"customers": len(customers) + twins, "interactions": len(interactions)}
+
+    def create_feedback_samples(self, rng: random.Random, interactions: list) -> None:
+        """Survey answers on some contacts, with the praise and follow-ups the workflows would have made,
+        so the supervisors' queues and reports (/admin/) show something in the demo."""
+        now = timezone.now()
+        sampled = [i for i in interactions if i.customer_id and rng.random() < 0.12]
+        for n, contact in enumerate(sampled):
+            rating = rng.choice([5, 5, 5, 4, 4, 3, 2, 1])
+            happy = rating >= 4
+            received = contact.started_at + dt.timedelta(hours=2)
+            feedback = Feedback.objects.create(
+                interaction=contact,
+                customer_id=contact.customer_id,
+                rating=rating,
+                nps=rng.choice([9, 10, 10, 8]) if happy else rng.choice([0, 3, 5, 6, 7]),
+                text=rng.choice(PRAISE) if happy else rng.choice(COMPLAINTS),
+                staff_named=[contact.agent.username] if happy and contact.agent else [],
+                sentiment="positive" if happy else ("neutral" if rating == 3 else "negative"),
+                status=FeedbackStatus.PROCESSED,
+                received_at=received,
+                processed_at=received,
+            )
+            if happy and contact.agent and n % 2 == 0:
+                recognition = Recognition.objects.create(
+                    feedback=feedback, staff=contact.agent, interaction=contact, quote=feedback.text
+                )
+                Recognition.objects.filter(pk=recognition.pk).update(created_at=received)
+            if rating <= 2:
+                case = Case.objects.create(
+                    customer_id=contact.customer_id,
+                    subject="Service recovery: unhappy customer",
+                    kind=CaseKind.SERVICE_RECOVERY,
+                    reason=contact.reason,
+                    opened_at=received,
+                    owner=contact.agent,
+                )
+                feedback.case = case
+                feedback.save(update_fields=["case"])
+                # Older ones were done in time, or missed and escalated; recent ones are still open.
+                late = received < now - dt.timedelta(days=3)
+                status = (
+                    FollowUpStatus.OPEN if not late else (FollowUpStatus.DONE if n % 3 else FollowUpStatus.ESCALATED)
+                )
+                FollowUp.objects.create(
+                    kind=FollowUpKind.SERVICE_RECOVERY,
+                    status=status,
+                    customer_id=contact.customer_id,
+                    feedback=feedback,
+                    case=case,
+                    owner=contact.agent,
+                    due_at=received + dt.timedelta(hours=24),
+                    completed_at=received + dt.timedelta(hours=20) if status == FollowUpStatus.DONE else None,
+                    escalated_at=received + dt.timedelta(hours=24) if status == FollowUpStatus.ESCALATED else None,
+                    escalation_level=1 if status == FollowUpStatus.ESCALATED else 0,
+                )
 
     def create_duplicates(self, rng: random.Random, customers: list, agents: list) -> int:
         """A few people entered twice (another spelling, a new account, the same e-mail or phone),
