@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from django.apps import apps as django_apps
 from django.contrib.auth.models import Group
+from django.db import connections
 from playwright.sync_api import expect, sync_playwright
 
 from crm import models
@@ -33,6 +34,10 @@ def browser(monkeypatch):
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         yield browser
         browser.close()
+        # ORM calls made while Playwright's loop was active opened their own connection
+        # (Django's connections are context-local); close it, or the test database
+        # cannot be dropped at the end of the session.
+        connections.close_all()
 
 
 @pytest.fixture
