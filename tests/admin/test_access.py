@@ -13,6 +13,7 @@ TOOL_PAGES = [
     "/admin/crm/customer/{jim}/360/",
     "/admin/crm/customer/{jim}/export/",
     "/admin/crm/customer/{jim}/erase/",
+    "/admin/crm/customer/{jim}/change/",
 ]
 QUEUES = [
     "/admin/crm/feedback/",

@@ -114,3 +114,13 @@ def test_erasing_from_the_admin_needs_a_confirmation_post(supervisor_client):
 
     person.customer.refresh_from_db()
     assert person.customer.erased_at is not None and person.customer.display_name == ""
+
+
+def test_the_merge_action_on_two_selected_customers_opens_the_preview(supervisor_client):
+    older, newer = CustomerFactory(display_name="Jo Smith"), CustomerFactory(display_name="Jo Smith")
+
+    response = supervisor_client.post(
+        "/admin/crm/customer/", {"action": "merge_selected", "_selected_action": [str(newer.pk), str(older.pk)]}
+    )
+
+    assert response.status_code == 302 and response.url == f"/admin/crm/customer/{older.pk}/merge/{newer.pk}/"
