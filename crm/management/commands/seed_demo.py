@@ -285,21 +285,25 @@ class Command(BaseCommand):
                 )
                 Recognition.objects.filter(pk=recognition.pk).update(created_at=received)
             if rating <= 2:
-                case = Case.objects.create(
-                    customer_id=contact.customer_id,
-                    subject="Service recovery: unhappy customer",
-                    kind=CaseKind.SERVICE_RECOVERY,
-                    reason=contact.reason,
-                    opened_at=received,
-                    owner=contact.agent,
-                )
-                feedback.case = case
-                feedback.save(update_fields=["case"])
                 # Older ones were done in time, or missed and escalated; recent ones are still open.
                 late = received < now - dt.timedelta(days=3)
                 status = (
                     FollowUpStatus.OPEN if not late else (FollowUpStatus.DONE if n % 3 else FollowUpStatus.ESCALATED)
                 )
+                done = status == FollowUpStatus.DONE
+                case = Case.objects.create(
+                    customer_id=contact.customer_id,
+                    subject="Service recovery: unhappy customer",
+                    kind=CaseKind.SERVICE_RECOVERY,
+                    reason=contact.reason,
+                    status=CaseStatus.RESOLVED if done else CaseStatus.OPEN,
+                    opened_at=received,
+                    due_at=received + dt.timedelta(hours=24),
+                    resolved_at=received + dt.timedelta(hours=20) if done else None,
+                    owner=contact.agent,
+                )
+                feedback.case = case
+                feedback.save(update_fields=["case"])
                 FollowUp.objects.create(
                     kind=FollowUpKind.SERVICE_RECOVERY,
                     status=status,
