@@ -20,8 +20,10 @@ from django.utils.html import format_html
 from django.utils.text import Truncator
 
 from crm import admin_views, models
+from crm.models import AuditAction
 from crm.permissions import is_supervisor
 from crm.selectors import customer_search
+from crm.services import audit_record, customer_update
 
 admin.site.site_header = "Goldfish — supervisors"
 admin.site.site_title = "Goldfish"
@@ -152,6 +154,18 @@ class CustomerAdmin(SupervisorOnly, admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None):
         # Customers are never deleted: the erase page anonymizes them and keeps report counts.
         return False
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        response = super().change_view(request, object_id, form_url, extra_context)
+        if request.method == "GET" and response.status_code == 200:
+            audit_record(
+                actor=request.user, action=AuditAction.VIEW, customer_id=object_id, detail={"page": "admin_change"}
+            )
+        return response
+
+    def save_model(self, request, obj, form, change):
+        """Edits go through the service, so they are audited like API edits."""
+        customer_update(actor=request.user, customer=obj, **{name: getattr(obj, name) for name in form.changed_data})
 
     @admin.display(description="customer", ordering="display_name")
     def name_360(self, obj):

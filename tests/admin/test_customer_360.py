@@ -79,3 +79,30 @@ def test_the_customer_list_search_understands_any_written_form_of_a_phone(superv
     response = supervisor_client.get("/admin/crm/customer/", {"q": "(212) 555-0100"})
 
     assert list(response.context["cl"].result_list) == [jim]
+
+
+def test_editing_a_customer_in_the_admin_is_audited(supervisor_client, sam, jim):
+    supervisor_client.get(f"/admin/crm/customer/{jim.pk}/change/")
+    form = {
+        "display_name": "James Okafor",
+        "preferred_name": "Jimmy",
+        "language": "en",
+        "timezone": "",
+        "tier": "vip",
+        "identities-TOTAL_FORMS": "3",
+        "identities-INITIAL_FORMS": "3",
+        "identities-MIN_NUM_FORMS": "0",
+        "identities-MAX_NUM_FORMS": "1000",
+    }
+    for n, identity in enumerate(jim.identities.order_by("pk")):
+        form[f"identities-{n}-id"] = str(identity.pk)
+        form[f"identities-{n}-customer"] = str(jim.pk)
+
+    response = supervisor_client.post(f"/admin/crm/customer/{jim.pk}/change/", form)
+
+    assert response.status_code == 302, response.context["adminform"].errors if response.context else response
+    jim.refresh_from_db()
+    assert (jim.preferred_name, jim.tier) == ("Jimmy", "vip")
+    update = models.AccessAudit.objects.get(customer=jim, action="update")
+    assert update.actor == sam and update.detail == {"fields": ["preferred_name", "tier"]}
+    assert models.AccessAudit.objects.filter(customer=jim, action="view", detail={"page": "admin_change"}).exists()
