@@ -161,13 +161,20 @@ def customer_merge(request, customer_id, duplicate_id):
         except DomainError as exc:
             messages.error(request, exc.message)
             return redirect("admin:crm_customer_duplicates")
-        moved = record.moved
+        moved = ", ".join(
+            f"{len(record.moved[key])} {label}"
+            for key, label in (
+                ("interactions", "contact(s)"),
+                ("identities", "identifier(s)"),
+                ("cases", "case(s)"),
+                ("feedback", "feedback"),
+                ("follow_ups", "follow-up(s)"),
+            )
+        )
         messages.success(
             request,
-            f"Merged “{duplicate.display_name}” into “{survivor.display_name}”: "
-            f"{len(moved['interactions'])} contacts, {len(moved['identities'])} identifiers, "
-            f"{len(moved['cases'])} cases, {len(moved['feedback'])} feedback and "
-            f"{len(moved['follow_ups'])} follow-ups moved (merge record #{record.pk}).",
+            f"Merged “{duplicate.display_name}” into “{survivor.display_name}”: {moved} moved "
+            f"(merge record #{record.pk}).",
         )
         return redirect("admin:crm_customer_360", survivor.pk)
     return _page(

@@ -20,7 +20,7 @@ def test_the_360_shows_identities_preferences_facts_flags_and_timeline(superviso
 
     assert response.status_code == 200
     page = response.content.decode()
-    for text in (person.phone, person.email, person.account, "not verified", "secret-fact-1", "secret-pref-1"):
+    for text in (person.phone, person.email, person.account, "unverified", "secret-fact-1", "secret-pref-1"):
         assert text in page
     assert 'data-flag="vip"' in page
     kinds = {e["type"] for e in response.context["timeline"]}
