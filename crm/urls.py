@@ -3,6 +3,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.permissions import AllowAny
 
+from context import agent_urls
 from crm import api, feedback_api, health
 
 api_v1 = [
@@ -25,6 +26,7 @@ api_v1 = [
     path("follow-ups/<uuid:follow_up_id>", feedback_api.FollowUpDetailApi.as_view(), name="follow-up-detail"),
     path("recurring-problems", feedback_api.RecurringProblemListApi.as_view(), name="recurring-problem-list"),
     path("", include("context.urls")),
+    path("", include(agent_urls.api_urlpatterns)),
     path("schema/", SpectacularAPIView.as_view(permission_classes=[AllowAny]), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema", permission_classes=[AllowAny]), name="docs"),
 ]
@@ -36,4 +38,8 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("feedback/", feedback_api.feedback_form, name="feedback-form"),
     path("feedback/thanks/", feedback_api.feedback_thanks, name="feedback-thanks"),
+    path("agent/", include(agent_urls.agent_urlpatterns)),
 ]
+
+handler404 = "crm.exceptions.not_found"
+handler500 = "crm.exceptions.server_error"

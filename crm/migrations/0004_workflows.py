@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("crm", "0002_roles_and_reasons"),
+        ("crm", "0003_supervisor_permissions"),
     ]
 
     operations = [
