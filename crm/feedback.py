@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
+import time
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from functools import lru_cache
@@ -72,6 +73,8 @@ OUTBOX_GRACE_SECONDS = 5
 # A message that reached the broker but whose feedback is still unprocessed after
 # this long was lost (broker restarted without persistence): send it again.
 OUTBOX_RESEND_AFTER = dt.timedelta(minutes=15)
+# After a failed publish, requests skip the broker this long (the sweep does not).
+BROKER_BREAKER_SECONDS = 5.0
 # Periodic work in bounded batches so one run never holds a worker for long.
 SWEEP_BATCH = 500
 ESCALATION_BATCH = 200
@@ -143,19 +146,51 @@ def _live(customer: Customer | None) -> Customer | None:
     return customer
 
 
-def feedback_dispatch(feedback_id: str) -> bool:
+class _BrokerBreaker:
+    """After a failed publish, skip publishing from this process for a few seconds.
+
+    While the broker is down each attempt costs its connect timeouts (about 2 s);
+    without this every feedback request would pay them. Skipped feedback waits in
+    the outbox like any other unsent one. Per process, no locking: a race only
+    means one extra attempt.
+    """
+
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+        self.open_until = 0.0
+
+    def is_open(self) -> bool:
+        return time.monotonic() < self.open_until
+
+    def trip(self) -> None:
+        self.open_until = time.monotonic() + self.seconds
+
+    def reset(self) -> None:
+        self.open_until = 0.0
+
+
+broker_breaker = _BrokerBreaker(BROKER_BREAKER_SECONDS)
+
+
+def feedback_dispatch(feedback_id: str, *, force: bool = False) -> bool:
     """Hand the workflow to the broker; on success mark the outbox row as sent.
 
     A broker that is down must not fail the request that stored the feedback:
-    the error is logged, dispatched_at stays empty and the outbox sweep sends it later.
+    the error is logged, dispatched_at stays empty and the outbox sweep sends it
+    later. `force` (the sweep) tries even while the breaker is open.
     """
     from crm.tasks import feedback_process_task
 
+    if not force and broker_breaker.is_open():
+        logger.info("feedback %s left to the outbox sweep (broker recently unreachable)", feedback_id)
+        return False
     try:
         feedback_process_task.apply_async(args=[feedback_id])
     except Exception as exc:  # noqa: BLE001 - any publish failure leaves the row to the sweep
+        broker_breaker.trip()
         logger.warning("feedback %s not enqueued (%s); the outbox sweep will retry", feedback_id, type(exc).__name__)
         return False
+    broker_breaker.reset()
     Feedback.objects.filter(pk=feedback_id, dispatched_at__isnull=True).update(dispatched_at=timezone.now())
     return True
 
@@ -180,7 +215,7 @@ def feedback_outbox_sweep(*, now: dt.datetime | None = None, batch: int = SWEEP_
     for feedback_id in ids[:batch]:
         # Re-sending one that was lost: clear the mark so dispatch records the new send.
         Feedback.objects.filter(pk=feedback_id, dispatched_at__lt=now - OUTBOX_RESEND_AFTER).update(dispatched_at=None)
-        if not feedback_dispatch(feedback_id):
+        if not feedback_dispatch(feedback_id, force=True):
             break  # the broker is still down; the next sweep tries again
         sent += 1
     if ids:

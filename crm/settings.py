@@ -237,7 +237,7 @@ EMAIL_PORT = envint("EMAIL_PORT", 25)
 EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
 EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
 EMAIL_USE_TLS = envbool("EMAIL_USE_TLS", False)
-# For EMAIL_BACKEND=django.core.mail.backends.filebased.EmailBackend (one file per message).
+# For EMAIL_BACKEND=django.core.mail.backends.filebased.EmailBackend: the directory it writes to.
 EMAIL_FILE_PATH = os.environ.get("EMAIL_FILE_PATH", str(VAR_DIR / "mail"))
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "goldfish@localhost")
 

@@ -132,6 +132,7 @@ def world(transactional_db, celery_worker_process, mail_dir):
     """Sofia supervises team North; Jane is an agent in it; Jim is a customer with an e-mail address."""
     for path in mail_dir.iterdir():
         path.unlink()
+    workflows.broker_breaker.reset()
     install_roles_and_reasons()
     sofia = UserFactory(username="sofia", first_name="Sofia", role="supervisor", is_staff=True)
     north = Team.objects.create(name="North", supervisor=sofia)
@@ -280,25 +281,28 @@ def test_escalation_through_the_worker_escalates_an_overdue_follow_up_once(world
 def test_feedback_sent_while_the_broker_is_down_is_stored_and_processed_once_it_is_back(world, mail_dir):
     # given the broker is unreachable (a closed port) when the feedback arrives
     with broker_at("redis://127.0.0.1:9/0"):
-        started = time.monotonic()
-        response = client_for(None).post("/api/v1/feedback", {"rating": 5, "staff": ["jane"]}, format="json")
-        elapsed = time.monotonic() - started
+        timings, responses = [], []
+        for _ in range(2):
+            started = time.monotonic()
+            responses.append(client_for(None).post("/api/v1/feedback", {"rating": 5, "staff": ["jane"]}, format="json"))
+            timings.append(time.monotonic() - started)
 
-    # then it is stored and answered at once, but not sent
-    assert response.status_code == 202
-    assert elapsed < 5
-    feedback = Feedback.objects.get(pk=response.json()["id"])
-    assert (feedback.status, feedback.dispatched_at) == ("received", None)
+    # then both are stored and answered; only the first pays the connect timeouts
+    assert [r.status_code for r in responses] == [202, 202]
+    assert timings[0] < 5
+    assert timings[1] < 0.5
+    assert list(Feedback.objects.values_list("status", "dispatched_at")) == [("received", None)] * 2
 
     # when the broker is back and the periodic sweep runs (beat would run it every 30 s)
-    Feedback.objects.filter(pk=feedback.pk).update(received_at=timezone.now() - dt.timedelta(seconds=10))
+    Feedback.objects.update(received_at=timezone.now() - dt.timedelta(seconds=10))
     sent, _ = workflows.feedback_outbox_sweep()
 
-    # then the workflow runs on the worker
-    assert sent == 1
-    body = poll_processed(world["api"], str(feedback.pk))
-    assert body["recognitions"][0]["staff"] == "jane"
-    assert Feedback.objects.get().dispatched_at is not None
+    # then the workflows run on the worker
+    assert sent == 2
+    for response in responses:
+        body = poll_processed(world["api"], response.json()["id"])
+        assert body["recognitions"][0]["staff"] == "jane"
+    assert not Feedback.objects.filter(dispatched_at__isnull=True).exists()
 
 
 def test_contacts_recorded_through_the_api_surface_one_recurring_problem_on_the_worker(world):
