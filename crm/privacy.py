@@ -391,11 +391,17 @@ def customer_erase(*, actor, customer: Customer) -> dict[str, int]:
     counts["recognitions"] = Recognition.objects.filter(feedback__customer_id__in=group).update(quote="")
     counts["cases"] = Case.objects.filter(customer_id__in=group).update(subject=ERASED)
     counts["follow_ups"] = FollowUp.objects.filter(customer_id__in=group).update(note="")
-    if feedback_ids:
-        # Staff notifications about this person's feedback may quote it; keep the row, drop the words.
+    # Staff notifications about this person (keyed by their feedback, recognition or
+    # follow-up ids) may quote them; keep the row, drop the words.
+    subject_ids = [
+        *feedback_ids,
+        *_ids(Recognition.objects.filter(feedback__customer_id__in=group)),
+        *_ids(FollowUp.objects.filter(customer_id__in=group)),
+    ]
+    if subject_ids:
         about = Q()
-        for feedback_id in feedback_ids:
-            about |= Q(key__contains=feedback_id)
+        for subject_id in subject_ids:
+            about |= Q(key__contains=subject_id)
         counts["notifications"] = Notification.objects.filter(about).update(subject=ERASED, body="")
     counts["customers"] = Customer.objects.filter(pk__in=group).update(
         display_name="", preferred_name="", timezone="", language="", erased_at=timezone.now()

@@ -139,3 +139,24 @@ def test_erasing_a_merged_away_id_erases_the_person_it_was_merged_into(superviso
 
     jim.refresh_from_db()
     assert jim.erased_at is not None and jim.erased_at <= timezone.now()
+
+
+def test_erasure_blanks_staff_notifications_that_quote_the_customer(sam, alice, jim):
+    from crm.feedback import feedback_process
+    from crm.models import Feedback, Notification, StaffProfile
+
+    # given: praise from Jim for Alice, processed, so Alice and her supervisor were told his words
+    StaffProfile.objects.create(user=alice, supervisor=sam)
+    contact = InteractionFactory(customer=jim, agent=alice)
+    feedback = Feedback.objects.create(
+        customer=jim, interaction=contact, rating=5, text="Alice fixed my router, wonderful", received_at=timezone.now()
+    )
+    feedback_process(str(feedback.pk))
+    assert Notification.objects.filter(body__contains="wonderful").count() == 2
+
+    # when
+    privacy.customer_erase(actor=sam, customer=jim)
+
+    # then
+    assert not Notification.objects.filter(body__contains="wonderful").exists()
+    assert Notification.objects.filter(recipient__in=[alice, sam]).count() == 2
