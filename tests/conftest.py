@@ -76,8 +76,21 @@ def jim(db):
 @pytest.fixture(autouse=True)
 def _fresh_cache():
     """The database rolls back after each test; the cache (Redis in CI) must too."""
-    from django.core.cache import cache
-
-    cache.clear()
+    _clear_cache()
     yield
-    cache.clear()
+    _clear_cache()
+
+
+def _clear_cache() -> None:
+    """Delete the cache's own keys only: on Redis, the broker's queues share the database."""
+    from django.conf import settings
+    from django.core.cache import caches
+    from django.core.cache.backends.redis import RedisCache
+
+    backend = caches["default"]
+    if not isinstance(backend, RedisCache):
+        backend.clear()
+        return
+    client = backend._cache.get_client(write=True)
+    for key in client.scan_iter(match=f"{settings.CACHES['default']['KEY_PREFIX']}:*", count=1000):
+        client.delete(key)
