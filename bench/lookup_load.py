@@ -190,8 +190,20 @@ class Copier:
         self.conn.close()
 
 
+def ensure_database(dsn: str) -> None:
+    """Create the benchmark database when it does not exist yet."""
+    info = psycopg.conninfo.conninfo_to_dict(dsn)
+    name = info["dbname"]
+    try:
+        psycopg.connect(dsn).close()
+    except psycopg.OperationalError:
+        with psycopg.connect(psycopg.conninfo.make_conninfo(dsn, dbname="postgres"), autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+
+
 def reset_schema(dsn: str) -> None:
     """A fresh schema from the project's migrations: the benchmark database is disposable."""
+    ensure_database(dsn)
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute("DROP SCHEMA public CASCADE")
         conn.execute("CREATE SCHEMA public")

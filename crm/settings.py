@@ -207,6 +207,9 @@ CRM_DEFAULT_PHONE_REGION = os.environ.get("CRM_DEFAULT_PHONE_REGION", "US").uppe
 CRM_RECOVERY_DEADLINE_HOURS = envint("CRM_RECOVERY_DEADLINE_HOURS", 24)
 # Window for repeat-contact and recent-complaint flags and recurring problems.
 CRM_REPEAT_WINDOW_DAYS = envint("CRM_REPEAT_WINDOW_DAYS", 30)
+# The screen-pop's write (new interaction + audit row) commits without waiting for the
+# WAL flush; see context/selectors.py for the trade-off. false = wait (fully durable).
+CRM_LOOKUP_ASYNC_COMMIT = envbool("CRM_LOOKUP_ASYNC_COMMIT", True)
 
 # --- E-mail ----------------------------------------------------------------------
 EMAIL_BACKEND = os.environ.get(

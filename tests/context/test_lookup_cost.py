@@ -143,6 +143,7 @@ def test_opening_the_contact_and_reading_the_card_is_served_by_indexes(crowd, ji
         "now": now,
         "window": now - dt.timedelta(days=30),
         "intent": "billing",
+        "async_commit": True,
     }
     nodes = explain(selectors._CONTACT_SQL, params)
     assert_indexed(nodes)
