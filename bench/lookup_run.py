@@ -121,6 +121,27 @@ def percentiles(samples_ms: list[float]) -> dict[str, float]:
     return {"p50": pick(0.50), "p95": pick(0.95), "p99": pick(0.99), "max": ordered[-1], "n": len(ordered)}
 
 
+def process_cpu_seconds(pid: int) -> float:
+    """user + system CPU of a process (a PostgreSQL backend on this machine), from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class CpuMeter:
+    """CPU per lookup of this process and of one PostgreSQL backend: unlike latency, it
+    does not grow when other tenants of the machine compete for the cores."""
+
+    def __init__(self, backend_pid: int):
+        self.backend_pid = backend_pid
+        self.client0 = time.process_time()
+        self.backend0 = process_cpu_seconds(backend_pid)
+
+    def per_lookup_ms(self, n: int) -> tuple[float, float]:
+        client = (time.process_time() - self.client0) * 1000 / n
+        backend = (process_cpu_seconds(self.backend_pid) - self.backend0) * 1000 / n
+        return client, backend
+
+
 # --- floor: the service's two statements through bare psycopg ------------------------------------
 
 
@@ -159,7 +180,11 @@ def measure_floor(dsn: str, bodies: list[dict], run_id: str) -> dict[str, float]
                 )
             )
         samples = []
-        for first, second in prepared:
+        warm = min(200, len(prepared) // 10)
+        meter = None
+        for k, (first, second) in enumerate(prepared):
+            if k == warm:
+                meter = CpuMeter(conn.info.backend_pid)
             started = time.perf_counter_ns()
             rows = conn.execute(selectors._IDENTITY_SQL, first, prepare=True).fetchall()
             owners = {row[1] for row in rows}
@@ -173,7 +198,9 @@ def measure_floor(dsn: str, bodies: list[dict], run_id: str) -> dict[str, float]
             }
             conn.execute(selectors._CONTACT_SQL, params, prepare=True).fetchone()
             samples.append((time.perf_counter_ns() - started) / 1e6)
-    return percentiles(samples[min(200, len(samples) // 10) :])
+        result = percentiles(samples[warm:])
+        result["cpu_client"], result["cpu_db"] = meter.per_lookup_ms(len(prepared) - warm)
+    return result
 
 
 # --- server side: the WSGI application in-process ----------------------------------------------
@@ -219,7 +246,11 @@ def measure_in_process(bodies: list[dict], token: str, run_id: str) -> tuple[dic
 
     payloads = [json.dumps({**b, "call_id": f"inproc-{run_id}-{n}"}).encode() for n, b in enumerate(bodies)]
     samples, mix = [], {"unique": 0, "ambiguous": 0, "none": 0}
-    for payload in payloads:
+    warm = min(200, len(payloads) // 10)
+    meter = None
+    for k, payload in enumerate(payloads):
+        if k == warm:
+            meter = CpuMeter(connection.connection.info.backend_pid)
         environ = wsgi_environ(payload, token)
         started = time.perf_counter_ns()
         out = b"".join(app(environ, start_response))
@@ -227,9 +258,11 @@ def measure_in_process(bodies: list[dict], token: str, run_id: str) -> tuple[dic
         if not statuses[-1].startswith("200"):
             raise SystemExit(f"lookup failed: {statuses[-1]} {out[:300]!r}")
         mix[json.loads(out)["match"]] += 1
+    result = percentiles(samples[warm:])
+    result["cpu_client"], result["cpu_db"] = meter.per_lookup_ms(len(payloads) - warm)
     with CaptureQueriesContext(connection) as queries:
         b"".join(app(wsgi_environ(payloads[0].replace(b"inproc-", b"count-"), token), start_response))
-    return percentiles(samples[min(200, len(samples) // 10) :]), len(queries), mix
+    return result, len(queries), mix
 
 
 # --- HTTP through gunicorn -------------------------------------------------------------------------
@@ -292,10 +325,18 @@ async def _exchange(conn, request: bytes) -> int:
     return status
 
 
-async def open_loop(port: int, token: str, bodies: list[dict], rate: int, seconds: float, run_id: str) -> dict:
-    """Send `rate` lookups per second on a fixed schedule; latency from the scheduled time."""
+async def open_loop(
+    port: int, token: str, bodies: list[dict], rate: int, seconds: float, run_id: str, max_connections: int = 64
+) -> dict:
+    """Send `rate` lookups per second on a fixed schedule; latency from the scheduled time.
+
+    At most `max_connections` keep-alive connections; when all are busy a request
+    waits for one, and that wait counts in its latency (no coordinated omission).
+    Requests not answered within `seconds` after the schedule ends count as late.
+    """
     loop = asyncio.get_running_loop()
     idle: list = []
+    slots = asyncio.Semaphore(max_connections)
     samples: list[float] = []
     errors = 0
     total = int(rate * seconds)
@@ -306,16 +347,17 @@ async def open_loop(port: int, token: str, bodies: list[dict], rate: int, second
 
     async def one(request: bytes, scheduled: float) -> None:
         nonlocal errors
-        conn = idle.pop() if idle else await asyncio.open_connection("127.0.0.1", port)
-        try:
-            status = await _exchange(conn, request)
-        except (OSError, asyncio.IncompleteReadError):
-            errors += 1
-            return
-        samples.append((loop.time() - scheduled) * 1000)
-        if status != 200:
-            errors += 1
-        idle.append(conn)
+        async with slots:
+            try:
+                conn = idle.pop() if idle else await asyncio.open_connection("127.0.0.1", port)
+                status = await _exchange(conn, request)
+            except (OSError, asyncio.IncompleteReadError):
+                errors += 1
+                return
+            samples.append((loop.time() - scheduled) * 1000)
+            if status != 200:
+                errors += 1
+            idle.append(conn)
 
     start = loop.time() + 0.1
     tasks = []
@@ -325,13 +367,15 @@ async def open_loop(port: int, token: str, bodies: list[dict], rate: int, second
         if delay > 0:
             await asyncio.sleep(delay)
         tasks.append(asyncio.create_task(one(request, scheduled)))
-    await asyncio.gather(*tasks)
+    _done, late = await asyncio.wait(tasks, timeout=seconds)
+    for task in late:
+        task.cancel()
     for _reader, writer in idle:
         writer.close()
     warm = min(rate, len(samples) // 10)  # the first second warms the workers' prepared statements
-    result = percentiles(samples[warm:])
+    result = percentiles(samples[warm:] or [float("nan")])
     result["errors"] = errors
-    result["connections"] = len(idle)
+    result["late"] = len(late)
     return result
 
 
@@ -448,6 +492,7 @@ def main() -> None:
     os.environ.pop("REDIS_URL", None)  # the lookup uses no cache; keep the run self-contained
     sys.path.insert(0, str(ROOT))
 
+    load_before = Path("/proc/loadavg").read_text().split()[0] if Path("/proc/loadavg").exists() else "?"
     have = customer_count(dsn)
     if have < args.customers * 0.99 or have > args.customers * 1.01:
         print(f"loading {args.customers:,} customers (found {have:,})...", file=sys.stderr, flush=True)
@@ -461,6 +506,7 @@ def main() -> None:
     floor = measure_floor(dsn, bodies, run_id)
     say("in-process...")
     server, queries, mix = measure_in_process(bodies, token, run_id)
+    say(f"  floor {floor}\n  server {server}, {queries} queries, mix {mix}")
     http_open = closed = None
     if not args.no_http:
         say("gunicorn...")
@@ -485,17 +531,32 @@ def main() -> None:
         "| --- | --- | --- |",
         row("machine", machine()),
         row("data", data_size(dsn)),
+        row(
+            "machine load (1-min load average at start / end of the run)",
+            f"{load_before} / {Path('/proc/loadavg').read_text().split()[0] if Path('/proc/loadavg').exists() else '?'}"
+            f" on {os.cpu_count()} cores (includes other tenants' work)",
+        ),
         row("lookup mix", ", ".join(f"{k} {v:,}" for k, v in mix.items())),
         row("floor: same 2 statements, bare psycopg, prepared", ms(floor)),
         row("server side, in-process (WSGI request -> response bytes)", ms(server), "p50 <= 1 ms, p99 <= 3 ms"),
         row("ratio server / floor at p50", f"{server['p50'] / floor['p50']:.1f}x", "<= 4x"),
+        row(
+            "CPU per lookup, floor (client / PostgreSQL backend)",
+            f"{floor['cpu_client']:.3f} / {floor['cpu_db']:.3f} ms",
+        ),
+        row(
+            "CPU per lookup, server side (Django process / PostgreSQL backend)",
+            f"{server['cpu_client']:.3f} / {server['cpu_db']:.3f} ms; 2 idle cores would bound capacity at "
+            f"~{2000 / (server['cpu_client'] + server['cpu_db']):,.0f} lookups/s",
+        ),
         row("SQL queries per lookup (auth + resolve + open/audit/card)", str(queries), "fixed, small"),
     ]
     if http_open is not None:
         lines.append(
             row(
                 f"HTTP open loop at {args.rate}/s, gunicorn gthread {args.workers}x{args.threads}",
-                ms(http_open) + f", max {http_open['max']:.1f} ms, errors {http_open['errors']}",
+                ms(http_open)
+                + f", max {http_open['max']:.1f} ms, errors {http_open['errors']}, unanswered {http_open['late']}",
                 "p99 <= 15 ms",
             )
         )

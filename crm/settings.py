@@ -131,6 +131,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     DATABASES["default"].setdefault("OPTIONS", {})
     # psycopg 3 server-side binding lets PostgreSQL prepare the hot statements.
     DATABASES["default"]["OPTIONS"].setdefault("server_side_binding", True)
+    # ...but only when a threshold is set: Django's default (None) never prepares. psycopg's
+    # own default: a statement is prepared on its 5th execution on a connection.
+    DATABASES["default"]["OPTIONS"].setdefault("prepare_threshold", 5)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Cache, broker, tasks ------------------------------------------------------
