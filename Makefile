@@ -62,7 +62,7 @@ bench-lookup: $(VENV)/.installed ## Screen-pop lookup at 1M customers / 10M inte
 
 bench-lookup-smoke: $(VENV)/.installed ## The lookup benchmark at 2,000 customers, a few seconds per phase
 	DATABASE_URL=$(BENCH_SMOKE_DATABASE_URL) $(PY) -m bench.lookup_run --customers 2000 --lookups 300 \
-		--rate 50 --open-seconds 2 --closed-seconds 2 $(BENCH_ARGS)
+		--rate 50 20 --open-seconds 2 --closed-seconds 2 $(BENCH_ARGS)
 
 clean: ## Remove the virtual environment and local data
 	rm -rf $(VENV) var .pytest_cache

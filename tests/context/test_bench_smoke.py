@@ -46,7 +46,7 @@ def test_the_lookup_benchmark_runs_at_tiny_scale_and_prints_its_table(bench_dsn)
     env = {**os.environ, "DATABASE_URL": url}
     env.pop("DJANGO_SETTINGS_MODULE", None)
     result = subprocess.run(
-        [sys.executable, "-m", "bench.lookup_run", "--customers", "300", "--lookups", "60", "--rate", "20",
+        [sys.executable, "-m", "bench.lookup_run", "--customers", "300", "--lookups", "60", "--rate", "20", "30",
          "--open-seconds", "1", "--closed-seconds", "1", "--connections", "2", "--python-client",
          "--port", str(free_port())],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=240,
@@ -57,5 +57,6 @@ def test_the_lookup_benchmark_runs_at_tiny_scale_and_prints_its_table(bench_dsn)
     assert "| floor: same 2 statements" in table
     assert "| server side, in-process" in table
     assert "| SQL queries per lookup (auth + resolve + open/audit/card) | 3 |" in table
-    assert "| HTTP open loop at 20/s" in table and "errors 0" in table
+    assert "| HTTP open loop at 20/s" in table and "| HTTP open loop at 30/s" in table
+    assert "errors 0, unanswered 0" in table
     assert "300 customers" in table
