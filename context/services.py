@@ -72,7 +72,7 @@ def context_lookup(
     """Resolve the caller, open (or find, by call_id) the contact, audit, and build the card.
 
     Returns the response body as plain JSON-ready data. Input is validated before
-    anything is written: a refused lookup opens nothing. Two SQL statements on
+    anything is written: a refused lookup opens nothing. Two round trips to
     PostgreSQL whatever the history size (see context.selectors).
     """
     identifiers = identifiers_normalize({"phone": phone, "email": email, "account": account})

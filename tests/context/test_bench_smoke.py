@@ -54,9 +54,11 @@ def test_the_lookup_benchmark_runs_at_tiny_scale_and_prints_its_table(bench_dsn)
 
     assert result.returncode == 0, result.stderr[-3000:]
     table = result.stdout
-    assert "| floor: same 2 statements" in table
+    assert "| floor: the same statements" in table
     assert "| server side, in-process" in table
-    assert "| SQL queries per lookup (auth + resolve + open/audit/card) | 3 |" in table
+    assert (
+        "| SQL statements per lookup (auth; resolve; plan setting + open/audit/card in one round trip) | 4 |" in table
+    )
     assert "| HTTP open loop at 20/s" in table and "| HTTP open loop at 30/s" in table
     assert "errors 0, unanswered 0" in table
     assert "300 customers" in table
