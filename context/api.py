@@ -27,7 +27,9 @@ from crm.models import Channel, IdentityKind
 VERIFIABLE = [*IdentityKind.values, "customer_id"]
 IDENTIFIER_FIELDS = ("phone", "email", "account", "customer_id")
 MAX_LENGTH = {"phone": 64, "email": 254, "account": 64, "call_id": 128}
-IVR_MAX_KEYS = 50
+# What an IVR or bot passes on is a handful of short answers; the cap keeps one
+# lookup from storing an arbitrary document on the interaction.
+MAX_IVR_BYTES = 4096
 
 
 class LookupInput(StrictSerializer):
@@ -39,8 +41,13 @@ class LookupInput(StrictSerializer):
     account = serializers.CharField(max_length=64, required=False)
     customer_id = serializers.UUIDField(required=False)
     call_id = serializers.CharField(max_length=128, required=False)
-    verified = serializers.ListField(child=serializers.ChoiceField(choices=VERIFIABLE), required=False, default=list)
+    verified = serializers.ListField(
+        child=serializers.ChoiceField(choices=VERIFIABLE), required=False, default=list, max_length=len(VERIFIABLE)
+    )
     ivr = serializers.DictField(required=False, default=dict)
+
+    class Meta:
+        ref_name = "LookupRequest"
 
 
 LOOKUP_FIELDS = frozenset(LookupInput().fields)
@@ -72,6 +79,8 @@ def lookup_input(data: Any) -> dict[str, Any]:
             continue
         if not isinstance(value, str):
             errors[name] = ["Must be a string."]
+        elif "\x00" in value:
+            errors[name] = ["Null characters are not allowed."]
         elif len(value) > MAX_LENGTH[name]:
             errors[name] = [f"At most {MAX_LENGTH[name]} characters."]
         elif value.strip():
@@ -88,16 +97,19 @@ def lookup_input(data: Any) -> dict[str, Any]:
             errors["customer_id"] = [f"'{customer_id}' is not a customer id (a UUID)."]
     verified = data.get("verified")
     if verified is not None:
-        if not isinstance(verified, list) or not all(isinstance(v, str) and v in VERIFIABLE for v in verified):
+        if (
+            not isinstance(verified, list)
+            or len(verified) > len(VERIFIABLE)
+            or not all(isinstance(v, str) and v in VERIFIABLE for v in verified)
+        ):
             errors["verified"] = [f"A list of identifier kinds ({', '.join(VERIFIABLE)})."]
         else:
             out["verified"] = verified
     ivr = data.get("ivr")
     if ivr is not None:
-        if not isinstance(ivr, dict):
-            errors["ivr"] = ["Must be an object."]
-        elif len(ivr) > IVR_MAX_KEYS or any(len(key) > 64 for key in ivr):
-            errors["ivr"] = [f"At most {IVR_MAX_KEYS} keys of at most 64 characters."]
+        problem = ivr_problem(ivr)
+        if problem:
+            errors["ivr"] = [problem]
         else:
             out["ivr"] = ivr
     if not errors and not any(name in out for name in IDENTIFIER_FIELDS):
@@ -105,6 +117,27 @@ def lookup_input(data: Any) -> dict[str, Any]:
     if errors:
         raise ValidationError(errors)
     return out
+
+
+def ivr_problem(value: Any) -> str | None:
+    """Why an ivr value is refused: a flat object of short answers, bounded and storable
+    (PostgreSQL JSON refuses NUL and lone surrogates); None when it is fine."""
+    if not isinstance(value, dict):
+        return "Must be an object."
+    for key, answer in value.items():
+        if not key or len(key) > 64:
+            return f"'{key[:64]}' is not an IVR key (1-64 characters)."
+        if answer is not None and not isinstance(answer, str | int | float | bool):
+            return f"'{key}' must be a string, number, boolean or null."
+    try:
+        encoded = json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return "Contains characters that are not valid text."
+    if len(encoded) > MAX_IVR_BYTES:
+        return f"At most {MAX_IVR_BYTES} bytes."
+    if b"\\u0000" in encoded:
+        return "Null characters are not allowed."
+    return None
 
 
 class LookupApi(APIView):

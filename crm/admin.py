@@ -1,52 +1,59 @@
-"""The supervisors' UI. Customer 360, queues and reports build on these registrations."""
+"""The supervisors' UI at /admin/: customers (360, duplicates, merge, export, erasure), queues, reports.
 
-from django.contrib import admin
+Every crm page needs the supervisor role (superusers have it) on top of Django's
+is_staff and model permissions; the supervisor group gets its model permissions
+from migration 0003_supervisor_permissions. The tool pages (360, duplicates,
+merge, export, erase, reports, follow-up completion) live in crm/admin_views.py
+and are mounted here with each ModelAdmin's get_urls.
+"""
 
-from crm import models
+from __future__ import annotations
 
+import datetime as dt
 
-@admin.register(models.ContactReason)
-class ContactReasonAdmin(admin.ModelAdmin):
-    list_display = ("code", "label", "active")
-    list_filter = ("active",)
-    search_fields = ("code", "label")
+from django.contrib import admin, messages
+from django.db.models import Count, Q
+from django.shortcuts import redirect
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.html import format_html
+from django.utils.text import Truncator
 
+from crm import admin_views, models
+from crm.models import AuditAction
+from crm.permissions import is_supervisor
+from crm.selectors import customer_search
+from crm.services import audit_record, customer_update
 
-@admin.register(models.Team)
-class TeamAdmin(admin.ModelAdmin):
-    list_display = ("name", "supervisor")
-
-
-@admin.register(models.StaffProfile)
-class StaffProfileAdmin(admin.ModelAdmin):
-    list_display = ("user", "team", "supervisor")
-    list_filter = ("team",)
-
-
-class IdentityInline(admin.TabularInline):
-    model = models.Identity
-    extra = 0
-    fields = ("kind", "value", "normalized", "verified_at", "source")
-    readonly_fields = ("normalized",)
-
-
-@admin.register(models.Customer)
-class CustomerAdmin(admin.ModelAdmin):
-    list_display = ("display_name", "tier", "language", "created_at")
-    list_filter = ("tier",)
-    search_fields = ("display_name", "identities__normalized")
-    inlines = [IdentityInline]
-
-    def get_queryset(self, request):
-        return super().get_queryset(request).filter(erased_at__isnull=True, merged_into__isnull=True)
+admin.site.site_header = "Goldfish — supervisors"
+admin.site.site_title = "Goldfish"
+admin.site.index_title = "Run the floor"
+admin.site.index_template = "admin/goldfish_index.html"
 
 
-@admin.register(models.AccessAudit)
-class AccessAuditAdmin(admin.ModelAdmin):
-    list_display = ("at", "actor", "action", "customer", "interaction")
-    list_filter = ("action",)
+class SupervisorOnly:
+    """Model permissions alone are not enough: the page needs the supervisor role too."""
 
-    def has_add_permission(self, request):
+    def has_module_permission(self, request):
+        return is_supervisor(request.user) and super().has_module_permission(request)
+
+    def has_view_permission(self, request, obj=None):
+        return is_supervisor(request.user) and super().has_view_permission(request, obj)
+
+    def has_add_permission(self, request, *args):
+        return is_supervisor(request.user) and super().has_add_permission(request, *args)
+
+    def has_change_permission(self, request, obj=None):
+        return is_supervisor(request.user) and super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None):
+        return is_supervisor(request.user) and super().has_delete_permission(request, obj)
+
+
+class ReadOnly(SupervisorOnly):
+    """Records written by the system; the admin shows them and changes nothing."""
+
+    def has_add_permission(self, request, *args):
         return False
 
     def has_change_permission(self, request, obj=None):
@@ -54,3 +61,422 @@ class AccessAuditAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+def team_filter(lookup: str, title: str = "team"):
+    """A list filter by the team of the staff member reached through `lookup` (a user path)."""
+
+    class TeamFilter(admin.SimpleListFilter):
+        parameter_name = "team"
+
+        def lookups(self, request, model_admin):
+            return [(str(pk), name) for pk, name in models.Team.objects.order_by("name").values_list("pk", "name")]
+
+        def queryset(self, request, queryset):
+            if self.value():
+                return queryset.filter(**{f"{lookup}__staff_profile__team_id": self.value()})
+            return queryset
+
+    TeamFilter.title = title
+    return TeamFilter
+
+
+def customer_link(customer) -> str:
+    if customer is None:
+        return "—"
+    url = reverse("admin:crm_customer_360", args=[customer.pk])
+    return format_html('<a href="{}">{}</a>', url, customer.display_name or "(no name)")
+
+
+def staff_name(user) -> str:
+    if user is None:
+        return "—"
+    return user.get_full_name() or user.username
+
+
+# --- taxonomy and staff ---------------------------------------------------------------------
+
+
+@admin.register(models.ContactReason)
+class ContactReasonAdmin(SupervisorOnly, admin.ModelAdmin):
+    list_display = ("code", "label", "active")
+    list_filter = ("active",)
+    search_fields = ("code", "label")
+
+
+@admin.register(models.Team)
+class TeamAdmin(SupervisorOnly, admin.ModelAdmin):
+    list_display = ("name", "supervisor")
+
+
+@admin.register(models.StaffProfile)
+class StaffProfileAdmin(SupervisorOnly, admin.ModelAdmin):
+    list_display = ("user", "team", "supervisor")
+    list_filter = ("team",)
+
+
+# --- customers ----------------------------------------------------------------------------------
+
+
+class IdentityInline(admin.TabularInline):
+    model = models.Identity
+    extra = 0
+    fields = ("kind", "value", "normalized", "verified_at", "source")
+    # Editing a value here would bypass normalization; a wrong one is deleted and re-added via the API.
+    readonly_fields = ("kind", "value", "normalized", "source")
+
+    def has_add_permission(self, request, obj=None):
+        # New identifiers go through the API so they are normalized and checked.
+        return False
+
+
+@admin.register(models.Customer)
+class CustomerAdmin(SupervisorOnly, admin.ModelAdmin):
+    list_display = ("name_360", "preferred_name", "tier", "language", "created_at")
+    list_filter = ("tier",)
+    search_fields = ("display_name",)
+    search_help_text = "Name, or a phone / e-mail / account number in any written form."
+    fields = ("display_name", "preferred_name", "language", "timezone", "tier")
+    inlines = [IdentityInline]
+    actions = ["merge_selected"]
+    show_full_result_count = False
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).filter(erased_at__isnull=True, merged_into__isnull=True)
+
+    def get_search_results(self, request, queryset, search_term):
+        """The same search agents use: a phone in any form, an e-mail, an account or a name."""
+        if not search_term.strip():
+            return queryset, False
+        ids = [c.pk for c in customer_search(search_term, limit=200)]
+        return queryset.filter(pk__in=ids), False
+
+    def has_delete_permission(self, request, obj=None):
+        # Customers are never deleted: the erase page anonymizes them and keeps report counts.
+        return False
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        response = super().change_view(request, object_id, form_url, extra_context)
+        if request.method == "GET" and response.status_code == 200:
+            audit_record(
+                actor=request.user, action=AuditAction.VIEW, customer_id=object_id, detail={"page": "admin_change"}
+            )
+        return response
+
+    def save_model(self, request, obj, form, change):
+        """Edits go through the service, so they are audited like API edits."""
+        customer_update(actor=request.user, customer=obj, **{name: getattr(obj, name) for name in form.changed_data})
+
+    @admin.display(description="customer", ordering="display_name")
+    def name_360(self, obj):
+        return customer_link(obj)
+
+    @admin.action(description="Merge the two selected customers (preview first)")
+    def merge_selected(self, request, queryset):
+        chosen = list(queryset.order_by("created_at")[:3])
+        if len(chosen) != 2:
+            self.message_user(request, "Select exactly two customers to merge.", messages.WARNING)
+            return None
+        return redirect("admin:crm_customer_merge", chosen[0].pk, chosen[1].pk)
+
+    def get_urls(self):
+        view = self.admin_site.admin_view
+        return [
+            path("duplicates/", view(admin_views.duplicates), name="crm_customer_duplicates"),
+            path("<uuid:customer_id>/360/", view(admin_views.customer_360), name="crm_customer_360"),
+            path(
+                "<uuid:customer_id>/merge/<uuid:duplicate_id>/",
+                view(admin_views.customer_merge),
+                name="crm_customer_merge",
+            ),
+            path("<uuid:customer_id>/export/", view(admin_views.customer_export), name="crm_customer_export"),
+            path("<uuid:customer_id>/erase/", view(admin_views.customer_erase), name="crm_customer_erase"),
+            *super().get_urls(),
+        ]
+
+
+# --- contacts and reports -----------------------------------------------------------------------
+
+
+@admin.register(models.Interaction)
+class InteractionAdmin(ReadOnly, admin.ModelAdmin):
+    list_display = ("started_at", "channel", "customer_name", "agent", "reason", "outcome")
+    list_filter = ("channel", "outcome", "reason", team_filter("agent"))
+    date_hierarchy = "started_at"
+    list_select_related = ("customer", "agent", "reason")
+    show_full_result_count = False
+    ordering = ("-started_at",)
+
+    @admin.display(description="customer")
+    def customer_name(self, obj):
+        return customer_link(obj.customer)
+
+    def get_urls(self):
+        return [
+            path("reports/", self.admin_site.admin_view(admin_views.reports), name="crm_reports"),
+            *super().get_urls(),
+        ]
+
+
+# --- queues -------------------------------------------------------------------------------------
+
+
+class ToReviewFilter(admin.SimpleListFilter):
+    title = "review"
+    parameter_name = "review"
+
+    def lookups(self, request, model_admin):
+        return [("yes", "Needs review (unhappy, not yet handled)"), ("praise", "Praise")]
+
+    def queryset(self, request, queryset):
+        unhappy = Q(sentiment=models.Sentiment.NEGATIVE) | Q(rating__lte=2) | Q(nps__lte=6)
+        if self.value() == "yes":
+            return queryset.filter((unhappy & Q(case__isnull=True)) | Q(status=models.FeedbackStatus.RECEIVED))
+        if self.value() == "praise":
+            return queryset.filter(Q(sentiment=models.Sentiment.POSITIVE) | Q(rating__gte=4))
+        return queryset
+
+
+@admin.register(models.Feedback)
+class FeedbackAdmin(SupervisorOnly, admin.ModelAdmin):
+    list_display = ("received_at", "customer_name", "rating", "nps", "sentiment", "said", "status", "case")
+    list_filter = (ToReviewFilter, "status", "sentiment", "rating", team_filter("interaction__agent"))
+    date_hierarchy = "received_at"
+    list_select_related = ("customer", "case")
+    ordering = ("-received_at",)
+    fields = ("customer", "interaction", "rating", "nps", "text", "staff_named", "sentiment", "status", "case")
+    readonly_fields = ("customer", "interaction", "rating", "nps", "text", "staff_named", "sentiment")
+    raw_id_fields = ("case",)
+
+    def has_add_permission(self, request, *args):
+        return False
+
+    @admin.display(description="customer")
+    def customer_name(self, obj):
+        return customer_link(obj.customer)
+
+    @admin.display(description="what they said")
+    def said(self, obj):
+        return Truncator(obj.text).chars(90)
+
+
+@admin.register(models.Recognition)
+class RecognitionAdmin(ReadOnly, admin.ModelAdmin):
+    list_display = ("created_at", "agent", "team", "quote_short", "customer_rating")
+    list_filter = (team_filter("staff"), ("staff", admin.RelatedOnlyFieldListFilter))
+    date_hierarchy = "created_at"
+    list_select_related = ("staff", "staff__staff_profile__team", "feedback")
+    ordering = ("-created_at",)
+    change_list_template = "admin/crm/recognition/change_list.html"
+
+    @admin.display(description="agent", ordering="staff__username")
+    def agent(self, obj):
+        return staff_name(obj.staff)
+
+    @admin.display(description="team")
+    def team(self, obj):
+        profile = getattr(obj.staff, "staff_profile", None)
+        return profile.team.name if profile and profile.team else "—"
+
+    @admin.display(description="what the customer said")
+    def quote_short(self, obj):
+        return Truncator(obj.quote).chars(120)
+
+    @admin.display(description="rating")
+    def customer_rating(self, obj):
+        return "★" * (obj.feedback.rating or 0) or "—"
+
+    def changelist_view(self, request, extra_context=None):
+        """The board: praise per agent over the filtered rows, one grouped query."""
+        response = super().changelist_view(request, extra_context=extra_context)
+        cl = getattr(response, "context_data", {}).get("cl")
+        if cl is not None:
+            board = (
+                cl.queryset.order_by()
+                .values("staff__username", "staff__first_name", "staff__last_name", "staff__staff_profile__team__name")
+                .annotate(count=Count("id"))
+                .order_by("-count", "staff__username")[:12]
+            )
+            response.context_data["board"] = [
+                {
+                    "name": f"{r['staff__first_name']} {r['staff__last_name']}".strip() or r["staff__username"],
+                    "team": r["staff__staff_profile__team__name"] or "",
+                    "count": r["count"],
+                }
+                for r in board
+            ]
+        return response
+
+
+_DAY = dt.timedelta(days=1)
+
+
+class DueFilter(admin.SimpleListFilter):
+    title = "deadline"
+    parameter_name = "due"
+
+    def lookups(self, request, model_admin):
+        return [("overdue", "Overdue"), ("today", "Due in 24 h"), ("escalated", "Escalated"), ("done", "Done")]
+
+    def queryset(self, request, queryset):
+        now = timezone.now()
+        value = self.value()
+        if value == "overdue":
+            return queryset.filter(status=models.FollowUpStatus.OPEN, due_at__lt=now)
+        if value == "today":
+            return queryset.filter(status=models.FollowUpStatus.OPEN, due_at__gte=now, due_at__lt=now + _DAY)
+        if value == "escalated":
+            return queryset.filter(status=models.FollowUpStatus.ESCALATED)
+        if value == "done":
+            return queryset.filter(status=models.FollowUpStatus.DONE)
+        return queryset
+
+
+OPEN_FOLLOW_UP = (models.FollowUpStatus.OPEN, models.FollowUpStatus.ESCALATED)
+
+
+@admin.register(models.FollowUp)
+class FollowUpAdmin(SupervisorOnly, admin.ModelAdmin):
+    list_display = ("due", "kind", "status", "customer_name", "owner", "escalation_level", "complete_button")
+    list_filter = (DueFilter, "status", "kind", team_filter("owner"))
+    date_hierarchy = "due_at"
+    list_select_related = ("customer", "owner")
+    ordering = ("due_at",)
+    fields = ("kind", "status", "customer", "feedback", "case", "owner", "channel", "note", "due_at", "completed_at")
+    readonly_fields = ("kind", "customer", "feedback", "case", "completed_at")
+    actions = ["mark_done"]
+
+    def has_add_permission(self, request, *args):
+        return False
+
+    @admin.display(description="due", ordering="due_at")
+    def due(self, obj):
+        overdue = obj.status == models.FollowUpStatus.OPEN and obj.due_at < timezone.now()
+        label = obj.due_at.strftime("%d %b %H:%M")
+        if overdue:
+            return format_html('<span class="gf-badge gf-bad">overdue</span> {}', label)
+        if obj.status == models.FollowUpStatus.ESCALATED:
+            return format_html('<span class="gf-badge gf-warn">escalated</span> {}', label)
+        return label
+
+    @admin.display(description="customer")
+    def customer_name(self, obj):
+        return customer_link(obj.customer)
+
+    @admin.display(description="")
+    def complete_button(self, obj):
+        if obj.status not in OPEN_FOLLOW_UP:
+            return format_html('<span class="gf-muted">{}</span>', obj.get_status_display())
+        url = reverse("admin:crm_followup_complete", args=[obj.pk])
+        return format_html(
+            '<button type="submit" form="gf-complete" formaction="{}" class="gf-done">Done ✓</button>', url
+        )
+
+    @admin.action(description="Mark the selected follow-ups done")
+    def mark_done(self, request, queryset):
+        done = admin_views.follow_ups_complete(actor=request.user, ids=queryset.values_list("pk", flat=True))
+        self.message_user(request, f"{done} follow-up(s) marked done.", messages.SUCCESS)
+
+    def get_urls(self):
+        return [
+            path(
+                "<uuid:follow_up_id>/complete/",
+                self.admin_site.admin_view(admin_views.follow_up_complete),
+                name="crm_followup_complete",
+            ),
+            *super().get_urls(),
+        ]
+
+
+class ServiceRecoveryFilter(admin.SimpleListFilter):
+    title = "queue"
+    parameter_name = "queue"
+
+    def lookups(self, request, model_admin):
+        return [("recovery", "Service recovery, open"), ("open", "All open")]
+
+    def queryset(self, request, queryset):
+        open_ = Q(status__in=[models.CaseStatus.OPEN, models.CaseStatus.IN_PROGRESS])
+        if self.value() == "recovery":
+            return queryset.filter(open_, kind=models.CaseKind.SERVICE_RECOVERY)
+        if self.value() == "open":
+            return queryset.filter(open_)
+        return queryset
+
+
+@admin.register(models.Case)
+class CaseAdmin(SupervisorOnly, admin.ModelAdmin):
+    list_display = ("opened_at", "subject", "kind", "status", "customer_name", "owner", "due_at")
+    list_filter = (ServiceRecoveryFilter, "kind", "status", "reason", team_filter("owner"))
+    date_hierarchy = "opened_at"
+    list_select_related = ("customer", "owner")
+    ordering = ("-opened_at",)
+    fields = ("subject", "kind", "reason", "status", "customer", "owner", "opened_at", "due_at", "resolved_at")
+    readonly_fields = ("customer", "opened_at")
+    search_fields = ("subject",)
+
+    def has_add_permission(self, request, *args):
+        return False
+
+    @admin.display(description="customer")
+    def customer_name(self, obj):
+        return customer_link(obj.customer)
+
+
+@admin.register(models.RecurringProblem)
+class RecurringProblemAdmin(SupervisorOnly, admin.ModelAdmin):
+    list_display = ("last_contact_at", "customer_name", "reason", "contact_count", "first_contact_at", "status")
+    list_filter = ("status", "reason", team_filter("interactions__agent"))
+    date_hierarchy = "last_contact_at"
+    list_select_related = ("customer", "reason")
+    ordering = ("-last_contact_at",)
+    fields = ("customer", "reason", "status", "contact_count", "first_contact_at", "last_contact_at")
+    readonly_fields = ("customer", "reason", "contact_count", "first_contact_at", "last_contact_at")
+
+    def get_queryset(self, request):
+        # The team filter joins through interactions; distinct keeps one row per problem.
+        return super().get_queryset(request).distinct()
+
+    def has_add_permission(self, request, *args):
+        return False
+
+    @admin.display(description="customer")
+    def customer_name(self, obj):
+        return customer_link(obj.customer)
+
+
+@admin.register(models.Notification)
+class NotificationAdmin(ReadOnly, admin.ModelAdmin):
+    list_display = ("created_at", "recipient", "kind", "subject", "emailed_at", "read_at")
+    list_filter = ("kind", team_filter("recipient"))
+    date_hierarchy = "created_at"
+    list_select_related = ("recipient",)
+    ordering = ("-created_at",)
+
+
+# --- audit ----------------------------------------------------------------------------------------
+
+
+@admin.register(models.MergeRecord)
+class MergeRecordAdmin(ReadOnly, admin.ModelAdmin):
+    list_display = ("merged_at", "survivor_link", "duplicate", "merged_by")
+    date_hierarchy = "merged_at"
+    list_select_related = ("survivor", "duplicate", "merged_by")
+    ordering = ("-merged_at",)
+
+    @admin.display(description="survivor")
+    def survivor_link(self, obj):
+        return customer_link(obj.survivor)
+
+
+@admin.register(models.AccessAudit)
+class AccessAuditAdmin(ReadOnly, admin.ModelAdmin):
+    """Append-only: readable here, never added, changed or deleted."""
+
+    list_display = ("at", "actor", "action", "customer", "interaction", "detail")
+    list_filter = ("action",)
+    date_hierarchy = "at"
+    list_select_related = ("actor", "customer", "interaction")
+    ordering = ("-at",)
+    show_full_result_count = False
+    actions = None

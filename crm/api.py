@@ -6,14 +6,19 @@ selector, and shape the output; the rules live in services and selectors.
 
 from __future__ import annotations
 
+import zoneinfo
+
 from django.shortcuts import get_object_or_404
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
+from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 
 from crm import privacy, selectors, services
+from crm.identifiers import InvalidIdentifier, normalize
 from crm.models import (
     AuditAction,
     Channel,
@@ -26,6 +31,22 @@ from crm.models import (
     Tier,
 )
 from crm.permissions import IsSupervisor
+
+# Bounds on repeated input, so one request cannot write thousands of rows.
+MAX_IDENTITIES = 20
+MAX_FACTS = 50
+MAX_PREFERENCES = 50
+
+
+def validate_timezone(value: str) -> str:
+    if value and value not in zoneinfo.available_timezones():
+        raise serializers.ValidationError(f"'{value}' is not an IANA time zone, e.g. 'Europe/London'.")
+    return value
+
+
+def query_of(request) -> dict:
+    """Query parameters without DRF's own (?format=json picks the renderer)."""
+    return {k: v for k, v in request.query_params.items() if k != api_settings.URL_FORMAT_OVERRIDE}
 
 
 class StrictSerializer(serializers.Serializer):
@@ -43,6 +64,17 @@ class IdentityInput(StrictSerializer):
     kind = serializers.ChoiceField(choices=IdentityKind.choices)
     value = serializers.CharField(max_length=254)
     verified = serializers.BooleanField(default=False)
+
+    class Meta:
+        ref_name = "IdentityInput"
+
+    def validate(self, attrs):
+        """An unreadable identifier is named here, where the field is, before anything is written."""
+        try:
+            normalize(attrs["kind"], attrs["value"])
+        except InvalidIdentifier as exc:
+            raise serializers.ValidationError({"value": [exc.message]}) from None
+        return attrs
 
 
 def customer_out(customer: Customer) -> dict:
@@ -75,20 +107,33 @@ class CustomerListCreateApi(APIView):
         display_name = serializers.CharField(max_length=200)
         preferred_name = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
         language = serializers.CharField(max_length=16, required=False, default="en")
-        timezone = serializers.CharField(max_length=64, required=False, allow_blank=True, default="")
+        timezone = serializers.CharField(
+            max_length=64, required=False, allow_blank=True, default="", validators=[validate_timezone]
+        )
         tier = serializers.ChoiceField(choices=Tier.choices, required=False, default=Tier.STANDARD)
-        identities = IdentityInput(many=True, required=False, default=list)
+        identities = IdentityInput(many=True, required=False, default=list, max_length=MAX_IDENTITIES)
+
+        class Meta:
+            ref_name = "CustomerCreate"
+
+    class QuerySerializer(serializers.Serializer):
+        search = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+
+        class Meta:
+            ref_name = "CustomerSearch"
 
     @extend_schema(
-        parameters=[inline_serializer("CustomerSearch", {"search": serializers.CharField(required=False)})],
+        operation_id="customers_list",
+        parameters=[QuerySerializer],
         responses={200: inline_serializer("CustomerSummaryList", {"results": serializers.ListField()})},
     )
     def get(self, request):
-        customers = selectors.customer_search(request.query_params.get("search", ""))
-        for customer in customers:
-            services.audit_record(
-                actor=request.user, action=AuditAction.VIEW, customer=customer, detail={"search": True}
-            )
+        query = self.QuerySerializer(data=query_of(request))
+        query.is_valid(raise_exception=True)
+        customers = selectors.customer_search(query.validated_data["search"])
+        services.audit_record_many(
+            actor=request.user, action=AuditAction.VIEW, customers=customers, detail={"search": True}
+        )
         return Response({"results": [customer_summary_out(c) for c in customers]})
 
     @extend_schema(request=InputSerializer, responses={201: dict})
@@ -106,14 +151,20 @@ class CustomerDetailApi(APIView):
         display_name = serializers.CharField(max_length=200, required=False)
         preferred_name = serializers.CharField(max_length=100, required=False, allow_blank=True)
         language = serializers.CharField(max_length=16, required=False)
-        timezone = serializers.CharField(max_length=64, required=False, allow_blank=True)
+        timezone = serializers.CharField(
+            max_length=64, required=False, allow_blank=True, validators=[validate_timezone]
+        )
         tier = serializers.ChoiceField(choices=Tier.choices, required=False)
+
+        class Meta:
+            ref_name = "CustomerUpdate"
 
     def get_permissions(self):
         if self.request.method == "DELETE":
             return [IsSupervisor()]
         return super().get_permissions()
 
+    @extend_schema(responses={200: OpenApiTypes.OBJECT})
     def get(self, request, customer_id):
         customer = services.live_customer_get(customer_id, field="id")
         services.audit_record(actor=request.user, action=AuditAction.VIEW, customer=customer)
@@ -127,6 +178,7 @@ class CustomerDetailApi(APIView):
         customer = services.customer_update(actor=request.user, customer=customer, **data.validated_data)
         return Response(customer_out(customer))
 
+    @extend_schema(responses={204: None})
     def delete(self, request, customer_id):
         customer = services.live_customer_get(customer_id, field="id")
         privacy.customer_erase(actor=request.user, customer=customer)
@@ -148,10 +200,13 @@ class CustomerTimelineApi(APIView):
         before = serializers.DateTimeField(required=False)
         limit = serializers.IntegerField(required=False, min_value=1, max_value=200, default=selectors.TIMELINE_PAGE)
 
+        class Meta:
+            ref_name = "TimelineQuery"
+
     @extend_schema(parameters=[QuerySerializer], responses={200: dict})
     def get(self, request, customer_id):
         customer = services.live_customer_get(customer_id, field="id")
-        query = self.QuerySerializer(data=request.query_params.dict())
+        query = self.QuerySerializer(data=query_of(request))
         query.is_valid(raise_exception=True)
         entries = selectors.customer_timeline(customer, **query.validated_data)
         services.audit_record(actor=request.user, action=AuditAction.VIEW, customer=customer, detail={"timeline": True})
@@ -164,6 +219,9 @@ class CustomerMergeApi(APIView):
 
     class InputSerializer(StrictSerializer):
         duplicate_id = serializers.UUIDField()
+
+        class Meta:
+            ref_name = "CustomerMerge"
 
     @extend_schema(request=InputSerializer, responses={200: dict})
     def post(self, request, customer_id):
@@ -179,6 +237,7 @@ class CustomerMergeApi(APIView):
 class CustomerExportApi(APIView):
     permission_classes = [IsSupervisor]
 
+    @extend_schema(responses={200: OpenApiTypes.OBJECT})
     def get(self, request, customer_id):
         customer = get_object_or_404(Customer, pk=customer_id)
         return Response(privacy.customer_export(actor=request.user, customer=customer))
@@ -211,6 +270,9 @@ class FactInput(StrictSerializer):
     key = serializers.SlugField(max_length=64)
     value = serializers.CharField(max_length=500)
 
+    class Meta:
+        ref_name = "FactInput"
+
 
 class InteractionCreateApi(APIView):
     class InputSerializer(StrictSerializer):
@@ -230,6 +292,9 @@ class InteractionCreateApi(APIView):
         queue = serializers.CharField(max_length=64, required=False, allow_blank=True, default="")
         external_id = serializers.CharField(max_length=128, required=False)
 
+        class Meta:
+            ref_name = "InteractionCreate"
+
     @extend_schema(request=InputSerializer, responses={201: dict, 200: dict})
     def post(self, request):
         data = self.InputSerializer(data=request.data)
@@ -248,17 +313,23 @@ class InteractionDetailApi(APIView):
         outcome = serializers.ChoiceField(choices=Outcome.choices, required=False)
         ended_at = serializers.DateTimeField(required=False)
         customer_id = serializers.UUIDField(required=False)
-        facts = FactInput(many=True, required=False, default=list)
+        facts = FactInput(many=True, required=False, default=list, max_length=MAX_FACTS)
         preferences = serializers.DictField(
             child=serializers.CharField(max_length=500, allow_blank=True), required=False, default=dict
         )
 
+        class Meta:
+            ref_name = "InteractionWrapUp"
+
         def validate_preferences(self, value):
+            if len(value) > MAX_PREFERENCES:
+                raise serializers.ValidationError(f"At most {MAX_PREFERENCES} preferences at a time.")
             for key in value:
                 if not key or len(key) > 64:
                     raise serializers.ValidationError(f"'{key}' is not a preference key (1-64 characters).")
             return value
 
+    @extend_schema(responses={200: OpenApiTypes.OBJECT})
     def get(self, request, interaction_id):
         interaction = get_object_or_404(Interaction.objects.select_related("agent", "reason"), pk=interaction_id)
         if interaction.customer_id:
@@ -281,6 +352,13 @@ class InteractionDetailApi(APIView):
 
 
 class ReasonListApi(APIView):
+    @extend_schema(
+        responses={
+            200: inline_serializer(
+                "ContactReason", {"code": serializers.CharField(), "label": serializers.CharField()}, many=True
+            )
+        }
+    )
     def get(self, request):
         reasons = ContactReason.objects.filter(active=True).order_by("label").values("code", "label")
         return Response(list(reasons))
@@ -292,9 +370,12 @@ class TokenApi(APIView):
     permission_classes = [AllowAny]
     authentication_classes: list = []
 
-    class InputSerializer(serializers.Serializer):
-        username = serializers.CharField()
-        password = serializers.CharField(style={"input_type": "password"}, trim_whitespace=False)
+    class InputSerializer(StrictSerializer):
+        username = serializers.CharField(max_length=150)
+        password = serializers.CharField(max_length=1024, style={"input_type": "password"}, trim_whitespace=False)
+
+        class Meta:
+            ref_name = "TokenRequest"
 
     @extend_schema(
         request=InputSerializer, responses={200: inline_serializer("Token", {"token": serializers.CharField()})}

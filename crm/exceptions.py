@@ -1,7 +1,8 @@
 """Domain exceptions and the one handler that maps them to the API's JSON errors."""
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
-from django.http import Http404
+from django.http import Http404, JsonResponse
+from django.views import defaults
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
@@ -37,3 +38,17 @@ def api_exception_handler(exc, context):
     elif isinstance(exc, DjangoPermissionDenied):
         exc = exceptions.PermissionDenied()
     return exception_handler(exc, context)
+
+
+def not_found(request, exception=None):
+    """URLs that match nothing: JSON under /api/ (the contract's error shape), Django's page elsewhere."""
+    if request.path.startswith("/api/"):
+        return JsonResponse({"detail": "Not found."}, status=status.HTTP_404_NOT_FOUND)
+    return defaults.page_not_found(request, exception)
+
+
+def server_error(request):
+    """An unexpected failure: JSON under /api/ so clients can parse it, Django's page elsewhere."""
+    if request.path.startswith("/api/"):
+        return JsonResponse({"detail": "Internal error; it has been logged."}, status=500)
+    return defaults.server_error(request)

@@ -29,8 +29,10 @@ def _check_broker() -> str:
         return "in-process"
     from crm.celery import app
 
-    with app.connection_for_write() as conn:
-        conn.ensure_connection(max_retries=1, timeout=1)
+    # The configured URL, read now: one attempt with a short timeout, so a broker
+    # that is down makes readiness fail fast instead of hanging the probe.
+    with app.connection_for_write(settings.CELERY_BROKER_URL) as conn:
+        conn.ensure_connection(max_retries=1, interval_start=0, interval_step=0, timeout=1)
     return "ok"
 
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from crm.exceptions import DomainError, NotFound
@@ -19,6 +21,7 @@ from crm.models import (
     Identity,
     Interaction,
     MergeRecord,
+    Notification,
     Preference,
     Recognition,
     RecurringProblem,
@@ -27,17 +30,34 @@ from crm.models import (
 from crm.services import audit_record
 
 ERASED = "(erased)"
+# Related rows that simply change owner in a merge: (name in MergeRecord.moved, model).
+MOVED_WHOLESALE = (
+    ("interactions", Interaction),
+    ("cases", Case),
+    ("feedback", Feedback),
+    ("follow_ups", FollowUp),
+)
+# Blank survivor fields a merge fills from the duplicate (nothing the survivor has is overwritten).
+FILLABLE_FIELDS = ("display_name", "preferred_name", "language", "timezone")
 
 
 def _ids(qs) -> list[str]:
     return [str(pk) for pk in qs.values_list("pk", flat=True)]
 
 
+def _as_uuid(value, *, field: str) -> uuid.UUID:
+    try:
+        return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
+    except (ValueError, TypeError, AttributeError):
+        raise NotFound(f"No customer with id '{value}'.", field=field) from None
+
+
 def _resolve_current(model, survivor: Customer, duplicate: Customer) -> list[str]:
     """Before moving facts or preferences: per key, the newer current value wins.
 
     The loser stays as history (is_current=False), so nothing is lost and the
-    one-current-per-key constraint holds after the move.
+    one-current-per-key constraint holds after the move. On a tie the survivor's
+    value stays current. Returns the ids demoted, so a reversal can restore them.
     """
     demoted = []
     survivor_current = {row.key: row for row in model.objects.filter(customer=survivor, is_current=True)}
@@ -45,11 +65,67 @@ def _resolve_current(model, survivor: Customer, duplicate: Customer) -> list[str
         other = survivor_current.get(row.key)
         if other is None:
             continue
-        loser = row if row.recorded_at < other.recorded_at else other
-        loser.is_current = False
-        loser.save(update_fields=["is_current"])
+        loser = row if row.recorded_at <= other.recorded_at else other
+        model.objects.filter(pk=loser.pk).update(is_current=False)
         demoted.append(str(loser.pk))
     return demoted
+
+
+def merge_check(survivor: Customer, duplicate: Customer) -> None:
+    """Raise DomainError with a message a supervisor understands when this merge cannot happen."""
+    if survivor.pk == duplicate.pk:
+        raise DomainError("A customer cannot be merged into itself.", field="duplicate_id")
+    if survivor.erased_at is not None:
+        raise DomainError("The surviving customer has been erased; merge into a live customer.", field="id")
+    if survivor.merged_into_id is not None:
+        raise DomainError("The surviving customer was itself merged away; merge into its survivor.", field="id")
+    if duplicate.erased_at is not None:
+        raise DomainError("The duplicate has been erased; there is nothing to merge.", field="duplicate_id")
+    if duplicate.merged_into_id is not None:
+        raise DomainError("The duplicate was already merged into another customer.", field="duplicate_id")
+
+
+def merge_preview(*, survivor: Customer, duplicate: Customer) -> dict[str, Any]:
+    """What a merge would move, as counts and preference/fact conflicts (a handful of bounded queries)."""
+    merge_check(survivor, duplicate)
+    counts = {name: model.objects.filter(customer=duplicate).count() for name, model in MOVED_WHOLESALE}
+    counts["recognitions"] = Recognition.objects.filter(feedback__customer=duplicate).count()
+    counts["recurring_problems"] = RecurringProblem.objects.filter(customer=duplicate).count()
+    counts["audit_rows"] = AccessAudit.objects.filter(customer=duplicate).count()
+    counts["earlier_duplicates"] = Customer.objects.filter(merged_into=duplicate).count()
+    survivor_ids = set(Identity.objects.filter(customer=survivor).values_list("kind", "normalized"))
+    identities = [
+        {
+            "kind": i.kind,
+            "normalized": i.normalized,
+            "verified": i.verified_at is not None,
+            "shared": (i.kind, i.normalized) in survivor_ids,
+        }
+        for i in Identity.objects.filter(customer=duplicate).order_by("kind", "normalized")
+    ]
+    conflicts = []
+    for label, model in (("preference", Preference), ("fact", Fact)):
+        mine = {r.key: r for r in model.objects.filter(customer=survivor, is_current=True)}
+        for theirs in model.objects.filter(customer=duplicate, is_current=True).order_by("key"):
+            ours = mine.get(theirs.key)
+            if ours is None or ours.value == theirs.value:
+                continue
+            winner = theirs if theirs.recorded_at > ours.recorded_at else ours
+            conflicts.append(
+                {
+                    "kind": label,
+                    "key": theirs.key,
+                    "survivor_value": ours.value,
+                    "survivor_recorded_at": ours.recorded_at,
+                    "duplicate_value": theirs.value,
+                    "duplicate_recorded_at": theirs.recorded_at,
+                    "winner": "duplicate" if winner is theirs else "survivor",
+                }
+            )
+    counts["preferences"] = Preference.objects.filter(customer=duplicate).count()
+    counts["facts"] = Fact.objects.filter(customer=duplicate).count()
+    counts["identities"] = len(identities)
+    return {"counts": counts, "identities": identities, "conflicts": conflicts}
 
 
 @transaction.atomic
@@ -57,60 +133,61 @@ def customer_merge(*, actor, survivor: Customer, duplicate_id) -> MergeRecord:
     """Move everything the duplicate had to the survivor, in one transaction.
 
     Both rows are locked in primary-key order, so two merges touching the same
-    pair cannot deadlock or interleave.
+    pair cannot deadlock or interleave. The MergeRecord lists every moved row's
+    id (and what was folded or demoted), ids only, so the merge can be reversed
+    by hand and the record outlives an erasure without holding personal data.
     """
-    if str(duplicate_id) == str(survivor.pk):
+    duplicate_pk = _as_uuid(duplicate_id, field="duplicate_id")
+    if duplicate_pk == survivor.pk:
         raise DomainError("A customer cannot be merged into itself.", field="duplicate_id")
     locked = {
-        c.pk: c for c in Customer.objects.select_for_update().filter(pk__in=[survivor.pk, duplicate_id]).order_by("pk")
+        c.pk: c for c in Customer.objects.select_for_update().filter(pk__in=[survivor.pk, duplicate_pk]).order_by("pk")
     }
-    if duplicate_id not in locked and str(duplicate_id) not in {str(k) for k in locked}:
+    if duplicate_pk not in locked:
         raise NotFound(f"No customer with id '{duplicate_id}'.", field="duplicate_id")
-    survivor = locked[survivor.pk]
-    duplicate = next(c for pk, c in locked.items() if pk != survivor.pk)
-    if not survivor.is_live:
-        raise DomainError("The surviving customer has been erased or merged away.", field="id")
-    if duplicate.erased_at is not None:
-        raise DomainError("The duplicate has been erased; there is nothing to merge.", field="duplicate_id")
-    if duplicate.merged_into_id is not None:
-        raise DomainError("The duplicate was already merged into another customer.", field="duplicate_id")
+    if survivor.pk not in locked:
+        raise NotFound(f"No customer with id '{survivor.pk}'.", field="id")
+    survivor, duplicate = locked[survivor.pk], locked[duplicate_pk]
+    merge_check(survivor, duplicate)
 
     moved: dict[str, Any] = {}
-    # Identities: a value both hold is kept once, on the survivor.
-    shared = Identity.objects.filter(
-        customer=duplicate,
-        normalized__in=Identity.objects.filter(customer=survivor).values("normalized"),
-    )
-    dropped = []
-    survivor_keys = set(Identity.objects.filter(customer=survivor).values_list("kind", "normalized"))
-    for identity in shared:
-        if (identity.kind, identity.normalized) in survivor_keys:
-            dropped.append({"kind": identity.kind, "id": identity.pk})
-            identity.delete()
-    moved["identities_dropped_as_duplicate"] = dropped
-    moved["identities"] = _ids(Identity.objects.filter(customer=duplicate))
+    # Identities: a value both hold is kept once, on the survivor (verified if either was).
+    survivor_identities = {(i.kind, i.normalized): i for i in Identity.objects.filter(customer=survivor)}
+    folded = []
+    for identity in Identity.objects.filter(customer=duplicate):
+        kept = survivor_identities.get((identity.kind, identity.normalized))
+        if kept is None:
+            continue
+        if identity.verified_at and (kept.verified_at is None or identity.verified_at < kept.verified_at):
+            Identity.objects.filter(pk=kept.pk).update(verified_at=identity.verified_at)
+        folded.append(
+            {"id": identity.pk, "into": kept.pk, "verified_at": identity.verified_at, "source": identity.source}
+        )
+        identity.delete()
+    moved["identities_folded"] = folded
+    moved["identities"] = list(Identity.objects.filter(customer=duplicate).values_list("pk", flat=True))
     Identity.objects.filter(customer=duplicate).update(customer=survivor)
 
     moved["preferences_demoted"] = _resolve_current(Preference, survivor, duplicate)
     moved["facts_demoted"] = _resolve_current(Fact, survivor, duplicate)
-    for name, model in (
-        ("preferences", Preference),
-        ("facts", Fact),
-        ("interactions", Interaction),
-        ("cases", Case),
-        ("feedback", Feedback),
-        ("follow_ups", FollowUp),
-    ):
+    for name, model in (("preferences", Preference), ("facts", Fact)):
+        qs = model.objects.filter(customer=duplicate)
+        moved[name] = list(qs.values_list("pk", flat=True))
+        qs.update(customer=survivor)
+    for name, model in MOVED_WHOLESALE:
         qs = model.objects.filter(customer=duplicate)
         moved[name] = _ids(qs)
         qs.update(customer=survivor)
+    # Recognitions belong to feedback, which just moved: listed so the record is complete.
+    moved["recognitions"] = _ids(Recognition.objects.filter(feedback_id__in=moved["feedback"]))
 
-    # Recurring problems: one open per customer and reason; fold the duplicate's in.
+    # Recurring problems: one open per customer and reason; the duplicate's open one folds in.
     survivor_open = {
         p.reason_id: p for p in RecurringProblem.objects.filter(customer=survivor, status=RecurringProblemStatus.OPEN)
     }
     moved["recurring_problems"] = []
-    for problem in RecurringProblem.objects.filter(customer=duplicate):
+    moved["recurring_problems_folded"] = []
+    for problem in RecurringProblem.objects.filter(customer=duplicate).prefetch_related("interactions"):
         target = survivor_open.get(problem.reason_id) if problem.status == RecurringProblemStatus.OPEN else None
         if target is not None:
             target.interactions.add(*problem.interactions.all())
@@ -119,46 +196,85 @@ def customer_merge(*, actor, survivor: Customer, duplicate_id) -> MergeRecord:
             target.last_contact_at = max(target.last_contact_at, problem.last_contact_at)
             target.save(update_fields=["contact_count", "first_contact_at", "last_contact_at"])
             problem.status = RecurringProblemStatus.RESOLVED
-            problem.save(update_fields=["status"])
+            moved["recurring_problems_folded"].append({"id": problem.pk, "into": target.pk, "status_before": "open"})
         problem.customer = survivor
-        problem.save(update_fields=["customer"])
-        moved["recurring_problems"].append(str(problem.pk))
+        problem.save(update_fields=["customer", "status"])
+        moved["recurring_problems"].append(problem.pk)
 
-    moved["audit"] = AccessAudit.objects.filter(customer=duplicate).count()
+    moved["audit"] = list(AccessAudit.objects.filter(customer=duplicate).values_list("pk", flat=True))
     AccessAudit.objects.filter(customer=duplicate).update(customer=survivor)
+    # Customers merged into the duplicate earlier now point straight at the survivor,
+    # so resolution and erasure see the whole family in one step.
+    moved["earlier_duplicates"] = _ids(Customer.objects.filter(merged_into=duplicate))
+    Customer.objects.filter(merged_into=duplicate).update(merged_into=survivor)
+
+    filled = [name for name in FILLABLE_FIELDS if not getattr(survivor, name) and getattr(duplicate, name)]
+    for name in filled:
+        setattr(survivor, name, getattr(duplicate, name))
+    survivor.save(update_fields=[*filled, "updated_at"])
+    moved["survivor_fields_filled"] = filled
 
     duplicate.merged_into = survivor
     duplicate.save(update_fields=["merged_into", "updated_at"])
-    record = MergeRecord.objects.create(survivor=survivor, duplicate=duplicate, merged_by=actor, moved=moved)
+    record = MergeRecord.objects.create(
+        survivor=survivor,
+        duplicate=duplicate,
+        merged_by=actor if actor and actor.is_authenticated else None,
+        moved=_jsonable(moved),
+    )
+    counts = {name: len(value) for name, value in moved.items() if isinstance(value, list)}
     audit_record(
         actor=actor,
         action=AuditAction.MERGE,
         customer=survivor,
-        detail={"duplicate": str(duplicate.pk), "merge_record": record.pk},
+        detail={"duplicate": str(duplicate.pk), "merge_record": record.pk, "counts": counts},
     )
     return record
 
 
+def _jsonable(value):
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return value
+
+
 def customer_export(*, actor, customer: Customer) -> dict[str, Any]:
-    """Everything held on the customer, as plain data."""
+    """Everything held on the customer (and on duplicates merged into it), as plain data."""
     audit_record(actor=actor, action=AuditAction.EXPORT, customer=customer)
+    family = [customer.pk, *_merged_family(customer.pk)]
 
     def rows(qs, *fields):
-        return [{f: _plain(getattr(obj, f)) for f in fields} for obj in qs]
+        return [{f: _jsonable(getattr(obj, f)) for f in fields} for obj in qs]
+
+    def person(c: Customer) -> dict[str, Any]:
+        return {
+            "id": str(c.pk),
+            "display_name": c.display_name,
+            "preferred_name": c.preferred_name,
+            "language": c.language,
+            "timezone": c.timezone,
+            "tier": c.tier,
+            "created_at": _jsonable(c.created_at),
+            "erased_at": _jsonable(c.erased_at),
+        }
 
     return {
-        "customer": {
-            "id": str(customer.pk),
-            "display_name": customer.display_name,
-            "preferred_name": customer.preferred_name,
-            "language": customer.language,
-            "timezone": customer.timezone,
-            "tier": customer.tier,
-            "created_at": customer.created_at,
-            "erased_at": customer.erased_at,
-        },
+        "customer": person(customer),
+        "merged_duplicates": [person(c) for c in Customer.objects.filter(pk__in=family[1:]).order_by("created_at")],
         "identities": rows(
-            customer.identities.all(), "kind", "value", "normalized", "verified_at", "source", "created_at"
+            customer.identities.order_by("kind", "created_at"),
+            "kind",
+            "value",
+            "normalized",
+            "verified_at",
+            "source",
+            "created_at",
         ),
         "preferences": rows(
             customer.preferences.order_by("key", "recorded_at"),
@@ -178,7 +294,7 @@ def customer_export(*, actor, customer: Customer) -> dict[str, Any]:
             "interaction_id",
         ),
         "interactions": rows(
-            customer.interactions.order_by("started_at"),
+            customer.interactions.select_related("reason").order_by("started_at"),
             "id",
             "channel",
             "direction",
@@ -189,48 +305,106 @@ def customer_export(*, actor, customer: Customer) -> dict[str, Any]:
             "summary",
             "outcome",
             "identifiers",
+            "verified",
             "ivr",
         ),
         "cases": rows(
             customer.cases.order_by("opened_at"), "id", "subject", "kind", "status", "opened_at", "resolved_at"
         ),
         "feedback": rows(
-            customer.feedback.order_by("received_at"), "id", "rating", "nps", "text", "sentiment", "received_at"
+            customer.feedback.order_by("received_at"),
+            "id",
+            "rating",
+            "nps",
+            "text",
+            "identifiers",
+            "sentiment",
+            "received_at",
         ),
-        "follow_ups": rows(customer.follow_ups.order_by("created_at"), "id", "kind", "status", "note", "due_at"),
+        "recognitions": rows(
+            Recognition.objects.filter(feedback__customer=customer).order_by("created_at"),
+            "id",
+            "staff_id",
+            "quote",
+            "created_at",
+        ),
+        "follow_ups": rows(
+            customer.follow_ups.order_by("created_at"), "id", "kind", "status", "note", "due_at", "completed_at"
+        ),
+        "recurring_problems": rows(
+            customer.recurring_problems.order_by("first_contact_at"),
+            "id",
+            "reason_id",
+            "status",
+            "contact_count",
+            "first_contact_at",
+            "last_contact_at",
+        ),
     }
 
 
-def _plain(value):
-    if hasattr(value, "hex") and not isinstance(value, (bytes, str)):
-        return str(value)
-    return value
+def _merged_family(customer_id) -> list:
+    """Ids of every customer merged (directly or through another duplicate) into this one."""
+    found: list = []
+    frontier = [customer_id]
+    while frontier:
+        frontier = list(Customer.objects.filter(merged_into_id__in=frontier).values_list("pk", flat=True))
+        found.extend(frontier)
+    return found
 
 
 @transaction.atomic
-def customer_erase(*, actor, customer: Customer) -> None:
+def customer_erase(*, actor, customer: Customer) -> dict[str, int]:
     """Erase personal data irreversibly; keep the anonymous rows that reports count.
 
-    Customers merged into this one are erased too: their names and former
-    identifiers are the same person's data.
+    Removed: identities, facts, preferences, names; blanked: what contacts,
+    feedback, recognitions, cases and follow-ups say, and the identifiers the
+    caller gave. Kept: the rows themselves with reason, outcome, channel, agent,
+    ratings and timestamps, so repeat-contact, CSAT and recognition counts do not
+    change. Customers merged into this one are erased too: their names and former
+    identifiers are the same person's data. The audit row holds counts only.
     """
     customer = Customer.objects.select_for_update().get(pk=customer.pk)
     if customer.erased_at is not None:
         raise NotFound("This customer has already been erased.", field="id")
-    group = [customer.pk, *Customer.objects.filter(merged_into=customer).values_list("pk", flat=True)]
+    group = [customer.pk, *_merged_family(customer.pk)]
+    former = list(Identity.objects.filter(customer_id__in=group).values_list("kind", "normalized"))
     counts = {
         "identities": Identity.objects.filter(customer_id__in=group).delete()[0],
         "facts": Fact.objects.filter(customer_id__in=group).delete()[0],
         "preferences": Preference.objects.filter(customer_id__in=group).delete()[0],
     }
-    counts["interactions"] = Interaction.objects.filter(customer_id__in=group).update(
-        summary="", reason_text="", identifiers={}, ivr={}, verified=[]
-    )
+    scrub = {"summary": "", "reason_text": "", "identifiers": {}, "ivr": {}, "verified": []}
+    counts["interactions"] = Interaction.objects.filter(customer_id__in=group).update(**scrub)
+    feedback_ids = _ids(Feedback.objects.filter(customer_id__in=group))
     counts["feedback"] = Feedback.objects.filter(customer_id__in=group).update(text="", identifiers={})
-    Recognition.objects.filter(feedback__customer_id__in=group).update(quote="")
-    Case.objects.filter(customer_id__in=group).update(subject=ERASED)
-    FollowUp.objects.filter(customer_id__in=group).update(note="")
-    Customer.objects.filter(pk__in=group).update(
+    if former:
+        # Contacts and feedback never linked to a customer (an unknown caller) that carry
+        # one of this person's identifiers are theirs too. A rare, deliberate scan.
+        given = Q()
+        for kind, normalized in former:
+            given |= Q(**{f"identifiers__{kind}": normalized})
+        counts["unlinked_interactions"] = Interaction.objects.filter(given, customer__isnull=True).update(**scrub)
+        counts["unlinked_feedback"] = Feedback.objects.filter(given, customer__isnull=True).update(
+            text="", identifiers={}
+        )
+    counts["recognitions"] = Recognition.objects.filter(feedback__customer_id__in=group).update(quote="")
+    counts["cases"] = Case.objects.filter(customer_id__in=group).update(subject=ERASED)
+    counts["follow_ups"] = FollowUp.objects.filter(customer_id__in=group).update(note="")
+    if feedback_ids:
+        # Staff notifications about this person's feedback may quote it; keep the row, drop the words.
+        about = Q()
+        for feedback_id in feedback_ids:
+            about |= Q(key__contains=feedback_id)
+        counts["notifications"] = Notification.objects.filter(about).update(subject=ERASED, body="")
+    counts["customers"] = Customer.objects.filter(pk__in=group).update(
         display_name="", preferred_name="", timezone="", language="", erased_at=timezone.now()
     )
     audit_record(actor=actor, action=AuditAction.ERASE, customer=customer, detail={"counts": counts})
+    return counts
+
+
+def customer_related_counts(customer: Customer) -> dict[str, int]:
+    """Row counts of what is attached to a customer, one indexed count per table."""
+    tables = (*MOVED_WHOLESALE, ("identities", Identity), ("preferences", Preference), ("facts", Fact))
+    return {name: model.objects.filter(customer=customer).count() for name, model in tables}

@@ -56,6 +56,16 @@ def audit_record(
     )
 
 
+def audit_record_many(
+    *, actor, action: str, customers: Iterable[Customer], detail: Mapping[str, Any] | None = None
+) -> int:
+    """One audit row per customer in a single INSERT (a search result page)."""
+    actor = actor if actor is not None and actor.is_authenticated else None
+    rows = [AccessAudit(actor=actor, action=action, customer=c, detail=dict(detail or {})) for c in customers]
+    AccessAudit.objects.bulk_create(rows)
+    return len(rows)
+
+
 # --- lookups used by writers ----------------------------------------------------------
 
 
@@ -121,14 +131,18 @@ def customer_create(
         tier=tier,
     )
     for identity in identities:
-        identity_add(
-            actor=actor,
-            customer=customer,
-            kind=identity["kind"],
-            value=identity["value"],
-            verified=identity.get("verified", False),
-            audit=False,
-        )
+        try:
+            identity_add(
+                actor=actor,
+                customer=customer,
+                kind=identity["kind"],
+                value=identity["value"],
+                verified=identity.get("verified", False),
+                audit=False,
+            )
+        except DomainError as exc:
+            # Raised inside the transaction: the customer row goes too.
+            raise type(exc)(exc.message, field="identities") from None
     audit_record(actor=actor, action=AuditAction.CREATE, customer=customer)
     return customer
 
@@ -167,7 +181,12 @@ def identity_add(
                 defaults={"value": value, "verified_at": now if verified else None, "source": source},
             )
     except IntegrityError:
-        raise Conflict(f"Account '{normalized}' already belongs to another customer.", field="value") from None
+        # Either the account is another live customer's (account_belongs_to_one_customer),
+        # or a concurrent request just added this same identifier to this customer.
+        identity = Identity.objects.filter(customer=customer, kind=kind, normalized=normalized).first()
+        if identity is None:
+            raise Conflict(f"Account '{normalized}' already belongs to another customer.", field="value") from None
+        created = False
     if not created and verified and identity.verified_at is None:
         identity.verified_at = now
         identity.save(update_fields=["verified_at"])
@@ -272,6 +291,9 @@ def interaction_record(
             return existing, False
     reason_obj = reason_get(reason)
     agent_obj = staff_get(agent)
+    started_at = started_at or timezone.now()
+    if ended_at is not None and ended_at < started_at:
+        raise DomainError("ended_at is before the contact started.", field="ended_at")
     normalized = identifiers_normalize(identifiers or {})
     customer = None
     if customer_id:
@@ -283,7 +305,7 @@ def interaction_record(
         customer=customer,
         channel=channel,
         direction=direction,
-        started_at=started_at or timezone.now(),
+        started_at=started_at,
         ended_at=ended_at,
         agent=agent_obj or (actor if actor is not None and actor.is_authenticated else None),
         queue=queue,

@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 
 import dj_database_url
+import phonenumbers
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -145,6 +146,8 @@ if REDIS_URL:
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": "goldfish",
             "TIMEOUT": 300,
+            # A Redis that is down or unreachable fails fast rather than hanging requests.
+            "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 2},
         }
     }
 else:
@@ -181,7 +184,7 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["crm.permissions.IsAgent"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["crm.parsers.BoundedJSONParser"],
     "DEFAULT_RENDERER_CLASSES": [
         "rest_framework.renderers.JSONRenderer",
         "rest_framework.renderers.BrowsableAPIRenderer",
@@ -206,6 +209,11 @@ SPECTACULAR_SETTINGS = {
 
 # --- Domain settings -------------------------------------------------------------
 CRM_DEFAULT_PHONE_REGION = os.environ.get("CRM_DEFAULT_PHONE_REGION", "US").upper()
+if CRM_DEFAULT_PHONE_REGION not in phonenumbers.SUPPORTED_REGIONS:
+    # A typo here would make every national number unreadable; refuse to start instead.
+    raise ImproperlyConfigured(
+        f"CRM_DEFAULT_PHONE_REGION must be a region code like US or GB, got {CRM_DEFAULT_PHONE_REGION!r}"
+    )
 # How long a supervisor has to act on a complaint before it escalates.
 CRM_RECOVERY_DEADLINE_HOURS = envint("CRM_RECOVERY_DEADLINE_HOURS", 24)
 # Window for repeat-contact and recent-complaint flags and recurring problems.

@@ -3,6 +3,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.permissions import AllowAny
 
+from context import agent_urls
 from crm import api, health
 
 api_v1 = [
@@ -19,6 +20,7 @@ api_v1 = [
     path("interactions/<uuid:interaction_id>", api.InteractionDetailApi.as_view(), name="interaction-detail"),
     path("reasons", api.ReasonListApi.as_view(), name="reason-list"),
     path("", include("context.urls")),
+    path("", include(agent_urls.api_urlpatterns)),
     path("schema/", SpectacularAPIView.as_view(permission_classes=[AllowAny]), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema", permission_classes=[AllowAny]), name="docs"),
 ]
@@ -28,4 +30,8 @@ urlpatterns = [
     path("readyz", health.readyz, name="readyz"),
     path("api/v1/", include(api_v1)),
     path("admin/", admin.site.urls),
+    path("agent/", include(agent_urls.agent_urlpatterns)),
 ]
+
+handler404 = "crm.exceptions.not_found"
+handler500 = "crm.exceptions.server_error"

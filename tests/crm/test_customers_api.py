@@ -45,7 +45,7 @@ def test_a_duplicate_account_is_refused_and_nothing_is_written(agent_api, jim):
         format="json",
     )
     assert response.status_code == 409
-    assert "value" in response.json()
+    assert "identities" in response.json()
     assert (Customer.objects.count(), Identity.objects.count()) == (customers, identities)
 
 
@@ -90,3 +90,39 @@ def test_unknown_customer_is_404(agent_api):
     response = agent_api.get("/api/v1/customers/00000000-0000-0000-0000-000000000000")
     assert response.status_code == 404
     assert response.json()["detail"]
+
+
+def test_every_other_read_of_a_customer_is_audited_with_its_actor(agent_api, supervisor_api, alice, sam, jim):
+    from tests.factories import InteractionFactory
+
+    interaction = InteractionFactory(customer=jim)
+    agent_api.get(f"/api/v1/interactions/{interaction.pk}")
+    agent_api.post("/api/v1/context/lookup", {"phone": "(212) 555-0100"}, format="json")
+    supervisor_api.get(f"/api/v1/customers/{jim.pk}/export")
+
+    assert AccessAudit.objects.filter(customer=jim, actor=alice, interaction_id=interaction.pk).exists()
+    assert AccessAudit.objects.filter(customer=jim, actor=alice, action="lookup").exists()
+    assert AccessAudit.objects.filter(customer=jim, actor=sam).exists()
+
+
+def test_a_search_result_is_not_a_read_of_customers_it_does_not_return(agent_api, jim):
+    other = CustomerFactory(display_name="Olga Novak")
+    agent_api.get("/api/v1/customers", {"search": "okafor"})
+    assert not AccessAudit.objects.filter(customer=other).exists()
+
+
+def test_a_search_page_costs_a_fixed_number_of_queries(agent_api, alice, django_assert_max_num_queries):
+    for n in range(30):
+        CustomerFactory(display_name=f"Okafor {n:02d}")
+    agent_api.get("/api/v1/customers", {"search": "okafor"})  # warm the token and role lookups
+    with django_assert_max_num_queries(8):
+        response = agent_api.get("/api/v1/customers", {"search": "okafor"})
+    assert len(response.json()["results"]) == 30
+    assert AccessAudit.objects.filter(actor=alice, action="view").count() == 60
+
+
+def test_the_timeline_accepts_drfs_format_parameter(agent_api, jim):
+    response = agent_api.get(f"/api/v1/customers/{jim.pk}/timeline", {"format": "json", "limit": 5})
+    assert response.status_code == 200
+    bad = agent_api.get(f"/api/v1/customers/{jim.pk}/timeline", {"limit": "many"})
+    assert bad.status_code == 400 and "limit" in bad.json()

@@ -16,15 +16,22 @@ from rest_framework.authtoken.models import Token
 
 from crm.models import (
     Case,
+    CaseKind,
     CaseStatus,
     Channel,
     ContactReason,
     Customer,
     Fact,
+    Feedback,
+    FeedbackStatus,
+    FollowUp,
+    FollowUpKind,
+    FollowUpStatus,
     Identity,
     Interaction,
     Outcome,
     Preference,
+    Recognition,
     StaffProfile,
     Team,
 )
@@ -53,6 +60,17 @@ SUMMARIES = {
     "appointment": "Engineer visit booked for Tuesday morning.",
     "general": "Answered a general question about the service.",
 }
+PRAISE = (
+    "Sorted it in minutes, thank you!",
+    "Really patient and helpful, fixed my bill.",
+    "Friendly and quick, best call I've had with you.",
+    "Knew my history, didn't have to repeat myself.",
+)
+COMPLAINTS = (
+    "Third time calling about the same fault.",
+    "Waited 40 minutes and nothing was fixed.",
+    "Nobody called me back as promised.",
+)
 FACT_SAMPLES = [
     ("router_model", ["HG-612", "Hub 6", "FritzBox 7590"]),
     ("address_confirmed", ["yes"]),
@@ -236,7 +254,108 @@ class Command(BaseCommand):
         Interaction.objects.bulk_create(interactions, batch_size=1000)
         Fact.objects.bulk_create(facts)
         Preference.objects.bulk_create(prefs)
-        return {"customers": len(customers), "interactions": len(interactions)}
+        twins = self.create_duplicates(rng, customers, agents)
+        self.create_feedback_samples(rng, interactions)
+        return {"customers": len(customers) + twins, "interactions": len(interactions)}
+
+    def create_feedback_samples(self, rng: random.Random, interactions: list) -> None:
+        """Survey answers on some contacts, with the praise and follow-ups the workflows would have made,
+        so the supervisors' queues and reports (/admin/) show something in the demo."""
+        now = timezone.now()
+        sampled = [i for i in interactions if i.customer_id and rng.random() < 0.12]
+        for n, contact in enumerate(sampled):
+            rating = rng.choice([5, 5, 5, 4, 4, 3, 2, 1])
+            happy = rating >= 4
+            received = contact.started_at + dt.timedelta(hours=2)
+            feedback = Feedback.objects.create(
+                interaction=contact,
+                customer_id=contact.customer_id,
+                rating=rating,
+                nps=rng.choice([9, 10, 10, 8]) if happy else rng.choice([0, 3, 5, 6, 7]),
+                text=rng.choice(PRAISE) if happy else rng.choice(COMPLAINTS),
+                staff_named=[contact.agent.username] if happy and contact.agent else [],
+                sentiment="positive" if happy else ("neutral" if rating == 3 else "negative"),
+                status=FeedbackStatus.PROCESSED,
+                received_at=received,
+                processed_at=received,
+            )
+            if happy and contact.agent and n % 2 == 0:
+                recognition = Recognition.objects.create(
+                    feedback=feedback, staff=contact.agent, interaction=contact, quote=feedback.text
+                )
+                Recognition.objects.filter(pk=recognition.pk).update(created_at=received)
+            if rating <= 2:
+                # Older ones were done in time, or missed and escalated; recent ones are still open.
+                late = received < now - dt.timedelta(days=3)
+                status = (
+                    FollowUpStatus.OPEN if not late else (FollowUpStatus.DONE if n % 3 else FollowUpStatus.ESCALATED)
+                )
+                done = status == FollowUpStatus.DONE
+                case = Case.objects.create(
+                    customer_id=contact.customer_id,
+                    subject="Service recovery: unhappy customer",
+                    kind=CaseKind.SERVICE_RECOVERY,
+                    reason=contact.reason,
+                    status=CaseStatus.RESOLVED if done else CaseStatus.OPEN,
+                    opened_at=received,
+                    due_at=received + dt.timedelta(hours=24),
+                    resolved_at=received + dt.timedelta(hours=20) if done else None,
+                    owner=contact.agent,
+                )
+                feedback.case = case
+                feedback.save(update_fields=["case"])
+                FollowUp.objects.create(
+                    kind=FollowUpKind.SERVICE_RECOVERY,
+                    status=status,
+                    customer_id=contact.customer_id,
+                    feedback=feedback,
+                    case=case,
+                    owner=contact.agent,
+                    due_at=received + dt.timedelta(hours=24),
+                    completed_at=received + dt.timedelta(hours=20) if status == FollowUpStatus.DONE else None,
+                    escalated_at=received + dt.timedelta(hours=24) if status == FollowUpStatus.ESCALATED else None,
+                    escalation_level=1 if status == FollowUpStatus.ESCALATED else 0,
+                )
+
+    def create_duplicates(self, rng: random.Random, customers: list, agents: list) -> int:
+        """A few people entered twice (another spelling, a new account, the same e-mail or phone),
+        so the supervisors' duplicates view (/admin/crm/customer/duplicates/) has work to show."""
+        now = timezone.now()
+        made = 0
+        for n, original in enumerate(customers[5:50:9]):
+            first, _, last = original.display_name.partition(" ")
+            twin = Customer.objects.create(
+                display_name=f"{first} {last.upper()}" if n % 2 else f"{first[0]}. {last}",
+                preferred_name=first,
+                language=original.language,
+            )
+            shared = Identity.objects.filter(customer=original, kind="email" if n % 2 else "phone").first()
+            account = f"GF9{n:05d}"
+            Identity.objects.bulk_create(
+                [
+                    Identity(customer=twin, kind=shared.kind, value=shared.value, normalized=shared.normalized),
+                    Identity(customer=twin, kind="account", value=account, normalized=account, source="web"),
+                ]
+            )
+            Preference.objects.create(
+                customer=twin, key="preferred_channel", value=rng.choice(["sms", "email"]), recorded_at=now
+            )
+            for k in range(2):
+                started = now - dt.timedelta(days=rng.randint(1, 30))
+                Interaction.objects.create(
+                    customer=twin,
+                    channel=Channel.CHAT,
+                    started_at=started,
+                    ended_at=started + dt.timedelta(minutes=6),
+                    agent=rng.choice(agents),
+                    reason=ContactReason.objects.get(code="billing"),
+                    summary=SUMMARIES["billing"],
+                    outcome=Outcome.RESOLVED,
+                    source="seed",
+                    external_id=f"seed-twin-{n}-{k}",
+                )
+            made += 1
+        return made
 
     def print_logins(self, staff: dict) -> None:
         out = self.stdout.write

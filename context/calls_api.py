@@ -1,0 +1,46 @@
+"""POST /api/v1/calls — call events from the telephony (CTI) connector."""
+
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from context.calls import CALL_EVENTS, call_event_record
+from crm.api import StrictSerializer
+from crm.models import Channel, IdentityKind
+from crm.permissions import IsIntegration
+
+VERIFIABLE = [*IdentityKind.values, "customer_id"]
+
+
+class CallEventInput(StrictSerializer):
+    event = serializers.ChoiceField(choices=CALL_EVENTS)
+    agent = serializers.CharField(max_length=150)
+    call_id = serializers.CharField(max_length=128)
+    channel = serializers.ChoiceField(choices=Channel.choices, default=Channel.PHONE)
+    phone = serializers.CharField(max_length=64, required=False)
+    email = serializers.CharField(max_length=254, required=False)
+    account = serializers.CharField(max_length=64, required=False)
+    verified = serializers.ListField(child=serializers.ChoiceField(choices=VERIFIABLE), required=False, default=list)
+    ivr = serializers.DictField(required=False, default=dict)
+
+    def validate(self, attrs):
+        if attrs["event"] != "ended" and not any(attrs.get(k) for k in ("phone", "email", "account")):
+            raise serializers.ValidationError({"phone": ["The caller's phone (or email/account) is required."]})
+        return attrs
+
+
+class CallEventApi(APIView):
+    """202: the event is recorded; the agent's open page is told once it commits."""
+
+    permission_classes = [IsIntegration]
+
+    @extend_schema(
+        request=CallEventInput,
+        responses={202: inline_serializer("CallEventAccepted", {"interaction_id": serializers.CharField()})},
+    )
+    def post(self, request):
+        data = CallEventInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        result = call_event_record(actor=request.user, **data.validated_data)
+        return Response(result, status=status.HTTP_202_ACCEPTED)

@@ -1,0 +1,95 @@
+"""Place a pretend call for the demo: the named agent's open /agent/ page pops.
+
+By default it does what the telephony connector does: POST /api/v1/calls to the
+running server with the integration user's token (seed_demo makes `cti`). That
+works on the embedded default too, where events travel in-process inside the
+server. `--direct` calls the service from this process instead, which reaches
+the page only through Redis pub/sub (REDIS_URL set for both).
+"""
+
+import json
+import time
+import urllib.error
+import urllib.request
+import uuid
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand, CommandError
+from rest_framework.authtoken.models import Token
+
+from context.calls import CALL_EVENTS, call_event_record
+from crm.exceptions import DomainError
+from crm.permissions import is_integration
+
+
+class Command(BaseCommand):
+    help = "Post a call event (default: ringing, then connected) so the agent's /agent/ page pops."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--agent", required=True, help="username of the agent taking the call, e.g. jane")
+        parser.add_argument("--phone", required=True, help='caller number in any form, e.g. "+1 212 555 0000"')
+        parser.add_argument("--call-id", help="telephony call id (default: a new one)")
+        parser.add_argument("--event", choices=CALL_EVENTS, help="send only this event (e.g. ended)")
+        parser.add_argument("--verified", action="append", default=[], help="identifier kind the IVR verified")
+        parser.add_argument("--ivr", default="{}", help='JSON the caller gave the IVR, e.g. \'{"intent": "billing"}\'')
+        parser.add_argument("--as-user", default="cti", help="integration user posting the event (default: cti)")
+        parser.add_argument("--url", default="http://127.0.0.1:8000", help="the running server (default: %(default)s)")
+        parser.add_argument("--direct", action="store_true", help="call the service here (needs REDIS_URL)")
+
+    def handle(self, *args, **opts):
+        try:
+            ivr = json.loads(opts["ivr"])
+        except ValueError as exc:
+            raise CommandError(f"--ivr is not JSON: {exc}") from None
+        if not isinstance(ivr, dict):
+            raise CommandError("--ivr must be a JSON object")
+        actor = get_user_model().objects.filter(username=opts["as_user"]).first()
+        if actor is None or not is_integration(actor):
+            raise CommandError(f"'{opts['as_user']}' is not an integration user; run `manage.py seed_demo` first.")
+        if opts["direct"] and not settings.REDIS_URL:
+            self.stderr.write("Without REDIS_URL a --direct event only reaches pages served by this process (none).")
+        call_id = opts["call_id"] or f"sim-{uuid.uuid4().hex[:12]}"
+        for name in [opts["event"]] if opts["event"] else ["ringing", "connected"]:
+            body = {
+                "event": name,
+                "agent": opts["agent"],
+                "call_id": call_id,
+                "channel": "phone",
+                "verified": opts["verified"],
+                "ivr": ivr,
+            }
+            if name != "ended":
+                body["phone"] = opts["phone"]
+            started = time.perf_counter()
+            result = self.send_direct(actor, body) if opts["direct"] else self.send_http(actor, opts["url"], body)
+            elapsed = (time.perf_counter() - started) * 1000
+            self.stdout.write(f"{name}: call {call_id} -> interaction {result['interaction_id']} ({elapsed:.0f} ms)")
+        if not opts["event"]:
+            self.stdout.write(
+                f"{opts['agent']}'s open /agent/ page shows the caller now. End the call with:\n"
+                f"  manage.py simulate_call --agent {opts['agent']} --phone '{opts['phone']}' "
+                f"--call-id {call_id} --event ended"
+            )
+
+    def send_direct(self, actor, body: dict) -> dict:
+        try:
+            return call_event_record(actor=actor, **body)
+        except DomainError as exc:
+            raise CommandError(f"{exc.field or 'error'}: {exc.message}") from None
+
+    def send_http(self, actor, url: str, body: dict) -> dict:
+        token, _ = Token.objects.get_or_create(user=actor)
+        request = urllib.request.Request(  # noqa: S310 - the URL is the operator's own server
+            url.rstrip("/") + "/api/v1/calls",
+            data=json.dumps(body).encode(),
+            headers={"Content-Type": "application/json", "Authorization": f"Token {token.key}"},
+            method="POST",
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+                return json.loads(response.read())
+        except urllib.error.HTTPError as exc:
+            raise CommandError(f"{exc.code}: {exc.read().decode(errors='replace')}") from None
+        except urllib.error.URLError as exc:
+            raise CommandError(f"No server at {url} ({exc.reason}); start it with `make run`.") from None
