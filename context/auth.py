@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.contrib.auth import get_user_model
 from django.db import connection
+from drf_spectacular.drainage import set_override
 from rest_framework import exceptions
 from rest_framework.authentication import TokenAuthentication
 from rest_framework.authtoken.models import Token
@@ -47,3 +48,8 @@ class TokenRolesAuthentication(TokenAuthentication):
         token = Token.from_db(connection.alias, ["key", "user_id", "created"], [key, user.pk, created])
         token.user = user
         return (user, token)
+
+
+# In the OpenAPI schema this is the same "tokenAuth" scheme as DRF's token authentication
+# (same header, same prefix); say so, rather than have two components of one name.
+set_override(TokenRolesAuthentication, "suppress_collision_warning", True)

@@ -24,7 +24,7 @@ INDEXES = [
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("crm", "0002_roles_and_reasons"),
+        ("crm", "0003_supervisor_permissions"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
