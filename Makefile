@@ -9,7 +9,8 @@ TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/goldfish
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/1
 
 .DEFAULT_GOAL := help
-.PHONY: help run test test-sqlite lint format migrations-check browser bench clean worker beat bench-feedback
+.PHONY: help run test test-sqlite lint format migrations-check browser bench clean worker beat bench-feedback \
+	bench-smoke bench-lookup bench-lookup-smoke
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -61,6 +62,20 @@ beat: $(VENV)/.installed ## Run Celery beat, the one process that schedules esca
 bench-feedback: $(VENV)/.installed ## 1,000 feedback submissions through the API, one worker (PostgreSQL + Redis)
 	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} REDIS_URL=$${REDIS_URL:-$(TEST_REDIS_URL)} \
 		$(PY) bench/feedback.py --n 1000 --port $(PORT)
+
+BENCH_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/goldfish_bench
+BENCH_SMOKE_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/goldfish_bench_smoke
+
+bench: bench-lookup ## Run the benchmarks (docs/benchmarks.md)
+
+bench-smoke: bench-lookup-smoke ## Run the benchmarks at a tiny scale: proves they work, measures nothing
+
+bench-lookup: $(VENV)/.installed ## Screen-pop lookup at 1M customers / 10M interactions (loads the data when missing, ~10 min)
+	DATABASE_URL=$(BENCH_DATABASE_URL) $(PY) -m bench.lookup_run --customers 1000000 $(BENCH_ARGS)
+
+bench-lookup-smoke: $(VENV)/.installed ## The lookup benchmark at 2,000 customers, a few seconds per phase
+	DATABASE_URL=$(BENCH_SMOKE_DATABASE_URL) $(PY) -m bench.lookup_run --customers 2000 --lookups 300 \
+		--rate 50 20 --open-seconds 2 --closed-seconds 2 $(BENCH_ARGS)
 
 clean: ## Remove the virtual environment and local data
 	rm -rf $(VENV) var .pytest_cache

@@ -1,23 +1,40 @@
-"""POST /api/v1/context/lookup — the screen-pop."""
+"""POST /api/v1/context/lookup — the screen-pop.
+
+The input is checked by a plain function (`lookup_input`) rather than a DRF
+serializer: it runs on every call connect and a serializer costs more than the
+lookup's SQL. `LookupInput` describes the same fields for the OpenAPI schema; a
+test keeps the two in step. The body is rendered straight to JSON bytes.
+"""
+
+from __future__ import annotations
 
 import json
+import uuid
+from typing import Any
 
+from django.http import HttpResponse
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
-from rest_framework.response import Response
+from rest_framework.authentication import SessionAuthentication
+from rest_framework.exceptions import ValidationError
 from rest_framework.views import APIView
 
+from context.auth import TokenRolesAuthentication
 from context.services import context_lookup
 from crm.api import StrictSerializer
 from crm.models import Channel, IdentityKind
 
 VERIFIABLE = [*IdentityKind.values, "customer_id"]
+IDENTIFIER_FIELDS = ("phone", "email", "account", "customer_id")
+MAX_LENGTH = {"phone": 64, "email": 254, "account": 64, "call_id": 128}
 # What an IVR or bot passes on is a handful of short answers; the cap keeps one
 # lookup from storing an arbitrary document on the interaction.
 MAX_IVR_BYTES = 4096
 
 
 class LookupInput(StrictSerializer):
+    """The request as documented in the schema (the view validates with `lookup_input`)."""
+
     channel = serializers.ChoiceField(choices=Channel.choices, default=Channel.PHONE)
     phone = serializers.CharField(max_length=64, required=False)
     email = serializers.CharField(max_length=254, required=False)
@@ -32,32 +49,102 @@ class LookupInput(StrictSerializer):
     class Meta:
         ref_name = "LookupRequest"
 
-    def validate_ivr(self, value):
-        """A flat object of short answers, bounded and storable (PostgreSQL JSON refuses NUL and lone surrogates)."""
-        for key, answer in value.items():
-            if not key or len(key) > 64:
-                raise serializers.ValidationError(f"'{key[:64]}' is not an IVR key (1-64 characters).")
-            if answer is not None and not isinstance(answer, str | int | float | bool):
-                raise serializers.ValidationError(f"'{key}' must be a string, number, boolean or null.")
-        try:
-            encoded = json.dumps(value, ensure_ascii=False).encode("utf-8")
-        except UnicodeEncodeError:
-            raise serializers.ValidationError("Contains characters that are not valid text.") from None
-        if len(encoded) > MAX_IVR_BYTES:
-            raise serializers.ValidationError(f"At most {MAX_IVR_BYTES} bytes.")
-        if b"\\u0000" in encoded:
-            raise serializers.ValidationError("Null characters are not allowed.")
-        return value
 
-    def validate(self, attrs):
-        if not any(attrs.get(k) for k in ("phone", "email", "account", "customer_id")):
-            raise serializers.ValidationError({"phone": ["Give at least one of phone, email, account, customer_id."]})
-        return attrs
+LOOKUP_FIELDS = frozenset(LookupInput().fields)
+
+
+def lookup_input(data: Any) -> dict[str, Any]:
+    """Validated keyword arguments for context_lookup; ValidationError names every bad field.
+
+    A field given as null counts as absent; identifiers are normalized later, by
+    the service, which names the field it cannot read.
+    """
+    if not isinstance(data, dict):
+        raise ValidationError({"non_field_errors": ["Send a JSON object."]})
+    errors: dict[str, list[str]] = {}
+    unknown = set(data) - LOOKUP_FIELDS
+    for name in sorted(unknown):
+        errors[name] = ["Unknown field."]
+    out: dict[str, Any] = {}
+    channel = data.get("channel")
+    if channel is None:
+        out["channel"] = Channel.PHONE.value
+    elif isinstance(channel, str) and channel in Channel.values:
+        out["channel"] = channel
+    else:
+        errors["channel"] = [f"'{channel}' is not a channel ({', '.join(Channel.values)})."]
+    for name in ("phone", "email", "account", "call_id"):
+        value = data.get(name)
+        if value is None:
+            continue
+        if not isinstance(value, str):
+            errors[name] = ["Must be a string."]
+        elif "\x00" in value:
+            errors[name] = ["Null characters are not allowed."]
+        elif len(value) > MAX_LENGTH[name]:
+            errors[name] = [f"At most {MAX_LENGTH[name]} characters."]
+        elif value.strip():
+            out[name] = value
+        elif name == "call_id":
+            errors[name] = ["May not be blank."]
+    customer_id = data.get("customer_id")
+    if customer_id is not None:
+        try:
+            if not isinstance(customer_id, str):
+                raise ValueError
+            out["customer_id"] = uuid.UUID(customer_id)
+        except ValueError:
+            errors["customer_id"] = [f"'{customer_id}' is not a customer id (a UUID)."]
+    verified = data.get("verified")
+    if verified is not None:
+        if (
+            not isinstance(verified, list)
+            or len(verified) > len(VERIFIABLE)
+            or not all(isinstance(v, str) and v in VERIFIABLE for v in verified)
+        ):
+            errors["verified"] = [f"A list of identifier kinds ({', '.join(VERIFIABLE)})."]
+        else:
+            out["verified"] = verified
+    ivr = data.get("ivr")
+    if ivr is not None:
+        problem = ivr_problem(ivr)
+        if problem:
+            errors["ivr"] = [problem]
+        else:
+            out["ivr"] = ivr
+    if not errors and not any(name in out for name in IDENTIFIER_FIELDS):
+        errors["phone"] = ["Give at least one of phone, email, account, customer_id."]
+    if errors:
+        raise ValidationError(errors)
+    return out
+
+
+def ivr_problem(value: Any) -> str | None:
+    """Why an ivr value is refused: a flat object of short answers, bounded and storable
+    (PostgreSQL JSON refuses NUL and lone surrogates); None when it is fine."""
+    if not isinstance(value, dict):
+        return "Must be an object."
+    for key, answer in value.items():
+        if not key or len(key) > 64:
+            return f"'{key[:64]}' is not an IVR key (1-64 characters)."
+        if answer is not None and not isinstance(answer, str | int | float | bool):
+            return f"'{key}' must be a string, number, boolean or null."
+    try:
+        encoded = json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return "Contains characters that are not valid text."
+    if len(encoded) > MAX_IVR_BYTES:
+        return f"At most {MAX_IVR_BYTES} bytes."
+    if b"\\u0000" in encoded:
+        return "Null characters are not allowed."
+    return None
 
 
 class LookupApi(APIView):
+    # One query for token, user and roles (the default token auth takes two).
+    authentication_classes = [TokenRolesAuthentication, SessionAuthentication]
+
     @extend_schema(request=LookupInput, responses={200: dict})
     def post(self, request):
-        data = LookupInput(data=request.data)
-        data.is_valid(raise_exception=True)
-        return Response(context_lookup(actor=request.user, **data.validated_data))
+        card = context_lookup(actor=request.user, **lookup_input(request.data))
+        return HttpResponse(json.dumps(card, ensure_ascii=False).encode(), content_type="application/json")

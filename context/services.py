@@ -3,210 +3,59 @@
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
-from django.db.models import Count, Q
 from django.utils import timezone
 
-from crm.exceptions import DomainError
-from crm.models import (
-    AuditAction,
-    Case,
-    CaseStatus,
-    ContactReason,
-    Customer,
-    Feedback,
-    Identity,
-    Interaction,
-    Sentiment,
-    Tier,
-)
-from crm.services import audit_record, identifiers_normalize, live_customer_get
+from context import selectors
+from context.selectors import CONTACT_SOURCE  # noqa: F401 - re-exported: call events share the namespace
+from crm.exceptions import DomainError, NotFound
+from crm.models import Customer, Tier
+from crm.services import identifiers_normalize
 
-# Lookups and call events share one idempotency namespace for call_id, so a
-# call event and a lookup for the same call open the same interaction.
-CONTACT_SOURCE = "contact"
 STRONG_KINDS = ("customer_id", "account")
-RECENT_LIMIT = 5
+RECENT_LIMIT = selectors.RECENT_LIMIT
 TRUTHY = {"1", "true", "yes", "y", "on"}
 
 
-def _match(identifiers: Mapping[str, str], customer_id, verified: Iterable[str]) -> tuple[str, list[dict], list[str]]:
-    """Resolve identifiers to ('unique'|'ambiguous'|'none', candidates, matched_on of the unique one).
+def match_resolve(
+    rows: Iterable[tuple[str, Any, str]], verified: Iterable[str]
+) -> tuple[str, list[Any], dict[Any, list[str]]]:
+    """Decide ('unique'|'ambiguous'|'none', candidate ids, matched_on per candidate).
 
-    Strong identifiers (customer_id, account, anything verified) outrank phone
-    and e-mail; strong ones that disagree make the match ambiguous.
+    Strong identifiers (customer_id, account, anything verified) outrank phone and
+    e-mail; strong ones that disagree make the match ambiguous. Among weak ones,
+    identifiers that agree on one customer pick them (an e-mail picks one member of
+    a household sharing a phone); otherwise every holder is a candidate.
     """
     verified = set(verified)
     by_kind: dict[str, set] = {}
-    if identifiers:
-        condition = Q()
-        for kind, normalized in identifiers.items():
-            condition |= Q(kind=kind, normalized=normalized)
-        rows = (
-            Identity.objects.filter(condition)
-            .filter(customer__erased_at__isnull=True, customer__merged_into__isnull=True)
-            .values_list("kind", "customer_id")
-        )
-        for kind, cid in rows:
-            by_kind.setdefault(kind, set()).add(cid)
-    if customer_id is not None:
-        by_kind["customer_id"] = {customer_id}
-
+    for kind, cid, _name in rows:
+        by_kind.setdefault(kind, set()).add(cid)
+    if not by_kind:
+        return "none", [], {}
     strong = [k for k in by_kind if k in STRONG_KINDS or k in verified]
-    weak = [k for k in by_kind if k not in strong]
-    if strong:
-        pool = set.intersection(*(by_kind[k] for k in strong))
-        if len(pool) == 1:
-            chosen = next(iter(pool))
-            return "unique", [chosen], [k for k in by_kind if chosen in by_kind[k]]
+    deciding = strong or list(by_kind)
+    agreed = set.intersection(*(by_kind[k] for k in deciding))
+    if len(agreed) == 1:
+        candidates = agreed
+    elif strong:
         candidates = set().union(*(by_kind[k] for k in strong))
-        if len(candidates) == 1:  # pragma: no cover - intersection covers it
-            chosen = next(iter(candidates))
-            return "unique", [chosen], [k for k in by_kind if chosen in by_kind[k]]
-    elif weak:
-        agreed = set.intersection(*(by_kind[k] for k in weak))
-        candidates = agreed or set().union(*(by_kind[k] for k in weak))
-        if len(candidates) == 1:
-            chosen = next(iter(candidates))
-            return "unique", [chosen], [k for k in by_kind if chosen in by_kind[k]]
     else:
-        return "none", [], []
-    return "ambiguous", sorted(candidates, key=str), []
+        candidates = agreed or set().union(*(by_kind[k] for k in deciding))
+    matched_on = {cid: sorted(k for k in by_kind if cid in by_kind[k]) for cid in candidates}
+    if len(candidates) == 1:
+        return "unique", list(candidates), matched_on
+    return "ambiguous", list(candidates), matched_on
 
 
-def _open_interaction(
-    *, actor, agent, channel: str, call_id: str | None, customer: Customer | None, identifiers, verified, ivr
-) -> Interaction:
-    """Open the contact, idempotently on call_id."""
-    if call_id:
-        existing = Interaction.objects.filter(source=CONTACT_SOURCE, call_id=call_id).first()
-        if existing is not None:
-            return existing
-    interaction = Interaction(
-        customer=customer,
-        channel=channel,
-        started_at=timezone.now(),
-        agent=agent,
-        identifiers=dict(identifiers),
-        verified=list(verified),
-        ivr=dict(ivr or {}),
-        source=CONTACT_SOURCE,
-        call_id=call_id or None,
-    )
-    try:
-        with transaction.atomic():
-            interaction.save(force_insert=True)
-    except IntegrityError:
-        # A concurrent lookup for the same call won the race: it is the same contact.
-        return Interaction.objects.get(source=CONTACT_SOURCE, call_id=call_id)
-    return interaction
+def _user_id(user) -> int | None:
+    return user.pk if user is not None and getattr(user, "is_authenticated", False) else None
 
 
-def customer_card(customer: Customer, *, exclude_interaction_id=None, ivr: Mapping | None = None) -> dict[str, Any]:
-    """The customer part of the screen-pop and the facts that derive flags from history."""
-    now = timezone.now()
-    window_start = now - dt.timedelta(days=settings.CRM_REPEAT_WINDOW_DAYS)
-    identities = [
-        {"kind": i.kind, "value": i.normalized, "verified": i.verified_at is not None}
-        for i in customer.identities.order_by("kind", "created_at")
-    ]
-    preferences = dict(customer.preferences.filter(is_current=True).order_by("key").values_list("key", "value"))
-    facts = [
-        {
-            "key": f.key,
-            "value": f.value,
-            "source": {
-                "channel": f.channel or None,
-                "interaction_id": str(f.interaction_id) if f.interaction_id else None,
-            },
-            "recorded_at": f.recorded_at,
-        }
-        for f in customer.facts.filter(is_current=True).order_by("key")
-    ]
-    open_cases = list(
-        Case.objects.filter(customer=customer, status__in=[CaseStatus.OPEN, CaseStatus.IN_PROGRESS])
-        .order_by("-opened_at")
-        .annotate(recent_contacts=Count("interactions", filter=Q(interactions__started_at__gte=window_start)))
-    )
-    recent_qs = Interaction.objects.filter(customer=customer).select_related("agent", "reason").order_by("-started_at")
-    if exclude_interaction_id is not None:
-        recent_qs = recent_qs.exclude(pk=exclude_interaction_id)
-    recent = list(recent_qs[:RECENT_LIMIT])
-    reason_counts = dict(
-        Interaction.objects.filter(customer=customer, started_at__gte=window_start, reason__isnull=False)
-        .values_list("reason__code")
-        .annotate(n=Count("id"))
-        .values_list("reason__code", "n")
-    )
-    last_feedback = Feedback.objects.filter(customer=customer).order_by("-received_at").first()
-    recent_complaint = Feedback.objects.filter(
-        customer=customer, sentiment=Sentiment.NEGATIVE, received_at__gte=window_start
-    ).exists()
-
-    intent = (ivr or {}).get("intent")
-    if intent and intent in reason_counts:
-        repeat = reason_counts[intent] >= 2
-    elif intent and ContactReason.objects.filter(code=intent).exists():
-        repeat = False
-    else:
-        repeat = any(n >= 2 for n in reason_counts.values())
-    repeat = repeat or any(c.recent_contacts >= 2 for c in open_cases)
-    flags = []
-    if repeat:
-        flags.append("repeat_contact")
-    if recent_complaint:
-        flags.append("recent_complaint")
-    if customer.tier == Tier.VIP:
-        flags.append("vip")
-    if str(preferences.get("do_not_call", "")).lower() in TRUTHY:
-        flags.append("do_not_call")
-    if customer.created_at >= window_start:
-        flags.append("new_customer")
-
-    return {
-        "customer": {
-            "id": str(customer.pk),
-            "display_name": customer.display_name,
-            "preferred_name": customer.preferred_name,
-            "language": customer.language,
-            "tier": customer.tier,
-            "identities": identities,
-            "preferences": preferences,
-            "facts": facts,
-        },
-        "open_cases": [
-            {"id": str(c.pk), "subject": c.subject, "status": c.status, "opened_at": c.opened_at} for c in open_cases
-        ],
-        "recent_interactions": [
-            {
-                "id": str(i.pk),
-                "channel": i.channel,
-                "started_at": i.started_at,
-                "agent": i.agent.username if i.agent else None,
-                "reason": i.reason.code if i.reason else None,
-                "summary": i.summary,
-                "outcome": i.outcome or None,
-            }
-            for i in recent
-        ],
-        "flags": flags,
-        "last_feedback": (
-            {
-                "rating": last_feedback.rating,
-                "sentiment": last_feedback.sentiment or None,
-                "received_at": last_feedback.received_at,
-            }
-            if last_feedback
-            else None
-        ),
-    }
-
-
-@transaction.atomic
 def context_lookup(
     *,
     actor,
@@ -220,66 +69,157 @@ def context_lookup(
     ivr: Mapping[str, Any] | None = None,
     agent=None,
 ) -> dict[str, Any]:
-    """Resolve the caller, open (or reopen) the contact, audit, and build the card."""
+    """Resolve the caller, open (or find, by call_id) the contact, audit, and build the card.
+
+    Returns the response body as plain JSON-ready data. Input is validated before
+    anything is written: a refused lookup opens nothing. Two round trips to
+    PostgreSQL whatever the history size (see context.selectors).
+    """
     identifiers = identifiers_normalize({"phone": phone, "email": email, "account": account})
+    if customer_id is not None and not isinstance(customer_id, uuid.UUID):
+        try:
+            customer_id = uuid.UUID(str(customer_id))
+        except ValueError:
+            raise DomainError(f"'{customer_id}' is not a customer id.", field="customer_id") from None
     if not identifiers and customer_id is None:
         raise DomainError("Give at least one of phone, email, account, customer_id.", field="phone")
-    if customer_id is not None:
-        customer_id = live_customer_get(customer_id).pk
-    verified = list(dict.fromkeys(verified))
-    match, candidate_ids, matched_on = _match(identifiers, customer_id, verified)
+    verified = list(dict.fromkeys(verified or ()))
+    ivr = dict(ivr or {})
+    call_id = call_id or None
 
-    customer = Customer.objects.get(pk=candidate_ids[0]) if match == "unique" else None
-    interaction = _open_interaction(
-        actor=actor,
-        agent=agent or (actor if actor is not None and actor.is_authenticated else None),
+    rows = selectors.identity_rows(identifiers, customer_id)
+    if customer_id is not None and not any(kind == "customer_id" for kind, _cid, _name in rows):
+        raise NotFound(f"No customer with id '{customer_id}'.", field="customer_id")
+    names = {cid: name for _kind, cid, name in rows}
+    match, candidate_ids, matched_on_by_id = match_resolve(rows, verified)
+    chosen = candidate_ids[0] if match == "unique" else None
+    matched_on = matched_on_by_id.get(chosen, []) if chosen else sorted({k for k, _c, _n in rows})
+
+    now = timezone.now()
+    window_start = now - dt.timedelta(days=settings.CRM_REPEAT_WINDOW_DAYS)
+    intent = ivr.get("intent") if isinstance(ivr.get("intent"), str) else None
+    detail: dict[str, Any] = {"match": match, "candidates": len(candidate_ids)}
+    if match == "ambiguous":
+        detail["candidate_ids"] = sorted(str(cid) for cid in candidate_ids)
+    raw = selectors.contact_open_and_card(
+        customer_id=chosen,
         channel=channel,
         call_id=call_id,
-        customer=customer,
+        agent_id=_user_id(agent) or _user_id(actor),
+        actor_id=_user_id(actor),
         identifiers=identifiers,
         verified=verified,
         ivr=ivr,
+        audit_detail=detail,
+        now=now,
+        window_start=window_start,
+        intent=intent,
     )
-    audit_record(
-        actor=actor,
-        action=AuditAction.LOOKUP,
-        customer=customer,
-        interaction_id=interaction.pk,
-        detail={"match": match, "candidates": len(candidate_ids)},
-    )
-    is_verified = match == "unique" and any(k in matched_on for k in verified)
-    do_not_ask = set(matched_on) | set(verified) | set((ivr or {}).keys())
+
+    do_not_ask = set(matched_on) | set(verified) | set(ivr)
     response: dict[str, Any] = {
         "match": match,
         "matched_on": matched_on,
-        "interaction_id": str(interaction.pk),
+        "interaction_id": str(raw["interaction_id"]),
         "customer": None,
         "candidates": [],
-        "verified": is_verified,
-        "ivr": dict(ivr or {}),
+        "verified": match == "unique" and any(k in matched_on for k in verified),
+        "do_not_ask": [],
+        "ivr": ivr,
         "open_cases": [],
         "recent_interactions": [],
         "flags": [],
         "last_feedback": None,
     }
-    if customer is not None:
-        card = customer_card(customer, exclude_interaction_id=interaction.pk, ivr=ivr)
-        do_not_ask |= {f["key"] for f in card["customer"]["facts"]}
-        response.update(card)
+    if chosen is not None:
+        response.update(card_from_rows(chosen, raw, intent=intent))
+        do_not_ask |= {fact["key"] for fact in response["customer"]["facts"]}
     elif match == "ambiguous":
-        rows = Identity.objects.filter(customer_id__in=candidate_ids).values_list("customer_id", "kind", "normalized")
-        kinds: dict = {}
-        for cid, kind, normalized in rows:
-            if identifiers.get(kind) == normalized:
-                kinds.setdefault(cid, set()).add(kind)
-        names = dict(Customer.objects.filter(pk__in=candidate_ids).values_list("pk", "display_name"))
         response["candidates"] = [
-            {
-                "id": str(cid),
-                "display_name": names.get(cid, ""),
-                "matched_on": sorted(kinds.get(cid, set()) | ({"customer_id"} if cid == customer_id else set())),
-            }
-            for cid in candidate_ids
+            {"id": str(cid), "display_name": names[cid], "matched_on": matched_on_by_id[cid]}
+            for cid in sorted(candidate_ids, key=lambda c: (names[c], str(c)))
         ]
     response["do_not_ask"] = sorted(do_not_ask)
     return response
+
+
+def card_from_rows(customer_id, raw: Mapping[str, Any], *, intent: str | None) -> dict[str, Any]:
+    """The card's part of the response (customer, cases, recent contacts, flags, feedback) from raw rows."""
+    display_name, preferred_name, language, tier, is_new = raw["customer"]
+    preferences = dict(raw["preferences"])
+    reason_counts: dict[str, int] = raw["reason_counts"]
+    open_cases = raw["open_cases"]
+
+    if intent and intent in reason_counts:
+        repeat = reason_counts[intent] >= 2
+    elif intent and raw["intent_known"]:
+        repeat = False
+    else:
+        repeat = any(n >= 2 for n in reason_counts.values())
+    repeat = repeat or any(case[4] >= 2 for case in open_cases)
+    flags = []
+    if repeat:
+        flags.append("repeat_contact")
+    if raw["recent_complaint"]:
+        flags.append("recent_complaint")
+    if tier == Tier.VIP:
+        flags.append("vip")
+    if str(preferences.get("do_not_call", "")).strip().lower() in TRUTHY:
+        flags.append("do_not_call")
+    if is_new:
+        flags.append("new_customer")
+    last = raw["last_feedback"]
+    return {
+        "customer": {
+            "id": str(customer_id),
+            "display_name": display_name,
+            "preferred_name": preferred_name,
+            "language": language,
+            "tier": tier,
+            "identities": [{"kind": k, "value": v, "verified": ver} for k, v, ver in raw["identities"]],
+            "preferences": preferences,
+            "facts": [
+                {
+                    "key": key,
+                    "value": value,
+                    "source": {"channel": channel or None, "interaction_id": str(iid) if iid else None},
+                    "recorded_at": recorded_at,
+                }
+                for key, value, channel, iid, recorded_at in raw["facts"]
+            ],
+        },
+        "open_cases": [
+            {"id": str(cid), "subject": subject, "status": status, "opened_at": opened_at}
+            for cid, subject, status, opened_at, _recent in open_cases
+        ],
+        "recent_interactions": [
+            {
+                "id": str(iid),
+                "channel": channel,
+                "started_at": started_at,
+                "agent": agent,
+                "reason": reason,
+                "summary": summary,
+                "outcome": outcome or None,
+            }
+            for iid, channel, started_at, agent, reason, summary, outcome in raw["recent"]
+        ],
+        "flags": flags,
+        "last_feedback": (
+            {"rating": last[0], "sentiment": last[1] or None, "received_at": last[2]} if last is not None else None
+        ),
+    }
+
+
+def customer_card(customer: Customer, *, exclude_interaction_id=None, ivr: Mapping | None = None) -> dict[str, Any]:
+    """The card of one customer without opening a contact (read-only; for pages that show it again)."""
+    now = timezone.now()
+    intent = (ivr or {}).get("intent")
+    intent = intent if isinstance(intent, str) else None
+    raw = selectors.card_rows_orm(
+        customer.pk,
+        exclude_interaction_id=exclude_interaction_id,
+        window_start=now - dt.timedelta(days=settings.CRM_REPEAT_WINDOW_DAYS),
+        intent=intent,
+    )
+    return card_from_rows(customer.pk, raw, intent=intent)

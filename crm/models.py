@@ -240,7 +240,11 @@ class Interaction(models.Model):
     """One contact, on any channel. Unlinked (customer empty) until identified."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    customer = models.ForeignKey(Customer, null=True, blank=True, on_delete=models.PROTECT, related_name="interactions")
+    # No single-column index: interaction_recent_idx (customer, -started_at) serves every
+    # read by customer, and each extra index is written by every screen-pop lookup's insert.
+    customer = models.ForeignKey(
+        Customer, null=True, blank=True, on_delete=models.PROTECT, related_name="interactions", db_index=False
+    )
     channel = models.CharField(max_length=16, choices=Channel.choices, default=Channel.PHONE)
     direction = models.CharField(max_length=8, choices=Direction.choices, default=Direction.INBOUND)
     started_at = models.DateTimeField()
@@ -257,7 +261,10 @@ class Interaction(models.Model):
     identifiers = models.JSONField(default=dict, blank=True)
     verified = models.JSONField(default=list, blank=True)
     ivr = models.JSONField(default=dict, blank=True)
-    case = models.ForeignKey(Case, null=True, blank=True, on_delete=models.SET_NULL, related_name="interactions")
+    # Reads by case use interaction_case_idx (case, started_at); see `customer` above.
+    case = models.ForeignKey(
+        Case, null=True, blank=True, on_delete=models.SET_NULL, related_name="interactions", db_index=False
+    )
     # Idempotency keys: the telephony/chat session id, or another system's id.
     source = models.CharField(max_length=32, default="api")
     call_id = models.CharField(max_length=128, null=True, blank=True)
@@ -470,9 +477,13 @@ class AccessAudit(models.Model):
     """Who viewed or changed which customer, when, in which contact. Append-only."""
 
     at = models.DateTimeField(auto_now_add=True)
-    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.PROTECT, related_name="+")
+    # actor and customer: served by audit_by_actor_idx / audit_by_customer_idx; single-column
+    # indexes as well would only add writes to every lookup (each one appends a row here).
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.PROTECT, related_name="+", db_index=False
+    )
     action = models.CharField(max_length=16, choices=AuditAction.choices)
-    customer = models.ForeignKey(Customer, null=True, on_delete=models.PROTECT, related_name="audit")
+    customer = models.ForeignKey(Customer, null=True, on_delete=models.PROTECT, related_name="audit", db_index=False)
     interaction = models.ForeignKey(Interaction, null=True, on_delete=models.SET_NULL, related_name="+")
     # Ids and counts only, never personal data.
     detail = models.JSONField(default=dict, blank=True)

@@ -132,6 +132,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     DATABASES["default"].setdefault("OPTIONS", {})
     # psycopg 3 server-side binding lets PostgreSQL prepare the hot statements.
     DATABASES["default"]["OPTIONS"].setdefault("server_side_binding", True)
+    # ...but only when a threshold is set: Django's default (None) never prepares. psycopg's
+    # own default: a statement is prepared on its 5th execution on a connection.
+    DATABASES["default"]["OPTIONS"].setdefault("prepare_threshold", 5)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Cache, broker, tasks ------------------------------------------------------
@@ -224,6 +227,11 @@ if CRM_DEFAULT_PHONE_REGION not in phonenumbers.SUPPORTED_REGIONS:
 CRM_RECOVERY_DEADLINE_HOURS = envint("CRM_RECOVERY_DEADLINE_HOURS", 24)
 # Window for repeat-contact and recent-complaint flags and recurring problems.
 CRM_REPEAT_WINDOW_DAYS = envint("CRM_REPEAT_WINDOW_DAYS", 30)
+# Durable by default: the screen-pop's write (new interaction + audit row) waits for the
+# WAL flush like every other write. true = commit without waiting, faster, but a
+# PostgreSQL crash can lose the last ~0.6 s of lookups and their audit rows; see
+# context/selectors.py.
+CRM_LOOKUP_ASYNC_COMMIT = envbool("CRM_LOOKUP_ASYNC_COMMIT", False)
 
 # --- E-mail ----------------------------------------------------------------------
 EMAIL_BACKEND = os.environ.get(

@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("crm", "0003_supervisor_permissions"),
+        ("crm", "0004_lookup_indexes"),
     ]
 
     operations = [

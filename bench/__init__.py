@@ -1,0 +1,1 @@
+"""Load generators and benchmarks that print figures (see docs/benchmarks.md)."""

@@ -1,0 +1,64 @@
+"""The lookup benchmark still runs end to end (tiny data, untimed): loader, floor, in-process, HTTP."""
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import psycopg
+import pytest
+from django.db import connection
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def bench_dsn(db):
+    """A throwaway database beside the test database (the loader rebuilds its schema)."""
+    assert connection.vendor == "postgresql", "The benchmark needs PostgreSQL; run with DATABASE_URL=postgres://..."
+    params = connection.get_connection_params()
+    name = f"{connection.settings_dict['NAME']}_bench"
+    server = psycopg.conninfo.make_conninfo(
+        host=params.get("host") or "", port=params.get("port") or "", user=params.get("user") or "",
+        password=params.get("password") or "", dbname="postgres",
+    )  # fmt: skip
+    with psycopg.connect(server, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    yield psycopg.conninfo.make_conninfo(server, dbname=name).replace(" ", " ")
+    with psycopg.connect(server, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.mark.postgres
+def test_the_lookup_benchmark_runs_at_tiny_scale_and_prints_its_table(bench_dsn):
+    info = psycopg.conninfo.conninfo_to_dict(bench_dsn)
+    url = f"postgres://{info.get('user', '')}@{info.get('host', '127.0.0.1')}:{info.get('port', 5432)}/{info['dbname']}"
+    if info.get("password"):
+        url = url.replace("@", f":{info['password']}@", 1)
+    env = {**os.environ, "DATABASE_URL": url}
+    env.pop("DJANGO_SETTINGS_MODULE", None)
+    result = subprocess.run(
+        [sys.executable, "-m", "bench.lookup_run", "--customers", "300", "--lookups", "60", "--rate", "20", "30",
+         "--open-seconds", "1", "--closed-seconds", "1", "--connections", "2", "--python-client",
+         "--port", str(free_port())],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=240,
+    )  # fmt: skip
+
+    assert result.returncode == 0, result.stderr[-3000:]
+    table = result.stdout
+    assert "| floor: the same statements" in table
+    assert "| server side, in-process" in table
+    assert (
+        "| SQL statements per lookup (auth; resolve; plan setting + open/audit/card in one round trip) | 4 |" in table
+    )
+    assert "| HTTP open loop at 20/s" in table and "| HTTP open loop at 30/s" in table
+    assert "errors 0, unanswered 0" in table
+    assert "300 customers" in table
