@@ -327,6 +327,7 @@ def load(dsn: str, customers: int, seed: int = 7, quiet: bool = False) -> dict[s
                 "received_at",
                 "processed_at",
                 "dispatched_at",
+                "contact_consent",
             ],
         )
         c_fact = Copier(dsn, "crm_fact", ["customer_id", "key", "value", "is_current", "channel", "recorded_at"])
@@ -457,6 +458,7 @@ def load(dsn: str, customers: int, seed: int = 7, quiet: bool = False) -> dict[s
                         received,
                         received,
                         received,
+                        "f",
                     )
                 )
             for key in rnd.sample(FACT_KEYS, rnd.choice([0, 0, 1, 1, 2, 3])):

@@ -34,7 +34,7 @@ def run_together(worker, n: int) -> list:
 
 
 @pytest.mark.postgres
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.django_db(transaction=True)
 def test_simultaneous_lookups_with_one_call_id_share_one_interaction():
     assert connection.vendor == "postgresql", "Needs PostgreSQL (row locks, ON CONFLICT); set DATABASE_URL."
     customer = CustomerFactory(display_name="Rae Race")

@@ -31,9 +31,9 @@ from tests.factories import (
     reason,
 )
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
-# serialized_rollback: the roles (groups) and contact reasons installed by migrations
-# come back after each test flushes the database.
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+# Each test flushes the database; crm.apps puts the roles (groups) and contact
+# reasons back after the flush.
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
