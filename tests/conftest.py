@@ -94,3 +94,19 @@ def _clear_cache() -> None:
     client = backend._cache.get_client(write=True)
     for key in client.scan_iter(match=f"{settings.CACHES['default']['KEY_PREFIX']}:*", count=1000):
         client.delete(key)
+
+
+@pytest.fixture(autouse=True)
+def _roles_and_reasons(request):
+    """Tests with real transactions: the roles and reasons exist, whatever an earlier one flushed.
+
+    Runs before the test's own fixtures (autouse), so before a browser fixture
+    starts Playwright's event loop and Django hands out context-local connections.
+    """
+    marker = request.node.get_closest_marker("django_db")
+    if marker is None or not marker.kwargs.get("transaction"):
+        return
+    request.getfixturevalue("transactional_db")
+    from crm.apps import restore_roles_and_reasons
+
+    restore_roles_and_reasons(sender=None)
