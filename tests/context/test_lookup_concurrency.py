@@ -1,36 +1,12 @@
 """Lookups for one call that arrive at the same moment (desktop and CTI connector) open one contact."""
 
-import threading
-
 import pytest
-from django.db import close_old_connections, connection
+from django.db import connection
 
 from context.services import context_lookup
 from crm.models import AccessAudit, Interaction
+from tests.concurrency import run_together
 from tests.factories import CustomerFactory, IdentityFactory, UserFactory
-
-
-def run_together(worker, n: int) -> list:
-    """worker() in n threads released at once, each on its own database connection."""
-    barrier = threading.Barrier(n)
-    results: list = [None] * n
-
-    def run(i):
-        try:
-            barrier.wait(timeout=10)
-            results[i] = worker()
-        except Exception as exc:  # noqa: BLE001 - the test inspects what each thread got
-            results[i] = exc
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
-    close_old_connections()
-    return results
 
 
 @pytest.mark.postgres

@@ -7,38 +7,16 @@ message saying so rather than skipping.
 import threading
 
 import pytest
-from django.db import IntegrityError, close_old_connections, connection, transaction
+from django.db import IntegrityError, transaction
 
 from crm import services
 from crm.exceptions import Conflict
 from crm.models import Identity, Interaction
+from tests.concurrency import run_together
 from tests.crm.conftest import row_counts
 from tests.factories import CustomerFactory, IdentityFactory, UserFactory
 
 pytestmark = pytest.mark.postgres
-
-
-def _run_together(worker, n: int) -> list:
-    """Run `worker()` in n threads released at the same moment; each has its own connection."""
-    barrier = threading.Barrier(n)
-    results: list = [None] * n
-
-    def run(i):
-        try:
-            barrier.wait(timeout=10)
-            results[i] = worker()
-        except Exception as exc:  # noqa: BLE001 - the test inspects what each thread got
-            results[i] = exc
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=30)
-    close_old_connections()
-    return results
 
 
 @pytest.mark.django_db
@@ -84,7 +62,7 @@ def test_concurrent_contacts_with_one_external_id_make_one_interaction():
         )
         return interaction.pk, created
 
-    results = _run_together(record, 8)
+    results = run_together(record, 8)
 
     assert not [r for r in results if isinstance(r, Exception)], results
     assert len({pk for pk, _ in results}) == 1
@@ -104,7 +82,7 @@ def test_concurrent_claims_of_one_account_leave_it_with_one_customer():
             customer = next(turn)
         return services.identity_add(actor=agent, customer=customer, kind="account", value="GF-7777-0001")
 
-    results = _run_together(claim, len(claimants))
+    results = run_together(claim, len(claimants))
 
     won = [r for r in results if isinstance(r, Identity)]
     refused = [r for r in results if isinstance(r, Conflict)]
