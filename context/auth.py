@@ -6,9 +6,9 @@ from django.contrib.auth import get_user_model
 from django.db import connection
 from drf_spectacular.drainage import set_override
 from rest_framework import exceptions
-from rest_framework.authentication import TokenAuthentication
 from rest_framework.authtoken.models import Token
 
+from crm.authentication import TokenAuthentication
 from crm.permissions import ROLES
 
 User = get_user_model()
@@ -32,6 +32,7 @@ class TokenRolesAuthentication(TokenAuthentication):
     """
 
     def authenticate_credentials(self, key):
+        self.refuse_malformed(key)
         if connection.vendor != "postgresql" or User._meta.db_table != "auth_user":
             return super().authenticate_credentials(key)
         with connection.cursor() as cursor:

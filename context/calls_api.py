@@ -5,6 +5,7 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from context.api import ivr_problem
 from context.calls import CALL_EVENTS, call_event_record
 from crm.api import StrictSerializer
 from crm.models import Channel, IdentityKind
@@ -21,8 +22,17 @@ class CallEventInput(StrictSerializer):
     phone = serializers.CharField(max_length=64, required=False)
     email = serializers.CharField(max_length=254, required=False)
     account = serializers.CharField(max_length=64, required=False)
-    verified = serializers.ListField(child=serializers.ChoiceField(choices=VERIFIABLE), required=False, default=list)
+    verified = serializers.ListField(
+        child=serializers.ChoiceField(choices=VERIFIABLE), required=False, default=list, max_length=len(VERIFIABLE)
+    )
     ivr = serializers.DictField(required=False, default=dict)
+
+    def validate_ivr(self, value):
+        # The same bounds as the lookup: a flat object of short, storable answers.
+        problem = ivr_problem(value)
+        if problem:
+            raise serializers.ValidationError(problem)
+        return value
 
     def validate(self, attrs):
         if attrs["event"] != "ended" and not any(attrs.get(k) for k in ("phone", "email", "account")):

@@ -153,13 +153,18 @@ WITH ins AS (
     VALUES (
         %(id)s, %(cid)s, %(channel)s, 'inbound', %(now)s, %(agent_id)s, '', '', '', '',
         %(identifiers)s::jsonb, %(verified)s::jsonb, %(ivr)s::jsonb, '{CONTACT_SOURCE}', %(call_id)s, %(now)s)
-    ON CONFLICT (source, call_id) WHERE call_id IS NOT NULL DO NOTHING
+    -- A repeat of the call (ringing, then connected, then the desktop's own lookup) is
+    -- the same contact, and what it learnt sticks: a caller identified or verified only
+    -- now is linked now, so the wrap-up lands on the customer the card shows.
+    ON CONFLICT (source, call_id) WHERE call_id IS NOT NULL DO UPDATE SET
+        customer_id = COALESCE(EXCLUDED.customer_id, crm_interaction.customer_id),
+        verified = CASE WHEN jsonb_array_length(EXCLUDED.verified) > 0
+                        THEN EXCLUDED.verified ELSE crm_interaction.verified END,
+        identifiers = crm_interaction.identifiers || EXCLUDED.identifiers,
+        ivr = crm_interaction.ivr || EXCLUDED.ivr
     RETURNING id
 ), contact AS (
     SELECT id FROM ins
-    UNION ALL
-    SELECT id FROM crm_interaction
-    WHERE source = '{CONTACT_SOURCE}' AND call_id = %(call_id)s AND NOT EXISTS (SELECT 1 FROM ins)
 ), audit AS (
     INSERT INTO crm_accessaudit (at, actor_id, action, customer_id, interaction_id, detail)
     SELECT %(now)s, %(actor_id)s, '{AuditAction.LOOKUP}', %(cid)s, contact.id, %(detail)s::jsonb FROM contact
@@ -226,9 +231,6 @@ _CONTACT_COLUMNS = (
     "last_feedback",
     "recent_complaint",
 )
-# The insert can lose a race to a concurrent lookup for the same call that commits after
-# this statement's snapshot: the row is then invisible to it and the statement is re-run.
-_RACE_RETRIES = 3
 
 
 def contact_open_and_card(
@@ -266,16 +268,14 @@ def contact_open_and_card(
         "async_commit": settings.CRM_LOOKUP_ASYNC_COMMIT and not connection.in_atomic_block,
     }
     with connection.cursor() as cursor:
-        for _ in range(_RACE_RETRIES):
-            # One round trip (psycopg pipeline): the SET LOCAL and the statement share one
-            # transaction, so the generic-plan setting ends with it (see _GENERIC_PLAN_SQL).
-            with cursor.cursor.connection.pipeline():
-                cursor.execute(_GENERIC_PLAN_SQL)
-                cursor.execute(_CONTACT_SQL, params)
-                row = cursor.fetchone()
-            if row[0] is not None:
-                return dict(zip(_CONTACT_COLUMNS, row, strict=True))
-    raise RuntimeError(f"Could not open or find the contact for call_id {call_id!r}")  # pragma: no cover
+        # One round trip (psycopg pipeline): the SET LOCAL and the statement share one
+        # transaction, so the generic-plan setting ends with it (see _GENERIC_PLAN_SQL).
+        # ON CONFLICT ... DO UPDATE returns the row whether it was inserted or repeated.
+        with cursor.cursor.connection.pipeline():
+            cursor.execute(_GENERIC_PLAN_SQL)
+            cursor.execute(_CONTACT_SQL, params)
+            row = cursor.fetchone()
+    return dict(zip(_CONTACT_COLUMNS, row, strict=True))
 
 
 def _contact_open_and_card_orm(
@@ -297,8 +297,15 @@ def _contact_open_and_card_orm(
     with transaction.atomic():
         interaction = None
         if call_id:
-            interaction = Interaction.objects.filter(source=CONTACT_SOURCE, call_id=call_id).first()
-        if interaction is None:
+            interaction = Interaction.objects.select_for_update().filter(source=CONTACT_SOURCE, call_id=call_id).first()
+        if interaction is not None:
+            # A repeat of the call: what it learnt sticks (as ON CONFLICT DO UPDATE above).
+            interaction.customer_id = customer_id or interaction.customer_id
+            interaction.verified = list(verified) or interaction.verified
+            interaction.identifiers = {**interaction.identifiers, **identifiers}
+            interaction.ivr = {**interaction.ivr, **ivr}
+            interaction.save(update_fields=["customer", "verified", "identifiers", "ivr"])
+        else:
             interaction = Interaction.objects.create(
                 customer_id=customer_id,
                 channel=channel,

@@ -325,8 +325,10 @@ class InteractionDetailApi(APIView):
             if len(value) > MAX_PREFERENCES:
                 raise serializers.ValidationError(f"At most {MAX_PREFERENCES} preferences at a time.")
             for key in value:
-                if not key or len(key) > 64:
-                    raise serializers.ValidationError(f"'{key}' is not a preference key (1-64 characters).")
+                if not key or len(key) > 64 or "\x00" in key:
+                    raise serializers.ValidationError(
+                        f"'{key[:64]!r}' is not a preference key (1-64 characters, no null characters)."
+                    )
             return value
 
     @extend_schema(responses={200: OpenApiTypes.OBJECT})

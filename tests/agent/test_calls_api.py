@@ -147,6 +147,9 @@ def test_ended_for_an_unknown_call_is_404_naming_call_id(post_call, alice):
         ({"channel": "pigeon"}, "channel"),
         ({"verified": ["fingerprint"]}, "verified"),
         ({"ivr": "billing"}, "ivr"),
+        ({"ivr": {"postcode": "SW1A\u0000"}}, "ivr"),  # PostgreSQL JSON refuses NUL
+        ({"ivr": {"nested": {"deep": ["x" * 100] * 1000}}}, "ivr"),  # a document, not IVR answers
+        ({"verified": ["phone", "email", "account", "customer_id", "phone"]}, "verified"),
         ({"queue": "sales"}, "queue"),  # unknown field
     ],
 )

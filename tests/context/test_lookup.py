@@ -228,6 +228,33 @@ def test_repeating_a_call_id_returns_the_same_interaction_and_opens_nothing(agen
     assert first["interaction_id"] not in [i["id"] for i in second["recent_interactions"]]
 
 
+def test_a_repeat_of_the_call_that_identifies_the_caller_links_the_contact_to_them(agent_api, jim):
+    # given: the ringing lookup did not know the number
+    first = lookup(agent_api, phone="+12125550999", call_id="late-id")
+    assert first["match"] == "none"
+
+    # when: the IVR has since verified the account
+    second = lookup(agent_api, account="AC-1234-5678", verified=["account"], call_id="late-id")
+
+    # then: same contact, now Jim's, and the wrap-up's facts land on Jim
+    assert second["interaction_id"] == first["interaction_id"] and second["customer"]["id"] == str(jim.pk)
+    interaction = Interaction.objects.get(pk=second["interaction_id"])
+    assert (interaction.customer_id, interaction.verified) == (jim.pk, ["account"])
+    assert interaction.identifiers == {"phone": "+12125550999", "account": "AC12345678"}
+    response = agent_api.patch(
+        f"/api/v1/interactions/{interaction.pk}", {"facts": [{"key": "router", "value": "Hub 6"}]}, format="json"
+    )
+    assert response.status_code == 200
+    assert Fact.objects.filter(customer=jim, key="router", interaction=interaction).exists()
+
+
+def test_a_repeat_of_the_call_that_matches_nobody_keeps_the_caller_it_found(agent_api, jim):
+    first = lookup(agent_api, phone="+12125550100", call_id="keep-id")
+    lookup(agent_api, phone="+12125550999", call_id="keep-id")
+
+    assert Interaction.objects.get(pk=first["interaction_id"]).customer_id == jim.pk
+
+
 def test_a_call_event_and_a_lookup_for_the_same_call_share_the_interaction(agent_api, ivy, alice, jim):
     from_connector = context_lookup(actor=ivy, agent=alice, phone="+12125550100", call_id="cti-7")
     from_desktop = lookup(agent_api, phone="+12125550100", call_id="cti-7")

@@ -141,6 +141,7 @@ WRAP_UP_CASES = [
     ("a nested preference value", {"preferences": {"channel": {"sms": True}}}, "preferences", 400),
     ("a null preference value", {"preferences": {"channel": None}}, "preferences", 400),
     ("an oversized preference key", {"preferences": {"k" * 65: "v"}}, "preferences", 400),
+    ("a preference key with a null character", {"preferences": {"a\u0000b": "v"}}, "preferences", 400),
     ("a valid summary beside an unknown reason", {"summary": "Sorted", "reason": "alien_abduction"}, "reason", 400),
     (
         "a valid summary beside a fact with no value",

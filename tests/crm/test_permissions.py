@@ -178,3 +178,10 @@ def test_a_role_check_comes_before_the_not_found_check(agent_api):
     """An agent learns nothing about which ids exist from supervisor endpoints."""
     response = agent_api.get(f"/api/v1/customers/{uuid.uuid4()}/export")
     assert response.status_code == 403
+
+
+@pytest.mark.parametrize("key", ["abc\x00def", "z" * 41, "short", "A" * 40])
+def test_a_malformed_token_is_refused_with_401_not_a_server_error(anon_api, alice, key):
+    anon_api.credentials(HTTP_AUTHORIZATION=f"Token {key}")
+    assert anon_api.get("/api/v1/reasons").status_code == 401
+    assert anon_api.post("/api/v1/context/lookup", {"phone": "+12125550100"}, format="json").status_code == 401
