@@ -12,6 +12,7 @@ the demo; in production serve it under gunicorn with threads
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from functools import wraps
 
@@ -27,7 +28,7 @@ from django.views.decorators.http import require_GET, require_POST
 from rest_framework.utils.encoders import JSONEncoder
 
 from context import events
-from crm.models import Channel, Outcome
+from crm.models import Channel, Customer, Outcome
 from crm.permissions import is_agent
 
 # A comment line this often (seconds; setting AGENT_EVENTS_KEEPALIVE) keeps
@@ -35,6 +36,10 @@ from crm.permissions import is_agent
 KEEPALIVE_SECONDS = 15
 # How soon the browser reconnects after the stream drops.
 RECONNECT_MS = 1000
+# A stream ends after this long and the browser reconnects at once: each reconnect
+# checks the session and the role again, so a deactivated agent, a removed role or
+# a logout elsewhere stops the pushes within minutes.
+STREAM_MAX_SECONDS = 300
 
 LOGIN_URL = reverse_lazy("agent-login")
 
@@ -86,16 +91,25 @@ def _stream(agent_id) -> Iterator[str]:
         # between is lost (at worst it arrives twice; the page ignores repeats).
         yield f"retry: {RECONNECT_MS}\n\n"
         current = events.current_get(agent_id)
-        if current is not None:
+        if current is not None and _still_live(current):
             yield _sse({**current, "replay": True})
         # A page stays open for hours: it must not hold a database connection
         # meanwhile (connections inside a test's transaction are left alone).
         for conn in connections.all(initialized_only=True):
             if not conn.in_atomic_block:
                 conn.close()
-        while True:
+        ends_at = time.monotonic() + getattr(settings, "AGENT_EVENTS_MAX_SECONDS", STREAM_MAX_SECONDS)
+        while time.monotonic() < ends_at:
             payload = subscription.get(timeout=getattr(settings, "AGENT_EVENTS_KEEPALIVE", KEEPALIVE_SECONDS))
             yield _sse(payload) if payload is not None else ": keepalive\n\n"
+
+
+def _still_live(card: dict) -> bool:
+    """A kept card is replayed only while its customer is live: never after an erasure or merge."""
+    customer = (card.get("card") or {}).get("customer") or {}
+    if not customer.get("id"):
+        return True
+    return Customer.objects.filter(pk=customer["id"], erased_at__isnull=True, merged_into__isnull=True).exists()
 
 
 @require_GET

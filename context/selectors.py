@@ -267,14 +267,13 @@ def contact_open_and_card(
         "intent": intent,
         "async_commit": settings.CRM_LOOKUP_ASYNC_COMMIT and not connection.in_atomic_block,
     }
-    with connection.cursor() as cursor:
-        # One round trip (psycopg pipeline): the SET LOCAL and the statement share one
-        # transaction, so the generic-plan setting ends with it (see _GENERIC_PLAN_SQL).
-        # ON CONFLICT ... DO UPDATE returns the row whether it was inserted or repeated.
-        with cursor.cursor.connection.pipeline():
-            cursor.execute(_GENERIC_PLAN_SQL)
-            cursor.execute(_CONTACT_SQL, params)
-            row = cursor.fetchone()
+    # One round trip (psycopg pipeline): the SET LOCAL and the statement share one
+    # transaction, so the generic-plan setting ends with it (see _GENERIC_PLAN_SQL).
+    # ON CONFLICT ... DO UPDATE returns the row whether it was inserted or repeated.
+    with connection.cursor() as cursor, cursor.cursor.connection.pipeline():
+        cursor.execute(_GENERIC_PLAN_SQL)
+        cursor.execute(_CONTACT_SQL, params)
+        row = cursor.fetchone()
     return dict(zip(_CONTACT_COLUMNS, row, strict=True))
 
 

@@ -1,7 +1,8 @@
 """The supervisors' UI at /admin/: customers (360, duplicates, merge, export, erasure), queues, reports.
 
-Every crm page needs the supervisor role (superusers have it) on top of Django's
-is_staff and model permissions; the supervisor group gets its model permissions
+Every crm page needs the supervisor role (superusers have it) and model
+permissions. The site itself admits staff as usual and anyone with the supervisor
+role, which per the contract is just membership of the `supervisor` group; the supervisor group gets its model permissions
 from migration 0003_supervisor_permissions. The tool pages (360, duplicates,
 merge, export, erase, reports, follow-up completion) live in crm/admin_views.py
 and are mounted here with each ModelAdmin's get_urls.
@@ -12,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 
 from django.contrib import admin, messages
+from django.contrib.admin.forms import AdminAuthenticationForm
 from django.db.models import Count, Q
 from django.shortcuts import redirect
 from django.urls import path, reverse
@@ -29,6 +31,22 @@ admin.site.site_header = "Goldfish — supervisors"
 admin.site.site_title = "Goldfish"
 admin.site.index_title = "Run the floor"
 admin.site.index_template = "admin/goldfish_index.html"
+
+
+def _admits(user) -> bool:
+    return user.is_active and (user.is_staff or is_supervisor(user))
+
+
+class SupervisorAuthenticationForm(AdminAuthenticationForm):
+    """The admin login, open to supervisors whether or not someone ticked is_staff."""
+
+    def confirm_login_allowed(self, user):
+        if not _admits(user):
+            raise self.get_invalid_login_error()
+
+
+admin.site.has_permission = lambda request: _admits(request.user)
+admin.site.login_form = SupervisorAuthenticationForm
 
 
 class SupervisorOnly:

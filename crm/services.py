@@ -261,6 +261,10 @@ def customers_matching(identifiers: Mapping[str, str]) -> list[Customer]:
     return list(Customer.objects.filter(pk__in=ids, erased_at__isnull=True, merged_into__isnull=True))
 
 
+# The idempotency namespace of external_id for contacts posted through the API.
+EXTERNAL_SOURCE = "api"
+
+
 @transaction.atomic
 def interaction_record(
     *,
@@ -278,13 +282,13 @@ def interaction_record(
     direction: str = "inbound",
     queue: str = "",
     external_id: str | None = None,
-    source: str | None = None,
+    source: str = EXTERNAL_SOURCE,
 ) -> tuple[Interaction, bool]:
     """Record a contact from another channel; the same external_id is the same contact.
 
-    Returns (interaction, created).
+    External ids share one namespace whatever the channel: a repeat posted with
+    another channel is still the same contact. Returns (interaction, created).
     """
-    source = source or channel
     if external_id:
         existing = Interaction.objects.filter(source=source, external_id=external_id).first()
         if existing is not None:

@@ -58,6 +58,25 @@ def test_supervisors_and_superusers_reach_every_page(supervisor_client, jim, pag
         assert client.get(page.format(jim=jim.pk)).status_code == 200
 
 
+def test_a_supervisor_by_group_alone_logs_in_and_reaches_the_tools(jim):
+    # given: a user made as the contract says, only added to the supervisor group
+    UserFactory(username="gina", role="supervisor", is_staff=False)
+    client = Client()
+
+    # when
+    login = client.post("/admin/login/", {"username": "gina", "password": "pw-for-tests", "next": "/admin/"})
+
+    # then
+    assert login.status_code == 302 and login.url == "/admin/"
+    for page in TOOL_PAGES + QUEUES:
+        assert client.get(page.format(jim=jim.pk)).status_code == 200, page
+
+
+def test_an_agent_cannot_log_in_to_the_admin(alice):
+    login = Client().post("/admin/login/", {"username": "alice", "password": "pw-for-tests", "next": "/admin/"})
+    assert login.status_code == 200 and "_auth_user_id" not in login.client.session
+
+
 def test_the_supervisor_group_has_the_model_permissions_its_pages_need():
     codenames = set(Group.objects.get(name="supervisor").permissions.values_list("codename", flat=True))
 

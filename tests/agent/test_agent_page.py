@@ -10,6 +10,7 @@ from django.core.management.base import CommandError
 from django.test import Client
 
 from context import events
+from crm import privacy
 from crm.models import Interaction
 from tests.factories import UserFactory
 
@@ -87,6 +88,28 @@ def test_a_reconnecting_page_is_sent_the_current_card_again(alice):
     events.publish(alice.pk, {"type": "call", "interaction_id": "i-2", "card": {"match": "none"}})
     payload = read_events(logged_in(alice).get("/agent/events"), "call")
     assert payload["interaction_id"] == "i-2" and payload["replay"] is True
+
+
+def test_a_kept_card_is_not_replayed_after_its_customer_is_erased(alice, sam, jim, settings):
+    # given: Jim's card is Alice's current call
+    settings.AGENT_EVENTS_KEEPALIVE = 0.05
+    settings.AGENT_EVENTS_MAX_SECONDS = 0.2
+    card = {"match": "unique", "customer": {"id": str(jim.pk), "display_name": "James Okafor"}}
+    events.publish(alice.pk, {"type": "call", "interaction_id": "i-9", "card": card})
+
+    # when: Jim is erased and Alice's page reconnects
+    privacy.customer_erase(actor=sam, customer=jim)
+    body = b"".join(logged_in(alice).get("/agent/events").streaming_content).decode()
+
+    # then: his name is not sent again
+    assert "event: call" not in body and "Okafor" not in body
+
+
+def test_the_event_stream_ends_so_the_page_reconnects_and_is_checked_again(alice, settings):
+    settings.AGENT_EVENTS_KEEPALIVE = 0.05
+    settings.AGENT_EVENTS_MAX_SECONDS = 0.2
+    chunks = list(logged_in(alice).get("/agent/events").streaming_content)
+    assert chunks[0].decode().startswith("retry: ") and len(chunks) < 20
 
 
 def test_dismissing_the_card_stops_it_coming_back(alice):

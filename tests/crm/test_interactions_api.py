@@ -78,3 +78,15 @@ def test_linking_an_unknown_caller_attaches_the_number(agent_api, jim):
     response = agent_api.patch(f"/api/v1/interactions/{interaction.pk}", {"customer_id": str(jim.pk)}, format="json")
     assert response.status_code == 200
     assert jim.identities.filter(kind="phone", normalized="+12125550777", verified_at__isnull=True).exists()
+
+
+def test_a_repeat_posted_with_another_channel_is_still_the_same_contact(agent_api, jim):
+    first = agent_api.post(
+        "/api/v1/interactions", {"channel": "chat", "customer_id": str(jim.pk), "external_id": "x-1"}, format="json"
+    )
+    second = agent_api.post(
+        "/api/v1/interactions", {"channel": "email", "customer_id": str(jim.pk), "external_id": "x-1"}, format="json"
+    )
+    assert (first.status_code, second.status_code) == (201, 200)
+    assert second.json()["id"] == first.json()["id"]
+    assert Interaction.objects.filter(external_id="x-1").count() == 1
