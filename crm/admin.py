@@ -2,8 +2,8 @@
 
 Every crm page needs the supervisor role (superusers have it) and model
 permissions. The site itself admits staff as usual and anyone with the supervisor
-role, which per the contract is just membership of the `supervisor` group; the supervisor group gets its model permissions
-from migration 0003_supervisor_permissions. The tool pages (360, duplicates,
+role, which per the contract is just membership of the `supervisor` group. The
+group gets its model permissions from migration 0003_supervisor_permissions. The tool pages (360, duplicates,
 merge, export, erase, reports, follow-up completion) live in crm/admin_views.py
 and are mounted here with each ModelAdmin's get_urls.
 """
