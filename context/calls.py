@@ -27,6 +27,14 @@ def call_agent_get(username: str):
     return agent
 
 
+# What telephony systems send as the caller id of a call whose number is withheld.
+WITHHELD_MARKERS = frozenset({"", "anonymous", "withheld", "private", "restricted", "unknown", "unavailable"})
+
+
+def phone_withheld(phone: str | None) -> bool:
+    return phone is None or phone.strip().lower() in WITHHELD_MARKERS
+
+
 @transaction.atomic
 def call_event_record(
     *,
@@ -48,6 +56,10 @@ def call_event_record(
     nothing new. ended closes that interaction (the first ended_at stands).
     """
     agent_user = call_agent_get(agent)
+    caller_id = phone
+    withheld = phone_withheld(phone)
+    if withheld:
+        phone = None
     if event in POPPING_EVENTS:
         card = context_lookup(
             actor=actor,
@@ -59,6 +71,7 @@ def call_event_record(
             call_id=call_id,
             verified=verified,
             ivr=ivr,
+            withheld=withheld and not (email or account),
         )
         payload = {
             "type": "call",
@@ -67,7 +80,7 @@ def call_event_record(
             "call": {
                 "call_id": call_id,
                 "channel": channel,
-                "phone": phone,
+                "phone": phone or caller_id or "withheld",
                 "email": email,
                 "account": account,
                 "verified": list(verified),

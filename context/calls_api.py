@@ -19,7 +19,8 @@ class CallEventInput(StrictSerializer):
     agent = serializers.CharField(max_length=150)
     call_id = serializers.CharField(max_length=128)
     channel = serializers.ChoiceField(choices=Channel.choices, default=Channel.PHONE)
-    phone = serializers.CharField(max_length=64, required=False)
+    # Absent, empty or "anonymous"/"withheld"...: a withheld number, which pops as unknown.
+    phone = serializers.CharField(max_length=64, required=False, allow_blank=True, allow_null=True)
     email = serializers.CharField(max_length=254, required=False)
     account = serializers.CharField(max_length=64, required=False)
     verified = serializers.ListField(
@@ -33,11 +34,6 @@ class CallEventInput(StrictSerializer):
         if problem:
             raise serializers.ValidationError(problem)
         return value
-
-    def validate(self, attrs):
-        if attrs["event"] != "ended" and not any(attrs.get(k) for k in ("phone", "email", "account")):
-            raise serializers.ValidationError({"phone": ["The caller's phone (or email/account) is required."]})
-        return attrs
 
 
 class CallEventApi(APIView):

@@ -68,8 +68,12 @@ def context_lookup(
     verified: Iterable[str] = (),
     ivr: Mapping[str, Any] | None = None,
     agent=None,
+    withheld: bool = False,
 ) -> dict[str, Any]:
     """Resolve the caller, open (or find, by call_id) the contact, audit, and build the card.
+
+    `withheld`: the telephony reports a call whose number is withheld; it still pops
+    (match "none") when it has a call_id, so the agent can identify the caller.
 
     Returns the response body as plain JSON-ready data. Input is validated before
     anything is written: a refused lookup opens nothing. Two round trips to
@@ -81,7 +85,7 @@ def context_lookup(
             customer_id = uuid.UUID(str(customer_id))
         except ValueError:
             raise DomainError(f"'{customer_id}' is not a customer id.", field="customer_id") from None
-    if not identifiers and customer_id is None:
+    if not identifiers and customer_id is None and not (withheld and call_id):
         raise DomainError("Give at least one of phone, email, account, customer_id.", field="phone")
     verified = list(dict.fromkeys(verified or ()))
     ivr = dict(ivr or {})

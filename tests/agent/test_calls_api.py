@@ -142,7 +142,6 @@ def test_ended_for_an_unknown_call_is_404_naming_call_id(post_call, alice):
         ({"agent": "nosuchagent"}, "agent"),
         ({"agent": "ivy"}, "agent"),  # the connector itself is not an agent
         ({"call_id": None}, "call_id"),
-        ({"phone": None}, "phone"),
         ({"phone": "not a number"}, "phone"),
         ({"channel": "pigeon"}, "channel"),
         ({"verified": ["fingerprint"]}, "verified"),
@@ -161,6 +160,22 @@ def test_bad_input_is_400_naming_the_field_and_changes_nothing(post_call, alice,
     assert response.status_code == 400, response.content
     assert field in response.json(), response.json()
     assert not Interaction.objects.exists()
+
+
+@pytest.mark.parametrize("caller_id", [None, "", "anonymous", "Withheld"])
+def test_a_call_from_a_withheld_number_pops_as_an_unknown_caller(post_call, alice, caller_id):
+    body = ringing(phone=caller_id, verified=[])
+    if caller_id is None:
+        body.pop("phone")
+    with events.subscribe(alice.pk) as subscription:
+        response = post_call(body)
+        pushed = subscription.get(timeout=2)
+    assert response.status_code == 202, response.content
+    interaction = Interaction.objects.get(pk=response.json()["interaction_id"])
+    assert interaction.customer_id is None and interaction.identifiers == {}
+    assert pushed["card"]["match"] == "none"
+    ended = post_call({"event": "ended", "agent": "alice", "call_id": body["call_id"]})
+    assert ended.status_code == 202
 
 
 def test_a_supervisor_can_take_calls(post_call, sam, jim):
