@@ -11,9 +11,9 @@ from django.utils import timezone
 from context import events
 from context.services import CONTACT_SOURCE, context_lookup
 from crm.exceptions import DomainError, NotFound
-from crm.models import Interaction
+from crm.models import AuditAction, Interaction
 from crm.permissions import is_agent
-from crm.services import interaction_wrap_up, staff_get
+from crm.services import audit_record, staff_get
 
 POPPING_EVENTS = ("ringing", "connected")
 CALL_EVENTS = (*POPPING_EVENTS, "ended")
@@ -94,8 +94,17 @@ def call_event_record(
     interaction = Interaction.objects.filter(source=CONTACT_SOURCE, call_id=call_id).first()
     if interaction is None:
         raise NotFound(f"No call with call_id '{call_id}'.", field="call_id")
-    if interaction.ended_at is None:
-        interaction = interaction_wrap_up(actor=actor, interaction=interaction, ended_at=timezone.now())
+    # Claimed by a conditional update: of two `ended` events racing, the first time stands.
+    if Interaction.objects.filter(pk=interaction.pk, ended_at__isnull=True).update(ended_at=timezone.now()):
+        interaction.refresh_from_db(fields=["ended_at"])
+        if interaction.customer_id is not None:
+            audit_record(
+                actor=actor,
+                action=AuditAction.UPDATE,
+                customer_id=interaction.customer_id,
+                interaction_id=interaction.pk,
+                detail={"call": "ended"},
+            )
     interaction_id = str(interaction.pk)
     ended_at = interaction.ended_at
 
