@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
-from rest_framework.permissions import AllowAny
+from rest_framework.permissions import AllowAny, IsAuthenticated
 
 from context import agent_urls
 from crm import api, feedback_api, health
@@ -27,7 +27,9 @@ api_v1 = [
     path("recurring-problems", feedback_api.RecurringProblemListApi.as_view(), name="recurring-problem-list"),
     path("", include("context.urls")),
     path("", include(agent_urls.api_urlpatterns)),
-    path("schema/", SpectacularAPIView.as_view(permission_classes=[AllowAny]), name="schema"),
+    # The contract does not mark the API's description public: any signed-in account reads
+    # it. The docs page is only Swagger UI's shell; it loads the schema with the session.
+    path("schema/", SpectacularAPIView.as_view(permission_classes=[IsAuthenticated]), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema", permission_classes=[AllowAny]), name="docs"),
 ]
 

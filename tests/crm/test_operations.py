@@ -57,8 +57,8 @@ def test_readyz_is_503_quickly_when_redis_is_unreachable(anon_api, settings):
     assert elapsed < 5, f"readiness took {elapsed:.1f}s with Redis down; it must not hang"
 
 
-def test_the_schema_is_openapi_3_with_every_contract_path(anon_api):
-    response = anon_api.get("/api/v1/schema/", {"format": "json"})
+def test_the_schema_is_openapi_3_with_every_contract_path(agent_api):
+    response = agent_api.get("/api/v1/schema/", {"format": "json"})
     assert response.status_code == 200
     schema = response.json()
     assert schema["openapi"].startswith("3.")
@@ -79,8 +79,8 @@ def test_the_schema_is_openapi_3_with_every_contract_path(anon_api):
     assert "tokenAuth" in schema["components"]["securitySchemes"]
 
 
-def test_the_docs_page_renders_from_local_assets(anon_api):
-    response = anon_api.get("/api/v1/docs/")
+def test_the_docs_page_renders_from_local_assets(agent_api):
+    response = agent_api.get("/api/v1/docs/")
     assert response.status_code == 200
     page = response.content.decode()
     assert "SwaggerUIBundle" in page or "swagger-ui" in page
@@ -88,7 +88,7 @@ def test_the_docs_page_renders_from_local_assets(anon_api):
     assert assets, "the docs page should load Swagger UI from this service, not a CDN"
     assert "cdn" not in page.lower()
     for asset in assets:
-        served = anon_api.get(asset)
+        served = agent_api.get(asset)
         assert served.status_code == 200, asset
         b"".join(served.streaming_content if served.streaming else [served.content])
 
