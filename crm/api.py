@@ -31,6 +31,7 @@ from crm.models import (
     Tier,
 )
 from crm.permissions import IsSupervisor
+from crm.throttling import LoginThrottle
 
 # Bounds on repeated input, so one request cannot write thousands of rows.
 MAX_IDENTITIES = 20
@@ -371,6 +372,7 @@ class TokenApi(APIView):
 
     permission_classes = [AllowAny]
     authentication_classes: list = []
+    throttle_classes = [LoginThrottle]
 
     class InputSerializer(StrictSerializer):
         username = serializers.CharField(max_length=150)

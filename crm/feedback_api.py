@@ -10,8 +10,6 @@ from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
-from rest_framework.settings import api_settings
-from rest_framework.throttling import SimpleRateThrottle
 from rest_framework.views import APIView
 
 from crm import feedback as workflows
@@ -21,32 +19,9 @@ from crm.forms import FeedbackForm
 from crm.models import AuditAction, FollowUpStatus
 from crm.permissions import IsSupervisor
 from crm.services import audit_record
+from crm.throttling import FeedbackThrottle
 
 logger = logging.getLogger(__name__)
-
-
-class FeedbackThrottle(SimpleRateThrottle):
-    """Per client address (REMOTE_ADDR, or X-Forwarded-For behind NUM_PROXIES proxies), scope "feedback".
-
-    Fails open: throttling is best-effort protection, and a cache outage must not
-    turn away a customer's feedback.
-    """
-
-    scope = "feedback"
-
-    def get_rate(self):
-        # Read at request time so the rate follows settings (and test overrides).
-        return api_settings.DEFAULT_THROTTLE_RATES.get(self.scope)
-
-    def get_cache_key(self, request, view):
-        return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}
-
-    def allow_request(self, request, view):
-        try:
-            return super().allow_request(request, view)
-        except Exception as exc:  # noqa: BLE001 - cache down: let the feedback in
-            logger.warning("feedback throttle unavailable (%s); allowing", type(exc).__name__)
-            return True
 
 
 class FeedbackInput(StrictSerializer):

@@ -202,6 +202,8 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_RATES": {
         # Per client address; an empty value turns the throttle off (benchmarks from one address).
         "feedback": os.environ.get("CRM_FEEDBACK_THROTTLE", "30/minute") or None,
+        # Password guessing on the token endpoint.
+        "login": os.environ.get("CRM_LOGIN_THROTTLE", "20/minute") or None,
     },
 }
 SPECTACULAR_SETTINGS = {
