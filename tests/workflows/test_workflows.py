@@ -312,3 +312,20 @@ def test_feedback_by_an_identifier_shared_by_two_customers_stays_unlinked(db):
 
     assert feedback.customer is None
     assert feedback.identifiers == {"phone": "+12125550199"}
+
+
+def test_feedback_for_a_customer_merged_away_before_the_workflow_runs_goes_to_the_survivor(jane, sofia, sam):
+    from crm import privacy
+
+    survivor, duplicate = CustomerFactory(), CustomerFactory()
+    feedback = submit(interaction_id=InteractionFactory(customer=duplicate, agent=jane).pk, rating=1, text="Awful")
+    privacy.customer_merge(actor=sam, survivor=survivor, duplicate_id=duplicate.pk)
+    # as when the merge commits between the feedback's link and its insert
+    Feedback.objects.filter(pk=feedback.pk).update(customer=duplicate)
+
+    workflows.feedback_process(str(feedback.pk))
+
+    feedback.refresh_from_db()
+    assert feedback.customer == survivor
+    assert Case.objects.get().customer == survivor
+    assert FollowUp.objects.get().customer == survivor
