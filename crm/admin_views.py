@@ -84,7 +84,10 @@ def customer_360(request, customer_id):
     if customer.merged_into_id is not None:
         messages.info(request, "This customer was merged; showing the customer it was merged into.")
         return redirect("admin:crm_customer_360", customer.merged_into_id)
-    before = parse_datetime(request.GET.get("before", "") or "") if request.GET.get("before") else None
+    try:
+        before = parse_datetime(request.GET.get("before", "") or "") if request.GET.get("before") else None
+    except ValueError:  # well formed but impossible (month 13): show the newest page
+        before = None
     if before is not None and timezone.is_naive(before):
         before = timezone.make_aware(before, dt.UTC)
     audit_record(actor=request.user, action=AuditAction.VIEW, customer=customer, detail={"page": "admin_360"})

@@ -5,10 +5,14 @@ Celery worker (or in-process after commit on the embedded defaults). Everything
 here is safe to run twice: a second run finds the rows the first one made
 (unique constraints, conditional updates) and does nothing new.
 
-Consent for the automatic thank-you e-mail: the customer ticked "you may e-mail me"
-on this feedback (`contact_consent`), or has a current preference `contact_consent`
-or `marketing_opt_in` set to a true value. Without consent, or when the customer
-prefers phone or SMS, the thank-you becomes a callback task for an agent.
+The intake is public, so nothing a poster types is trusted to reach or reveal a
+customer. The automatic thank-you e-mail goes only to a linked customer, only to an
+address on file for them, and only with consent: a current preference
+`contact_consent` or `marketing_opt_in` set to a true value, or "you may e-mail me"
+(`contact_consent`) ticked together with an address that is on file. Without
+consent, or when the customer prefers phone or SMS, the thank-you becomes a callback
+task for an agent. Staff named in the `staff` field are recognized only if they
+served this customer (the linked contact or the customer's recent contacts).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
+import smtplib
 import time
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -27,7 +32,8 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
-from django.db.models import Count, F, Q, QuerySet
+from django.db.models import Case as SqlCase
+from django.db.models import Count, F, Q, QuerySet, Value, When
 from django.utils import timezone
 
 from crm.exceptions import DomainError, NotFound
@@ -78,6 +84,12 @@ BROKER_BREAKER_SECONDS = 5.0
 # Periodic work in bounded batches so one run never holds a worker for long.
 SWEEP_BATCH = 500
 ESCALATION_BATCH = 200
+# Notifications left unsent by a failed send are retried this long, this many per run.
+NOTIFICATION_BATCH = 200
+NOTIFICATION_RETRY_WINDOW = dt.timedelta(days=7)
+# The automatic thank-you is due an hour after the feedback: it is sent at once, and
+# the escalation sweep must not report it overdue while the sending is retried.
+THANK_YOU_EMAIL_GRACE = dt.timedelta(hours=1)
 RECURRING_THRESHOLD = 3
 
 
@@ -223,6 +235,27 @@ def feedback_outbox_sweep(*, now: dt.datetime | None = None, batch: int = SWEEP_
     return sent, len(ids) > batch
 
 
+def contact_followers_link(interaction: Interaction, customer: Customer) -> None:
+    """A contact just got its customer: feedback about it, and the cases and follow-ups made from that, are theirs too.
+
+    Otherwise the customer's timeline, export and erasure would miss them. Only rows
+    with no customer yet are touched.
+    """
+    feedback = Feedback.objects.filter(interaction=interaction, customer__isnull=True)
+    feedback_ids = list(feedback.values_list("pk", flat=True))
+    if not feedback_ids and interaction.case_id is None:
+        return
+    Feedback.objects.filter(pk__in=feedback_ids).update(customer=customer)
+    case_ids = {
+        *Feedback.objects.filter(pk__in=feedback_ids, case__isnull=False).values_list("case_id", flat=True),
+        *([interaction.case_id] if interaction.case_id else []),
+    }
+    Case.objects.filter(pk__in=case_ids, customer__isnull=True).update(customer=customer)
+    FollowUp.objects.filter(Q(feedback_id__in=feedback_ids) | Q(case_id__in=case_ids), customer__isnull=True).update(
+        customer=customer
+    )
+
+
 # --- classification ---------------------------------------------------------------------
 
 
@@ -263,31 +296,31 @@ def _staff_users() -> QuerySet:
 def feedback_staff_involved(feedback: Feedback) -> list[tuple[Any, Interaction | None]]:
     """Staff the feedback is about, each with the contact that ties them to it.
 
-    The linked contact's agent, the usernames named in `staff`, and agents of the
-    customer's recent contacts whose first name appears in the text.
+    The linked contact's agent; the usernames named in `staff`, and agents whose
+    first name appears in the text, but only among agents of the customer's recent
+    contacts. The poster is anonymous: naming someone who never served this
+    customer leaves the name on the feedback and recognizes nobody.
     """
     involved: dict[int, tuple[Any, Interaction | None]] = {}
     interaction = feedback.interaction
     if interaction is not None and interaction.agent_id is not None and interaction.agent.is_active:
         involved[interaction.agent_id] = (interaction.agent, interaction)
-    named = [n for n in feedback.staff_named if isinstance(n, str)]
-    if named:
-        for user in _staff_users().filter(username__in=named).distinct().order_by("username"):
-            involved.setdefault(user.pk, (user, interaction))
-    if feedback.customer_id is not None and feedback.text:
-        window_start = feedback.received_at - dt.timedelta(days=settings.CRM_REPEAT_WINDOW_DAYS)
-        recent = (
-            Interaction.objects.filter(
-                customer_id=feedback.customer_id, started_at__gte=window_start, agent__isnull=False
-            )
-            .select_related("agent")
-            .order_by("-started_at")[:STAFF_MENTION_CONTACTS]
-        )
-        for contact in recent:
-            agent = contact.agent
-            first = (agent.first_name or "").strip()
-            if agent.is_active and first and _mentions(feedback.text, first):
-                involved.setdefault(agent.pk, (agent, contact))
+    named = {n.strip() for n in feedback.staff_named if isinstance(n, str) and n.strip()}
+    if feedback.customer_id is None or not (named or feedback.text):
+        return list(involved.values())
+    window_start = feedback.received_at - dt.timedelta(days=settings.CRM_REPEAT_WINDOW_DAYS)
+    recent = (
+        Interaction.objects.filter(customer_id=feedback.customer_id, started_at__gte=window_start, agent__isnull=False)
+        .select_related("agent")
+        .order_by("-started_at")[:STAFF_MENTION_CONTACTS]
+    )
+    for contact in recent:  # newest first: each agent is tied to their latest contact
+        agent = contact.agent
+        if not agent.is_active or agent.pk in involved:
+            continue
+        first = (agent.first_name or "").strip()
+        if agent.username in named or (feedback.text and first and _mentions(feedback.text, first)):
+            involved[agent.pk] = (agent, contact)
     return list(involved.values())
 
 
@@ -328,8 +361,11 @@ def notification_create(*, recipient, kind: str, key: str, subject: str, body: s
 def notifications_deliver(notification_ids: Iterable[int]) -> int:
     """E-mail each notification once: claim it (emailed_at set by a conditional update), then send.
 
-    If sending fails the claim is released and the error raised, so the task's
-    retry sends it; a concurrent run that lost the claim sends nothing.
+    If sending fails the claim is released and the error raised, so a retry (the
+    task's, or the next notifications_deliver_pending) sends it; a concurrent run
+    that lost the claim sends nothing. A recipient the mail server refuses is
+    skipped, not raised: retrying at once would not help, and it must not hold
+    up the others (the pending sweep tries it again later).
     """
     sent = 0
     for notification in (
@@ -351,10 +387,34 @@ def notifications_deliver(notification_ids: Iterable[int]) -> int:
                 settings.DEFAULT_FROM_EMAIL,
                 [notification.recipient.email],
             )
+        except smtplib.SMTPRecipientsRefused:
+            Notification.objects.filter(pk=notification.pk).update(emailed_at=None)
+            logger.warning("notification %s: recipient refused; left for a later attempt", notification.pk)
+            continue
         except Exception:
             Notification.objects.filter(pk=notification.pk).update(emailed_at=None)
             raise
         sent += 1
+    return sent
+
+
+def notifications_deliver_pending(*, now: dt.datetime | None = None, batch: int = NOTIFICATION_BATCH) -> int:
+    """E-mail notifications an earlier send left behind (an SMTP outage), oldest first, in a bounded batch.
+
+    The run that made them may have failed after claiming its follow-ups, so its
+    own retry finds nothing to do: this is what sends them. Each is still claimed
+    before it is sent, so a concurrent first attempt and this never both send.
+    """
+    now = now or timezone.now()
+    pending = (
+        Notification.objects.filter(emailed_at__isnull=True, created_at__gte=now - NOTIFICATION_RETRY_WINDOW)
+        .exclude(recipient__email="")
+        .order_by("created_at", "pk")
+        .values_list("pk", flat=True)[:batch]
+    )
+    sent = notifications_deliver(list(pending))
+    if sent:
+        logger.info("delivered %d pending notifications", sent)
     return sent
 
 
@@ -382,6 +442,7 @@ def feedback_process(feedback_id: str) -> str:
             return "missing"
         if feedback.status == FeedbackStatus.PROCESSED:
             return "already"
+        _follow_merge(feedback)
         sentiment, score = feedback_classify(rating=feedback.rating, nps=feedback.nps, text=feedback.text)
         if feedback.sentiment != sentiment:
             feedback.sentiment, feedback.sentiment_score = sentiment, score
@@ -392,14 +453,25 @@ def feedback_process(feedback_id: str) -> str:
             notification_ids, thank_you = _negative(feedback), None
         else:
             notification_ids, thank_you = [], None
-    notifications_deliver(notification_ids)
+    # The customer's thank-you first: a failing staff mail must not hold it up.
     if thank_you is not None:
         thank_you_email_send(thank_you.pk)
+    notifications_deliver(notification_ids)
     Feedback.objects.filter(pk=feedback_id, status=FeedbackStatus.RECEIVED).update(
         status=FeedbackStatus.PROCESSED, processed_at=timezone.now()
     )
     logger.info("feedback %s processed: %s, %d notifications", feedback_id, sentiment, len(notification_ids))
     return "processed"
+
+
+def _follow_merge(feedback: Feedback) -> None:
+    """Feedback stored against a customer who was merged away meanwhile belongs to the survivor."""
+    if feedback.customer is None or feedback.customer.merged_into_id is None:
+        return
+    survivor = _live(feedback.customer)
+    if survivor is not None:
+        feedback.customer = survivor
+        feedback.save(update_fields=["customer"])
 
 
 def _positive(feedback: Feedback) -> tuple[list[int], FollowUp | None]:
@@ -433,17 +505,36 @@ def _positive(feedback: Feedback) -> tuple[list[int], FollowUp | None]:
     return notification_ids, _thank_you(feedback)
 
 
-def _customer_email(feedback: Feedback) -> str | None:
-    if feedback.identifiers.get(IdentityKind.EMAIL):
-        return feedback.identifiers[IdentityKind.EMAIL]
-    if feedback.customer_id is None:
-        return None
-    identity = (
-        Identity.objects.filter(customer_id=feedback.customer_id, kind=IdentityKind.EMAIL)
+def _emails_on_file(customer_id) -> list[str]:
+    """The customer's addresses, verified ones first."""
+    return list(
+        Identity.objects.filter(customer_id=customer_id, kind=IdentityKind.EMAIL)
         .order_by(F("verified_at").desc(nulls_last=True), "created_at")
-        .first()
+        .values_list("normalized", flat=True)[:20]
     )
-    return identity.normalized if identity else None
+
+
+def _contactable(feedback: Feedback) -> Customer | None:
+    """The live customer the feedback is linked to, or None (unlinked, or erased)."""
+    return _live(feedback.customer)
+
+
+def _customer_email(feedback: Feedback) -> str | None:
+    """Where to thank the customer: only ever an address on file for the linked customer.
+
+    The form is public: anyone can type a stranger's phone number and their own
+    address. A typed address is used only when it is one of the customer's; an
+    address not on file gets nothing, so the service neither tells a stranger
+    whose number it was nor mails whoever it is told to.
+    """
+    customer = _contactable(feedback)
+    if customer is None:
+        return None
+    on_file = _emails_on_file(customer.pk)
+    typed = feedback.identifiers.get(IdentityKind.EMAIL)
+    if typed and typed in on_file:
+        return typed
+    return on_file[0] if on_file else None
 
 
 def _preferences(customer_id) -> dict[str, str]:
@@ -452,30 +543,51 @@ def _preferences(customer_id) -> dict[str, str]:
     return dict(Preference.objects.filter(customer_id=customer_id, is_current=True).values_list("key", "value")[:100])
 
 
-def _thank_you(feedback: Feedback) -> FollowUp | None:
-    """A thank-you on the customer's channel: e-mail with consent, else a callback task (unless do-not-call)."""
-    prefs = _preferences(feedback.customer_id)
-    consent = feedback.contact_consent or any(
-        str(prefs.get(key, "")).lower() in TRUTHY for key in ("contact_consent", "marketing_opt_in")
+def _email_consent(feedback: Feedback, prefs: dict[str, str]) -> bool:
+    """Consent on file, or ticked on this feedback together with an address that is on file.
+
+    A ticked box next to someone else's address (or none) is not the customer's consent.
+    """
+    if any(str(prefs.get(key, "")).lower() in TRUTHY for key in ("contact_consent", "marketing_opt_in")):
+        return True
+    typed = feedback.identifiers.get(IdentityKind.EMAIL)
+    return bool(
+        feedback.contact_consent and typed and feedback.customer_id and typed in _emails_on_file(feedback.customer_id)
     )
+
+
+def _thank_you(feedback: Feedback) -> FollowUp | None:
+    """A thank-you on the customer's channel: e-mail with consent, else a callback task (unless do-not-call).
+
+    Only for a live linked customer, and only to what is on file for them.
+    """
+    customer = _contactable(feedback)
+    if customer is None:
+        return None
+    prefs = _preferences(customer.pk)
     email = _customer_email(feedback)
     prefers_voice = prefs.get("preferred_channel") in ("phone", "sms")
     now = timezone.now()
-    if email and consent and not prefers_voice:
+    if email and not prefers_voice and _email_consent(feedback, prefs):
         follow_up, _ = FollowUp.objects.get_or_create(
             feedback=feedback,
             kind=FollowUpKind.THANK_YOU_EMAIL,
-            defaults={"customer": feedback.customer, "channel": "email", "due_at": now, "note": "Automatic thank-you"},
+            defaults={
+                "customer": customer,
+                "channel": "email",
+                "due_at": now + THANK_YOU_EMAIL_GRACE,
+                "note": "Automatic thank-you",
+            },
         )
         return follow_up
-    if feedback.customer_id is None or str(prefs.get("do_not_call", "")).lower() in TRUTHY:
+    if str(prefs.get("do_not_call", "")).lower() in TRUTHY:
         return None
     interaction = feedback.interaction
     FollowUp.objects.get_or_create(
         feedback=feedback,
         kind=FollowUpKind.THANK_YOU_CALLBACK,
         defaults={
-            "customer": feedback.customer,
+            "customer": customer,
             "owner": interaction.agent if interaction is not None else None,
             "channel": prefs.get("preferred_channel") if prefers_voice else "phone",
             "due_at": now + dt.timedelta(hours=THANK_YOU_CALLBACK_HOURS),
@@ -486,17 +598,25 @@ def _thank_you(feedback: Feedback) -> FollowUp | None:
 
 
 def thank_you_email_send(follow_up_id) -> bool:
-    """Send the automatic thank-you once: the open follow-up is claimed as done, then the e-mail goes."""
-    follow_up = FollowUp.objects.select_related("feedback", "customer").get(pk=follow_up_id)
+    """Send the automatic thank-you once: the follow-up is claimed as done, then the e-mail goes.
+
+    Claimed from open or escalated (a sweep may have escalated it while the send
+    was being retried). The address is looked up again: only one on file now.
+    """
+    follow_up = FollowUp.objects.select_related("feedback__customer", "customer").get(pk=follow_up_id)
+    unfinished = [FollowUpStatus.OPEN, FollowUpStatus.ESCALATED]
     email = _customer_email(follow_up.feedback) if follow_up.feedback else None
     if not email:
+        # Erased, or the address removed since: nothing to send, nothing to escalate.
+        FollowUp.objects.filter(pk=follow_up_id, status__in=unfinished).update(status=FollowUpStatus.CANCELLED)
         return False
-    claimed = FollowUp.objects.filter(pk=follow_up_id, status=FollowUpStatus.OPEN).update(
+    claimed = FollowUp.objects.filter(pk=follow_up_id, status__in=unfinished).update(
         status=FollowUpStatus.DONE, completed_at=timezone.now()
     )
     if not claimed:
         return False
-    name = (follow_up.customer.preferred_name or follow_up.customer.display_name) if follow_up.customer else ""
+    customer = _contactable(follow_up.feedback)
+    name = (customer.preferred_name or customer.display_name) if customer else ""
     try:
         send_mail(
             "Thank you for your feedback",
@@ -506,7 +626,14 @@ def thank_you_email_send(follow_up_id) -> bool:
             [email],
         )
     except Exception:
-        FollowUp.objects.filter(pk=follow_up_id).update(status=FollowUpStatus.OPEN, completed_at=None)
+        # Release the claim to what it was: escalated if the sweep got to it first.
+        FollowUp.objects.filter(pk=follow_up_id).update(
+            status=SqlCase(
+                When(escalated_at__isnull=False, then=Value(FollowUpStatus.ESCALATED)),
+                default=Value(FollowUpStatus.OPEN),
+            ),
+            completed_at=None,
+        )
         raise
     return True
 
@@ -603,7 +730,9 @@ def follow_ups_escalate(*, now: dt.datetime | None = None, batch: int = ESCALATI
 
     Each follow-up is claimed with a conditional update (status still open, still
     overdue), so however often and however concurrently this runs, each is
-    escalated and notified once.
+    escalated and notified once. Each run also sends notifications an earlier
+    failed send left behind, so an SMTP outage delays escalation mails but does
+    not lose them.
     """
     now = now or timezone.now()
     overdue = list(
@@ -636,6 +765,8 @@ def follow_ups_escalate(*, now: dt.datetime | None = None, batch: int = ESCALATI
                     ).pk
                 )
     notifications_deliver(notification_ids)
+    # Escalation mails a failed run left unsent (its follow-ups are claimed already), and any others.
+    notifications_deliver_pending(now=now)
     if escalated:
         logger.info("escalated %d overdue follow-ups", escalated)
     return escalated, len(overdue) > batch

@@ -431,7 +431,11 @@ class Notification(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["recipient", "kind", "key"], name="notification_once"),
         ]
-        indexes = [models.Index(fields=["recipient", "-created_at"], name="notification_inbox_idx")]
+        indexes = [
+            models.Index(fields=["recipient", "-created_at"], name="notification_inbox_idx"),
+            # notifications_deliver_pending: unsent ones, oldest first (few rows: only those unsent).
+            models.Index(fields=["created_at"], condition=Q(emailed_at__isnull=True), name="notification_unsent_idx"),
+        ]
 
 
 class RecurringProblemStatus(models.TextChoices):

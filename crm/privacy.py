@@ -249,6 +249,14 @@ def customer_export(*, actor, customer: Customer) -> dict[str, Any]:
     audit_record(actor=actor, action=AuditAction.EXPORT, customer=customer)
     family = [customer.pk, *_merged_family(customer.pk)]
 
+    # Their feedback, also that given about one of their contacts before it was linked to them.
+    feedback_ids = [
+        *Feedback.objects.filter(customer=customer).values_list("pk", flat=True),
+        *Feedback.objects.filter(interaction__customer=customer)
+        .exclude(customer=customer)
+        .values_list("pk", flat=True),
+    ]
+
     def rows(qs, *fields):
         return [{f: _jsonable(getattr(obj, f)) for f in fields} for obj in qs]
 
@@ -312,7 +320,7 @@ def customer_export(*, actor, customer: Customer) -> dict[str, Any]:
             customer.cases.order_by("opened_at"), "id", "subject", "kind", "status", "opened_at", "resolved_at"
         ),
         "feedback": rows(
-            customer.feedback.order_by("received_at"),
+            Feedback.objects.filter(pk__in=feedback_ids).order_by("received_at"),
             "id",
             "rating",
             "nps",
@@ -322,7 +330,7 @@ def customer_export(*, actor, customer: Customer) -> dict[str, Any]:
             "received_at",
         ),
         "recognitions": rows(
-            Recognition.objects.filter(feedback__customer=customer).order_by("created_at"),
+            Recognition.objects.filter(feedback_id__in=feedback_ids).order_by("created_at"),
             "id",
             "staff_id",
             "quote",
@@ -376,8 +384,11 @@ def customer_erase(*, actor, customer: Customer) -> dict[str, int]:
     }
     scrub = {"summary": "", "reason_text": "", "identifiers": {}, "ivr": {}, "verified": []}
     counts["interactions"] = Interaction.objects.filter(customer_id__in=group).update(**scrub)
+    # Their feedback: linked to them, or to one of their contacts (a contact linked to
+    # them after the feedback came in), or (below) never linked but carrying one of
+    # their identifiers. Separate indexed queries: an OR across the join would scan.
     feedback_ids = _ids(Feedback.objects.filter(customer_id__in=group))
-    counts["feedback"] = Feedback.objects.filter(customer_id__in=group).update(text="", identifiers={})
+    feedback_ids += _ids(Feedback.objects.filter(interaction__customer_id__in=group).exclude(customer_id__in=group))
     if former:
         # Contacts and feedback never linked to a customer (an unknown caller) that carry
         # one of this person's identifiers are theirs too. A rare, deliberate scan.
@@ -385,19 +396,21 @@ def customer_erase(*, actor, customer: Customer) -> dict[str, int]:
         for kind, normalized in former:
             given |= Q(**{f"identifiers__{kind}": normalized})
         counts["unlinked_interactions"] = Interaction.objects.filter(given, customer__isnull=True).update(**scrub)
-        counts["unlinked_feedback"] = Feedback.objects.filter(given, customer__isnull=True).update(
-            text="", identifiers={}
-        )
-    counts["recognitions"] = Recognition.objects.filter(feedback__customer_id__in=group).update(quote="")
-    counts["cases"] = Case.objects.filter(customer_id__in=group).update(subject=ERASED)
-    counts["follow_ups"] = FollowUp.objects.filter(customer_id__in=group).update(note="")
+        unlinked = _ids(Feedback.objects.filter(given, customer__isnull=True))
+        counts["unlinked_feedback"] = len(unlinked)
+        feedback_ids = list(dict.fromkeys([*feedback_ids, *unlinked]))
+    counts["feedback"] = Feedback.objects.filter(pk__in=feedback_ids).update(text="", identifiers={})
+    recognition_ids = _ids(Recognition.objects.filter(feedback_id__in=feedback_ids))
+    counts["recognitions"] = Recognition.objects.filter(pk__in=recognition_ids).update(quote="")
+    feedback_cases = Feedback.objects.filter(pk__in=feedback_ids, case__isnull=False).values_list("case_id", flat=True)
+    counts["cases"] = Case.objects.filter(Q(customer_id__in=group) | Q(pk__in=list(feedback_cases))).update(
+        subject=ERASED
+    )
+    follow_up_ids = _ids(FollowUp.objects.filter(Q(customer_id__in=group) | Q(feedback_id__in=feedback_ids)))
+    counts["follow_ups"] = FollowUp.objects.filter(pk__in=follow_up_ids).update(note="")
     # Staff notifications about this person (keyed by their feedback, recognition or
     # follow-up ids) may quote them; keep the row, drop the words.
-    subject_ids = [
-        *feedback_ids,
-        *_ids(Recognition.objects.filter(feedback__customer_id__in=group)),
-        *_ids(FollowUp.objects.filter(customer_id__in=group)),
-    ]
+    subject_ids = [*feedback_ids, *recognition_ids, *follow_up_ids]
     if subject_ids:
         about = Q()
         for subject_id in subject_ids:

@@ -370,6 +370,10 @@ def interaction_wrap_up(
                 if kind == IdentityKind.ACCOUNT and Identity.objects.filter(kind=kind, normalized=normalized).exists():
                     continue
                 identity_add(actor=actor, customer=customer, kind=kind, value=normalized, source="contact", audit=False)
+            # Feedback about this contact (and its cases, follow-ups) becomes the customer's too.
+            from crm.feedback import contact_followers_link
+
+            contact_followers_link(interaction, customer)
     if reason is not None:
         interaction.reason = reason_get(reason)
         changed.append("reason")

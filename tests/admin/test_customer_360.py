@@ -106,3 +106,10 @@ def test_editing_a_customer_in_the_admin_is_audited(supervisor_client, sam, jim)
     update = models.AccessAudit.objects.get(customer=jim, action="update")
     assert update.actor == sam and update.detail == {"fields": ["preferred_name", "tier"]}
     assert models.AccessAudit.objects.filter(customer=jim, action="view", detail={"page": "admin_change"}).exists()
+
+
+@pytest.mark.parametrize("before", ["2024-13-45T00:00:00", "2024-02-30T10:00:00", "not-a-date"])
+def test_an_impossible_or_unreadable_before_date_shows_the_newest_page(supervisor_client, sam, jim, before):
+    response = supervisor_client.get(f"/admin/crm/customer/{jim.pk}/360/", {"before": before})
+
+    assert response.status_code == 200

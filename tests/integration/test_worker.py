@@ -230,6 +230,7 @@ def test_a_complaint_posted_to_the_api_opens_a_case_and_a_follow_up_for_the_supe
 
 
 def test_the_same_task_delivered_twice_recognizes_follows_up_and_emails_once(world, mail_dir):
+    InteractionFactory(customer=world["jim"], agent=world["jane"])  # staff named must have served the customer
     feedback = workflows.feedback_submit(rating=5, text="Jane was lovely", staff=["jane"], email="jim@example.com")
     poll_processed(world["api"], str(feedback.pk))
 
@@ -250,7 +251,10 @@ def test_a_transient_mail_failure_on_the_first_attempt_is_retried_and_completes(
     (mail_dir / FAIL_NEXT).touch()
     log_before = world["log"].read_text().count("Retry in")
 
-    response = client_for(None).post("/api/v1/feedback", {"rating": 5, "staff": ["jane"]}, format="json")
+    interaction = InteractionFactory(customer=world["jim"], agent=world["jane"])
+    response = client_for(None).post(
+        "/api/v1/feedback", {"interaction_id": str(interaction.pk), "rating": 5}, format="json"
+    )
     body = poll_processed(world["api"], response.json()["id"])
 
     assert not (mail_dir / FAIL_NEXT).exists()  # the first attempt met the outage
@@ -279,12 +283,13 @@ def test_escalation_through_the_worker_escalates_an_overdue_follow_up_once(world
 
 
 def test_feedback_sent_while_the_broker_is_down_is_stored_and_processed_once_it_is_back(world, mail_dir):
-    # given the broker is unreachable (a closed port) when the feedback arrives
+    # given the broker is unreachable (a closed port) when the feedback about Jane's contact arrives
+    body = {"interaction_id": str(InteractionFactory(customer=world["jim"], agent=world["jane"]).pk), "rating": 5}
     with broker_at("redis://127.0.0.1:9/0"):
         timings, responses = [], []
         for _ in range(2):
             started = time.monotonic()
-            responses.append(client_for(None).post("/api/v1/feedback", {"rating": 5, "staff": ["jane"]}, format="json"))
+            responses.append(client_for(None).post("/api/v1/feedback", body, format="json"))
             timings.append(time.monotonic() - started)
 
     # then both are stored and answered; only the first pays the connect timeouts

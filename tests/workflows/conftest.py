@@ -4,7 +4,10 @@ Jane and Omar are agents in team North, supervised by Sofia; Marcus supervises
 South and has no agents here. Ada is the administrator (next level above Sofia).
 """
 
+import smtplib
+
 import pytest
+from django.core.mail.backends import locmem
 
 from crm.celery import app
 from crm.models import StaffProfile, Team
@@ -57,3 +60,50 @@ def reinstall_migration_data(django_db_blocker):
 
     with django_db_blocker.unblock():
         __import__("crm.migrations.0002_roles_and_reasons", fromlist=["install"]).install(django_apps, None)
+
+
+class MailServer:
+    """What the test mail server does: deliver to mail.outbox, be down for some recipients, refuse others."""
+
+    def __init__(self):
+        self.down_for: set[str] = set()  # addresses or "@domain"; "*" for everyone
+        self.refusing: set[str] = set()
+
+    def down(self, *targets: str) -> None:
+        self.down_for = set(targets) or {"*"}
+
+    def up(self) -> None:
+        self.down_for = set()
+
+    def refuse(self, address: str) -> None:
+        self.refusing.add(address)
+
+    def check(self, address: str) -> None:
+        if {"*", address, "@" + address.rpartition("@")[2]} & self.down_for:
+            raise smtplib.SMTPServerDisconnected("Connection unexpectedly closed")
+        if address in self.refusing:
+            raise smtplib.SMTPRecipientsRefused({address: (550, b"5.1.1 No such user")})
+
+
+MAIL_SERVER = MailServer()
+
+
+class FlakyEmailBackend(locmem.EmailBackend):
+    """The locmem backend behind MAIL_SERVER: failures are real smtplib exceptions, raised at send time."""
+
+    def send_messages(self, messages):
+        for message in messages:
+            for address in message.recipients():
+                MAIL_SERVER.check(address)
+        return super().send_messages(messages)
+
+
+@pytest.fixture
+def mail_server(settings):
+    """A mail server the test can take down (for everyone or some recipients) and bring back."""
+    settings.EMAIL_BACKEND = "tests.workflows.conftest.FlakyEmailBackend"
+    MAIL_SERVER.up()
+    MAIL_SERVER.refusing.clear()
+    yield MAIL_SERVER
+    MAIL_SERVER.up()
+    MAIL_SERVER.refusing.clear()

@@ -153,8 +153,11 @@ def test_unknown_feedback_is_404(supervisor_api):
 
 
 def test_recognitions_can_be_listed_for_one_member_of_staff(supervisor_api, jane, omar, jim):
+    # Jim was served by both; staff he names are recognized.
+    for agent in (jane, omar):
+        InteractionFactory(customer=jim, agent=agent)
     for staff in (["jane"], ["omar"], ["jane", "omar"]):
-        workflows.feedback_process(str(workflows.feedback_submit(rating=5, staff=staff).pk))
+        workflows.feedback_process(str(workflows.feedback_submit(email="jim@example.com", rating=5, staff=staff).pk))
 
     response = supervisor_api.get("/api/v1/recognitions", {"staff": "jane"})
 
@@ -284,10 +287,13 @@ def test_an_empty_form_asks_for_something(client, db):
 
 
 def test_on_the_embedded_defaults_the_workflow_runs_in_process_after_commit(
-    anon_api, jane, sofia, eager_tasks, django_capture_on_commit_callbacks
+    anon_api, jane, sofia, jim, eager_tasks, django_capture_on_commit_callbacks
 ):
+    interaction = InteractionFactory(customer=jim, agent=jane)
     with django_capture_on_commit_callbacks(execute=True):
-        response = anon_api.post(URL, {"rating": 5, "text": "Jane was great", "staff": ["jane"]}, format="json")
+        response = anon_api.post(
+            URL, {"interaction_id": str(interaction.pk), "rating": 5, "text": "Jane was great"}, format="json"
+        )
 
     assert response.status_code == 202
     feedback = Feedback.objects.get()
@@ -298,10 +304,12 @@ def test_on_the_embedded_defaults_the_workflow_runs_in_process_after_commit(
 
 
 def test_the_supervisors_lists_take_a_fixed_number_of_queries(
-    supervisor_api, jane, omar, sofia, django_assert_num_queries
+    supervisor_api, jane, omar, sofia, jim, django_assert_num_queries
 ):
+    for agent in (jane, omar):
+        InteractionFactory(customer=jim, agent=agent)
     for staff in (["jane"], ["omar"], ["jane", "omar"]):
-        feedback = workflows.feedback_submit(rating=1 if staff == ["omar"] else 5, staff=staff)
+        feedback = workflows.feedback_submit(email="jim@example.com", rating=1 if staff == ["omar"] else 5, staff=staff)
         workflows.feedback_process(str(feedback.pk))
     for _ in range(3):
         FollowUp.objects.create(kind="callback", owner=jane, due_at=timezone.now())
@@ -310,4 +318,5 @@ def test_the_supervisors_lists_take_a_fixed_number_of_queries(
     with django_assert_num_queries(3):
         assert len(supervisor_api.get("/api/v1/recognitions").json()["results"]) == 3
     with django_assert_num_queries(3):
-        assert len(supervisor_api.get("/api/v1/follow-ups", {"status": "open"}).json()["results"]) == 4
+        # 3 callbacks, 1 service recovery, 2 thank-you callbacks for Jim
+        assert len(supervisor_api.get("/api/v1/follow-ups", {"status": "open"}).json()["results"]) == 6

@@ -75,8 +75,9 @@ def test_praise_for_the_agent_of_the_contact_recognizes_them_and_tells_their_sup
 
 
 def test_staff_named_in_the_field_and_by_first_name_in_the_text_are_recognized(jane, omar, jim):
-    # given Omar handled a recent contact; the customer names him in the text and Jane in `staff`
+    # given Omar and Jane handled recent contacts; the customer names him in the text and Jane in `staff`
     InteractionFactory(customer=jim, agent=omar, started_at=timezone.now() - dt.timedelta(days=3))
+    InteractionFactory(customer=jim, agent=jane, started_at=timezone.now() - dt.timedelta(days=5))
     feedback = submit(email="jim@example.com", rating=5, text="Omar sorted it in minutes", staff=["jane", "ghost"])
 
     workflows.feedback_process(str(feedback.pk))
@@ -104,13 +105,22 @@ def test_thanks_go_by_email_when_an_address_and_consent_are_on_file(jane, jim):
     assert [m.to for m in mail.outbox if m.subject == "Thank you for your feedback"] == [["jim@example.com"]]
 
 
-def test_consent_ticked_on_the_feedback_is_enough_for_an_unknown_customer(db):
-    feedback = submit(email="New.Person@Example.com", rating=5, text="Lovely", contact_consent=True)
+def test_consent_ticked_with_an_address_on_file_is_enough(jim):
+    feedback = submit(email="JIM@example.com", rating=5, text="Lovely", contact_consent=True)
 
     workflows.feedback_process(str(feedback.pk))
 
     assert FollowUp.objects.get(feedback=feedback).kind == FollowUpKind.THANK_YOU_EMAIL
-    assert [m.to for m in mail.outbox if m.subject == "Thank you for your feedback"] == [["new.person@example.com"]]
+    assert [m.to for m in mail.outbox if m.subject == "Thank you for your feedback"] == [["jim@example.com"]]
+
+
+def test_an_unknown_address_is_never_emailed_even_with_consent_ticked(db):
+    feedback = submit(email="New.Person@Example.com", rating=5, text="Lovely", contact_consent=True)
+
+    workflows.feedback_process(str(feedback.pk))
+
+    assert not FollowUp.objects.filter(feedback=feedback).exists()
+    assert mail.outbox == []
 
 
 def test_without_consent_the_thanks_become_a_callback_task_for_the_agent(jane, jim):
@@ -302,3 +312,20 @@ def test_feedback_by_an_identifier_shared_by_two_customers_stays_unlinked(db):
 
     assert feedback.customer is None
     assert feedback.identifiers == {"phone": "+12125550199"}
+
+
+def test_feedback_for_a_customer_merged_away_before_the_workflow_runs_goes_to_the_survivor(jane, sofia, sam):
+    from crm import privacy
+
+    survivor, duplicate = CustomerFactory(), CustomerFactory()
+    feedback = submit(interaction_id=InteractionFactory(customer=duplicate, agent=jane).pk, rating=1, text="Awful")
+    privacy.customer_merge(actor=sam, survivor=survivor, duplicate_id=duplicate.pk)
+    # as when the merge commits between the feedback's link and its insert
+    Feedback.objects.filter(pk=feedback.pk).update(customer=duplicate)
+
+    workflows.feedback_process(str(feedback.pk))
+
+    feedback.refresh_from_db()
+    assert feedback.customer == survivor
+    assert Case.objects.get().customer == survivor
+    assert FollowUp.objects.get().customer == survivor
