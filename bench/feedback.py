@@ -60,12 +60,22 @@ def wait_log(path: Path, needle: str, seconds: float = 60) -> None:
         time.sleep(0.3)
 
 
-def payloads(n: int, emails: list[str]) -> list[dict]:
+def payloads(n: int, emails: list[str], jane_contacts: list[str]) -> list[dict]:
+    """Half praise through a survey link of a contact Jane handled (recognition + 2 e-mails), a
+    third complaints from known customers' addresses, the rest neutral."""
     out = []
     for i in range(n):
         kind = i % 6
         if kind < 3:
-            out.append({"rating": 5, "staff": ["jane"], "text": "Jane sorted it in minutes, thank you!"})
+            contact = jane_contacts[i % len(jane_contacts)]
+            out.append(
+                {
+                    "interaction_id": contact,
+                    "rating": 5,
+                    "staff": ["jane"],
+                    "text": "Jane sorted it in minutes, thanks!",
+                }
+            )
         elif kind < 5:
             out.append({"rating": 1, "email": emails[i % len(emails)], "text": "Still broken, nobody called back."})
         else:
@@ -93,11 +103,17 @@ def main() -> None:
     django.setup()
     from django.core.management import call_command
 
-    from crm.models import Feedback, Identity
+    from crm.models import Feedback, Identity, Interaction
 
     call_command("migrate", verbosity=0)
     call_command("seed_demo", stdout=io.StringIO())
     emails = list(Identity.objects.filter(kind="email").values_list("normalized", flat=True)[:200])
+    jane_contacts = [
+        str(pk)
+        for pk in Interaction.objects.filter(agent__username="jane", customer__isnull=False).values_list(
+            "pk", flat=True
+        )[:500]
+    ]
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-feedback-"))
     env = {
@@ -124,7 +140,7 @@ def main() -> None:
     try:
         wait_log(worker_log, "ready.")
         wait_http(args.port)
-        bodies = payloads(args.n, emails)
+        bodies = payloads(args.n, emails, jane_contacts)
 
         def post_many(client: int) -> list[str]:
             conn = http.client.HTTPConnection("127.0.0.1", args.port, timeout=30)
