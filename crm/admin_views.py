@@ -7,7 +7,6 @@ Mounted by crm/admin.py (ModelAdmin.get_urls), behind admin_site.admin_view
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from collections.abc import Iterable
 from functools import wraps
@@ -19,7 +18,6 @@ from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.utils import timezone
-from django.utils.dateparse import parse_datetime
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
@@ -41,7 +39,7 @@ from crm.models import (
     Team,
 )
 from crm.permissions import is_supervisor
-from crm.selectors import TIMELINE_PAGE, customer_timeline
+from crm.selectors import TIMELINE_PAGE, customer_timeline, timeline_cursor, timeline_cursor_parse
 from crm.services import audit_record
 
 OPEN_FOLLOW_UP = (FollowUpStatus.OPEN, FollowUpStatus.ESCALATED)
@@ -85,16 +83,14 @@ def customer_360(request, customer_id):
         messages.info(request, "This customer was merged; showing the customer it was merged into.")
         return redirect("admin:crm_customer_360", customer.merged_into_id)
     try:
-        before = parse_datetime(request.GET.get("before", "") or "") if request.GET.get("before") else None
-    except ValueError:  # well formed but impossible (month 13): show the newest page
-        before = None
-    if before is not None and timezone.is_naive(before):
-        before = timezone.make_aware(before, dt.UTC)
+        cursor = timeline_cursor_parse(request.GET["after"]) if request.GET.get("after") else None
+    except ValueError:  # not a cursor this page wrote (or an impossible date): show the newest page
+        cursor = None
     audit_record(actor=request.user, action=AuditAction.VIEW, customer=customer, detail={"page": "admin_360"})
 
     erased = customer.erased_at is not None
     card = customer_card(customer) if not erased else {"flags": [], "open_cases": []}
-    entries = customer_timeline(customer, before=before, limit=TIMELINE_PAGE)
+    entries = customer_timeline(customer, cursor=cursor, limit=TIMELINE_PAGE)
     # One indexed count per table (a single joined aggregate would multiply the rows).
     counts = {
         "contacts": customer.interactions.count(),
@@ -124,8 +120,8 @@ def customer_360(request, customer_id):
         flags=[{"code": f, "label": FLAG_LABELS.get(f, f.replace("_", " "))} for f in card["flags"]],
         counts=counts,
         timeline=entries,
-        newer=bool(before),
-        next_before=entries[-1]["at"].isoformat() if len(entries) == TIMELINE_PAGE else None,
+        newer=bool(cursor),
+        next_cursor=timeline_cursor(entries[-1]) if len(entries) == TIMELINE_PAGE else None,
         merges=MergeRecord.objects.filter(survivor=customer).select_related("duplicate", "merged_by")[:20],
         recent_access=AccessAudit.objects.filter(customer=customer).select_related("actor").order_by("-at")[:8],
     )

@@ -199,10 +199,17 @@ class CustomerIdentityCreateApi(APIView):
 class CustomerTimelineApi(APIView):
     class QuerySerializer(StrictSerializer):
         before = serializers.DateTimeField(required=False)
+        cursor = serializers.CharField(required=False, max_length=200, help_text="next_cursor of the previous page")
         limit = serializers.IntegerField(required=False, min_value=1, max_value=200, default=selectors.TIMELINE_PAGE)
 
         class Meta:
             ref_name = "TimelineQuery"
+
+        def validate_cursor(self, value):
+            try:
+                return selectors.timeline_cursor_parse(value)
+            except ValueError:
+                raise serializers.ValidationError("Not a cursor from next_cursor.") from None
 
     @extend_schema(parameters=[QuerySerializer], responses={200: dict})
     def get(self, request, customer_id):
@@ -211,8 +218,15 @@ class CustomerTimelineApi(APIView):
         query.is_valid(raise_exception=True)
         entries = selectors.customer_timeline(customer, **query.validated_data)
         services.audit_record(actor=request.user, action=AuditAction.VIEW, customer=customer, detail={"timeline": True})
-        next_before = entries[-1]["at"] if len(entries) == query.validated_data["limit"] else None
-        return Response({"results": entries, "next_before": next_before})
+        full = len(entries) == query.validated_data["limit"]
+        return Response(
+            {
+                "results": entries,
+                "next_cursor": selectors.timeline_cursor(entries[-1]) if full else None,
+                # Older entries only; entries sharing that moment may be skipped: prefer next_cursor.
+                "next_before": entries[-1]["at"] if full else None,
+            }
+        )
 
 
 class CustomerMergeApi(APIView):

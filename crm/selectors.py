@@ -70,19 +70,56 @@ def customer_facts(customer: Customer) -> list[dict[str, Any]]:
     ]
 
 
+def timeline_cursor(entry: dict) -> str:
+    """Where the next page starts: after this entry in (at, type, id) order, newest first."""
+    return f"{entry['at'].isoformat()}~{entry['type']}~{entry['id']}"
+
+
+def timeline_cursor_parse(raw: str) -> tuple[dt.datetime, str, str]:
+    """Raises ValueError for anything timeline_cursor did not write."""
+    at, kind, entry_id = raw.split("~")
+    moment = dt.datetime.fromisoformat(at)
+    if moment.tzinfo is None or kind not in TIMELINE_KINDS or not entry_id:
+        raise ValueError(raw)
+    return moment, kind, entry_id
+
+
+TIMELINE_KINDS = ("interaction", "feedback", "case", "follow_up")
+
+
 def customer_timeline(
-    customer: Customer, *, before: dt.datetime | None = None, limit: int = TIMELINE_PAGE
+    customer: Customer,
+    *,
+    before: dt.datetime | None = None,
+    cursor: tuple[dt.datetime, str, str] | None = None,
+    limit: int = TIMELINE_PAGE,
 ) -> list[dict]:
     """Interactions, feedback, cases and follow-ups, newest first, one page.
 
     Each kind is read with its own bounded, indexed query (at most `limit` rows),
-    then merged; `before` pages backwards through the history.
+    then merged in (at, type, id) order, newest first. `cursor` (from
+    timeline_cursor) continues exactly after the last entry of the previous page,
+    so entries that share a timestamp are neither lost nor repeated; `before`
+    keeps everything strictly older than a moment.
     """
 
     def page(qs: QuerySet, field: str) -> QuerySet:
+        kind = KIND_OF[qs.model]
         if before is not None:
             qs = qs.filter(**{f"{field}__lt": before})
-        return qs.order_by(f"-{field}")[:limit]
+        if cursor is not None:
+            # Strictly after the cursor in (at, type, id) order, newest first: at the same
+            # moment, kinds that sort below the cursor's kind are still to come, and of the
+            # cursor's own kind, the smaller ids.
+            at, after_kind, after_id = cursor
+            older = Q(**{f"{field}__lt": at})
+            if kind < after_kind:
+                qs = qs.filter(older | Q(**{field: at}))
+            elif kind == after_kind:
+                qs = qs.filter(older | Q(**{field: at, "pk__lt": after_id}))
+            else:
+                qs = qs.filter(older)
+        return qs.order_by(f"-{field}", "-pk")[:limit]
 
     entries: list[dict] = []
     for i in page(Interaction.objects.filter(customer=customer).select_related("reason", "agent"), "started_at"):
@@ -132,5 +169,8 @@ def customer_timeline(
                 "due_at": fu.due_at,
             }
         )
-    entries.sort(key=lambda e: e["at"], reverse=True)
+    entries.sort(key=lambda e: (e["at"], e["type"], e["id"]), reverse=True)
     return entries[:limit]
+
+
+KIND_OF = {Interaction: "interaction", Feedback: "feedback", Case: "case", FollowUp: "follow_up"}

@@ -58,7 +58,7 @@ def test_the_360_opens_in_bounded_queries_for_a_customer_with_thousands_of_conta
     assert response.context["counts"]["contacts"] == 3000
     # the next page starts where the first ended
     older = supervisor_client.get(
-        f"/admin/crm/customer/{customer.pk}/360/", {"before": response.context["next_before"]}
+        f"/admin/crm/customer/{customer.pk}/360/", {"after": response.context["next_cursor"]}
     ).context["timeline"]
     assert len(older) == 50
     assert older[0]["at"] < response.context["timeline"][-1]["at"]
@@ -108,8 +108,10 @@ def test_editing_a_customer_in_the_admin_is_audited(supervisor_client, sam, jim)
     assert models.AccessAudit.objects.filter(customer=jim, action="view", detail={"page": "admin_change"}).exists()
 
 
-@pytest.mark.parametrize("before", ["2024-13-45T00:00:00", "2024-02-30T10:00:00", "not-a-date"])
-def test_an_impossible_or_unreadable_before_date_shows_the_newest_page(supervisor_client, sam, jim, before):
-    response = supervisor_client.get(f"/admin/crm/customer/{jim.pk}/360/", {"before": before})
+@pytest.mark.parametrize(
+    "after", ["2024-13-45T00:00:00~case~x", "2024-02-30T10:00:00+00:00~case~x", "not-a-cursor", "2024-01-01~pet~1"]
+)
+def test_an_impossible_or_unreadable_cursor_shows_the_newest_page(supervisor_client, sam, jim, after):
+    response = supervisor_client.get(f"/admin/crm/customer/{jim.pk}/360/", {"after": after})
 
     assert response.status_code == 200

@@ -126,3 +126,32 @@ def test_the_timeline_accepts_drfs_format_parameter(agent_api, jim):
     assert response.status_code == 200
     bad = agent_api.get(f"/api/v1/customers/{jim.pk}/timeline", {"limit": "many"})
     assert bad.status_code == 400 and "limit" in bad.json()
+
+
+def test_the_timeline_pages_through_entries_that_share_a_moment_without_losing_any(agent_api, jim):
+    # given: a bulk import gave five contacts and two cases the very same time
+    from django.utils import timezone
+
+    from tests.factories import CaseFactory, InteractionFactory
+
+    moment = timezone.now().replace(microsecond=0)
+    made = {str(InteractionFactory(customer=jim, started_at=moment).pk) for _ in range(5)}
+    made |= {str(CaseFactory(customer=jim, opened_at=moment).pk) for _ in range(2)}
+
+    # when: read two at a time
+    seen, cursor = [], None
+    for _ in range(10):
+        query = {"limit": 2, **({"cursor": cursor} if cursor else {})}
+        body = agent_api.get(f"/api/v1/customers/{jim.pk}/timeline", query).json()
+        seen += [entry["id"] for entry in body["results"]]
+        cursor = body["next_cursor"]
+        if cursor is None:
+            break
+
+    # then: every entry once
+    assert sorted(seen) == sorted(made)
+
+
+def test_a_cursor_the_timeline_did_not_write_is_a_400(agent_api, jim):
+    response = agent_api.get(f"/api/v1/customers/{jim.pk}/timeline", {"cursor": "yesterday"})
+    assert response.status_code == 400 and "cursor" in response.json()
