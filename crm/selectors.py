@@ -6,6 +6,7 @@ import datetime as dt
 from typing import Any
 
 from django.db.models import Q, QuerySet
+from django.db.models.functions import Upper
 
 from crm.identifiers import guess_identifiers
 from crm.models import Case, Customer, Feedback, FollowUp, Identity, Interaction
@@ -22,6 +23,7 @@ def customer_search(term: str, *, limit: int = SEARCH_LIMIT) -> list[Customer]:
     """Customers by name, or by any identifier the term could be (phone in any form, e-mail, account)."""
     term = (term or "").strip()
     if not term:
+        # customer_name_order_idx (migration 0007)
         return list(live_customers().order_by("display_name")[:limit])
     condition = Q()
     for kind, normalized in guess_identifiers(term).items():
@@ -34,7 +36,10 @@ def customer_search(term: str, *, limit: int = SEARCH_LIMIT) -> list[Customer]:
         live_customers()
         .filter(Q(display_name__icontains=term) | Q(preferred_name__icontains=term))
         .exclude(pk__in=[c.pk for c in by_identity])
-        .order_by("display_name")[: limit - len(by_identity)]
+        # The trigram indexes (migration 0007) find the matches. Ordering by UPPER(name)
+        # rather than the name keeps PostgreSQL from walking customer_name_order_idx and
+        # filtering a million rows when a rare term's matches are overestimated.
+        .order_by(Upper("display_name"), "pk")[: limit - len(by_identity)]
     )
     return by_identity + by_name
 
