@@ -10,17 +10,19 @@ from crm.selectors import customer_search, live_customers
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db]
 
+FIFTY_THOUSAND_CUSTOMERS = """
+INSERT INTO crm_customer (id, display_name, preferred_name, language, timezone, tier, created_at, updated_at)
+SELECT gen_random_uuid(), 'Person' || i || ' Family' || (i * 7919 % 10007), '', 'en', '', 'standard', now(), now()
+FROM generate_series(1, 50000) AS i
+"""
+
 
 @pytest.fixture
 def many_customers():
     """Enough varied names, analysed, for the planner to choose as it would in production."""
     assert connection.vendor == "postgresql", "Needs PostgreSQL (trigram indexes); set DATABASE_URL."
     with connection.cursor() as cursor:
-        cursor.execute(
-            "INSERT INTO crm_customer"
-            " (id, display_name, preferred_name, language, timezone, tier, created_at, updated_at) SELECT gen_random_uuid(), 'Person' || i || ' Family' || (i * 7919 % 10007), '', 'en', '', 'standard',"
-            " now(), now() FROM generate_series(1, 50000) AS i"
-        )
+        cursor.execute(FIFTY_THOUSAND_CUSTOMERS)
         Customer.objects.create(display_name="Chiamaka Okafor", preferred_name="Chi")
         cursor.execute("ANALYZE crm_customer")
 
