@@ -40,6 +40,12 @@ def match_resolve(
     strong = [k for k in by_kind if k in STRONG_KINDS or k in verified]
     deciding = strong or list(by_kind)
     agreed = set.intersection(*(by_kind[k] for k in deciding))
+    weak = [k for k in by_kind if k not in deciding]
+    if len(agreed) > 1 and weak:
+        # Strong identifiers shared by several (a verified household phone): a weak one
+        # that only one of them holds tells them apart.
+        narrowed = agreed & set.intersection(*(by_kind[k] for k in weak))
+        agreed = narrowed if len(narrowed) == 1 else agreed
     if len(agreed) == 1:
         candidates = agreed
     elif strong:

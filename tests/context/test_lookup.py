@@ -205,6 +205,17 @@ def test_an_erased_customer_is_found_by_no_former_identifier(agent_api, sam, jim
     assert "customer_id" in response.json()
 
 
+def test_an_email_picks_one_member_of_a_household_whose_phone_the_ivr_verified(agent_api):
+    ann, ben = household()
+    IdentityFactory(customer=ann, kind="email", value="ann@example.com", normalized="ann@example.com")
+
+    picked = lookup(agent_api, phone="+12125550199", email="ann@example.com", verified=["phone"])
+    either = lookup(agent_api, phone="+12125550199", verified=["phone"])
+
+    assert (picked["match"], picked["customer"]["id"]) == ("unique", str(ann.pk))
+    assert either["match"] == "ambiguous" and {c["id"] for c in either["candidates"]} == {str(ann.pk), str(ben.pk)}
+
+
 def test_an_erased_household_member_is_not_a_candidate(agent_api, sam):
     ann, ben = household()
     privacy.customer_erase(actor=sam, customer=ben)

@@ -27,19 +27,27 @@ def many_customers():
         cursor.execute("ANALYZE crm_customer")
 
 
-def test_a_name_search_uses_the_trigram_indexes(many_customers):
+def test_a_name_search_can_be_served_by_the_trigram_indexes(many_customers):
+    # The risk an index like this carries is an expression that does not match the
+    # query's, which makes it useless. On a test-sized table the planner's choice
+    # among the other indexes is a coin toss, so leave it only the trigram ones: the
+    # DDL is undone with the test's transaction.
     term = "okafor"
     queryset = (
         live_customers()
         .filter(Q(display_name__icontains=term) | Q(preferred_name__icontains=term))
         .order_by(Upper("display_name"), "pk")[:50]
     )
+    trigram = {"customer_name_trgm_idx", "customer_preferred_name_trgm_idx"}
     with transaction.atomic(), connection.cursor() as cursor:
-        # Freshly inserted rows sit in the GIN indexes' pending list, which PostgreSQL prices
-        # as a scan until a VACUUM (impossible inside the test's transaction): price seqscan out.
+        cursor.execute("SELECT indexname FROM pg_indexes WHERE tablename = 'crm_customer'")
+        for (name,) in cursor.fetchall():
+            if name not in trigram and not name.endswith("_pkey"):
+                cursor.execute(f'DROP INDEX "{name}"')
         cursor.execute("SET LOCAL enable_seqscan = off")
         plan = queryset.explain()
-    assert "customer_name_trgm_idx" in plan and "customer_preferred_name_trgm_idx" in plan, plan
+        transaction.set_rollback(True)
+    assert all(name in plan for name in trigram), plan
 
 
 def test_the_empty_search_walks_the_name_order_index(many_customers):
