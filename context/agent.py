@@ -28,8 +28,9 @@ from django.views.decorators.http import require_GET, require_POST
 from rest_framework.utils.encoders import JSONEncoder
 
 from context import events
-from crm.models import Channel, Customer, Outcome
+from crm.models import Channel, Outcome
 from crm.permissions import is_agent
+from crm.selectors import live_customers
 
 # A comment line this often (seconds; setting AGENT_EVENTS_KEEPALIVE) keeps
 # proxies from closing an idle stream and lets the server notice a page that went away.
@@ -109,7 +110,7 @@ def _still_live(card: dict) -> bool:
     customer = (card.get("card") or {}).get("customer") or {}
     if not customer.get("id"):
         return True
-    return Customer.objects.filter(pk=customer["id"], erased_at__isnull=True, merged_into__isnull=True).exists()
+    return live_customers().filter(pk=customer["id"]).exists()
 
 
 @require_GET

@@ -32,9 +32,9 @@ class TokenRolesAuthentication(TokenAuthentication):
     """
 
     def authenticate_credentials(self, key):
-        self.refuse_malformed(key)
         if connection.vendor != "postgresql" or User._meta.db_table != "auth_user":
-            return super().authenticate_credentials(key)
+            return super().authenticate_credentials(key)  # refuses malformed keys too
+        self.refuse_malformed(key)
         with connection.cursor() as cursor:
             cursor.execute(_TOKEN_SQL, {"key": key, "roles": list(ROLES)})
             row = cursor.fetchone()

@@ -39,7 +39,7 @@ from crm.models import (
     Team,
 )
 from crm.permissions import is_supervisor
-from crm.selectors import TIMELINE_PAGE, customer_timeline, timeline_cursor, timeline_cursor_parse
+from crm.selectors import TIMELINE_PAGE, customer_timeline, live_customers, timeline_cursor, timeline_cursor_parse
 from crm.services import audit_record
 
 OPEN_FOLLOW_UP = (FollowUpStatus.OPEN, FollowUpStatus.ESCALATED)
@@ -206,7 +206,7 @@ def customer_export(request, customer_id):
 @supervisor_required
 def customer_erase(request, customer_id):
     """GET: confirm. POST: erase personal data irreversibly; counts for reports stay."""
-    customer = get_object_or_404(Customer, pk=customer_id, erased_at__isnull=True, merged_into__isnull=True)
+    customer = get_object_or_404(live_customers(), pk=customer_id)
     if request.method == "POST":
         privacy.customer_erase(actor=request.user, customer=customer)
         messages.success(request, "The customer's personal data has been erased. The erasure is in the access audit.")

@@ -89,7 +89,9 @@ def timeline_cursor_parse(raw: str) -> tuple[dt.datetime, str, str]:
     return moment, kind, entry_id
 
 
-TIMELINE_KINDS = ("interaction", "feedback", "case", "follow_up")
+# The timeline's entry types, by the model each comes from.
+KIND_OF = {Interaction: "interaction", Feedback: "feedback", Case: "case", FollowUp: "follow_up"}
+TIMELINE_KINDS = tuple(KIND_OF.values())
 
 
 def customer_timeline(
@@ -176,6 +178,3 @@ def customer_timeline(
         )
     entries.sort(key=lambda e: (e["at"], e["type"], e["id"]), reverse=True)
     return entries[:limit]
-
-
-KIND_OF = {Interaction: "interaction", Feedback: "feedback", Case: "case", FollowUp: "follow_up"}

@@ -30,6 +30,7 @@ from crm.models import (
     Interaction,
     Preference,
 )
+from crm.selectors import live_customers
 
 User = get_user_model()
 
@@ -258,7 +259,7 @@ def customers_matching(identifiers: Mapping[str, str]) -> list[Customer]:
     for kind, normalized in identifiers.items():
         condition |= Q(kind=kind, normalized=normalized)
     ids = Identity.objects.filter(condition).values_list("customer_id", flat=True).distinct()
-    return list(Customer.objects.filter(pk__in=ids, erased_at__isnull=True, merged_into__isnull=True))
+    return list(live_customers().filter(pk__in=ids))
 
 
 # The idempotency namespace of external_id for contacts posted through the API.
