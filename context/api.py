@@ -22,9 +22,8 @@ from rest_framework.views import APIView
 from context.auth import TokenRolesAuthentication
 from context.services import context_lookup
 from crm.api import StrictSerializer
-from crm.models import Channel, IdentityKind
+from crm.models import VERIFIABLE, Channel
 
-VERIFIABLE = [*IdentityKind.values, "customer_id"]
 IDENTIFIER_FIELDS = ("phone", "email", "account", "customer_id")
 MAX_LENGTH = {"phone": 64, "email": 254, "account": 64, "call_id": 128}
 # What an IVR or bot passes on is a handful of short answers; the cap keeps one

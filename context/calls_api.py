@@ -8,10 +8,8 @@ from rest_framework.views import APIView
 from context.api import ivr_problem
 from context.calls import CALL_EVENTS, call_event_record
 from crm.api import StrictSerializer
-from crm.models import Channel, IdentityKind
+from crm.models import VERIFIABLE, Channel
 from crm.permissions import IsIntegration
-
-VERIFIABLE = [*IdentityKind.values, "customer_id"]
 
 
 class CallEventInput(StrictSerializer):

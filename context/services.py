@@ -13,12 +13,11 @@ from django.utils import timezone
 from context import selectors
 from context.selectors import CONTACT_SOURCE  # noqa: F401 - re-exported: call events share the namespace
 from crm.exceptions import DomainError, NotFound
-from crm.models import Customer, Tier
+from crm.models import TRUTHY, Customer, Tier
 from crm.services import identifiers_normalize
 
 STRONG_KINDS = ("customer_id", "account")
 RECENT_LIMIT = selectors.RECENT_LIMIT
-TRUTHY = {"1", "true", "yes", "y", "on"}
 
 
 def match_resolve(

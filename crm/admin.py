@@ -21,7 +21,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.text import Truncator
 
-from crm import admin_views, models
+from crm import admin_views, follow_ups, models
 from crm.models import AuditAction
 from crm.permissions import is_supervisor
 from crm.selectors import customer_search
@@ -160,7 +160,7 @@ class CustomerAdmin(SupervisorOnly, admin.ModelAdmin):
     show_full_result_count = False
 
     def get_queryset(self, request):
-        return super().get_queryset(request).filter(erased_at__isnull=True, merged_into__isnull=True)
+        return super().get_queryset(request).live()
 
     def get_search_results(self, request, queryset, search_term):
         """The same search agents use: a phone in any form, an e-mail, an account or a name."""
@@ -350,9 +350,6 @@ class DueFilter(admin.SimpleListFilter):
         return queryset
 
 
-OPEN_FOLLOW_UP = (models.FollowUpStatus.OPEN, models.FollowUpStatus.ESCALATED)
-
-
 @admin.register(models.FollowUp)
 class FollowUpAdmin(SupervisorOnly, admin.ModelAdmin):
     list_display = ("due", "kind", "status", "customer_name", "owner", "escalation_level", "complete_button")
@@ -383,7 +380,7 @@ class FollowUpAdmin(SupervisorOnly, admin.ModelAdmin):
 
     @admin.display(description="")
     def complete_button(self, obj):
-        if obj.status not in OPEN_FOLLOW_UP:
+        if obj.status not in models.OPEN_FOLLOW_UP:
             return format_html('<span class="gf-muted">{}</span>', obj.get_status_display())
         url = reverse("admin:crm_followup_complete", args=[obj.pk])
         return format_html(
@@ -392,7 +389,7 @@ class FollowUpAdmin(SupervisorOnly, admin.ModelAdmin):
 
     @admin.action(description="Mark the selected follow-ups done")
     def mark_done(self, request, queryset):
-        done = admin_views.follow_ups_complete(actor=request.user, ids=queryset.values_list("pk", flat=True))
+        done = follow_ups.follow_ups_complete(actor=request.user, ids=queryset.values_list("pk", flat=True))
         self.message_user(request, f"{done} follow-up(s) marked done.", messages.SUCCESS)
 
     def get_urls(self):

@@ -8,7 +8,6 @@ Mounted by crm/admin.py (ModelAdmin.get_urls), behind admin_site.admin_view
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
 from functools import wraps
 
 from django.contrib import admin, messages
@@ -17,23 +16,22 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
-from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from context.services import customer_card
-from crm import charts, privacy
+from crm import charts, follow_ups, privacy
 from crm import duplicates as dup
 from crm import reports as rep
 from crm.exceptions import DomainError
 from crm.models import (
+    OPEN_FOLLOW_UP,
     AccessAudit,
     AuditAction,
     CaseStatus,
     Customer,
     Fact,
     FollowUp,
-    FollowUpStatus,
     MergeRecord,
     Preference,
     Team,
@@ -42,7 +40,6 @@ from crm.permissions import is_supervisor
 from crm.selectors import TIMELINE_PAGE, customer_timeline, live_customers, timeline_cursor, timeline_cursor_parse
 from crm.services import audit_record
 
-OPEN_FOLLOW_UP = (FollowUpStatus.OPEN, FollowUpStatus.ESCALATED)
 # History rows shown per customer on the 360 page; older ones are in the export.
 HISTORY_LIMIT = 100
 FLAG_LABELS = {
@@ -223,27 +220,11 @@ def customer_erase(request, customer_id):
 # --- follow-ups ------------------------------------------------------------------------------------
 
 
-def follow_ups_complete(*, actor, ids: Iterable) -> int:
-    """Mark open or escalated follow-ups done; already-closed ones are left alone (safe to click twice)."""
-    ids = list(ids)
-    now = timezone.now()
-    targets = list(FollowUp.objects.filter(pk__in=ids, status__in=OPEN_FOLLOW_UP).values_list("pk", "customer_id"))
-    done = FollowUp.objects.filter(pk__in=[pk for pk, _ in targets], status__in=OPEN_FOLLOW_UP).update(
-        status=FollowUpStatus.DONE, completed_at=now
-    )
-    for pk, customer_id in targets:
-        if customer_id:
-            audit_record(
-                actor=actor, action=AuditAction.UPDATE, customer_id=customer_id, detail={"follow_up_done": str(pk)}
-            )
-    return done
-
-
 @require_POST
 @supervisor_required
 def follow_up_complete(request, follow_up_id):
     follow_up = get_object_or_404(FollowUp, pk=follow_up_id)
-    if follow_ups_complete(actor=request.user, ids=[follow_up.pk]):
+    if follow_ups.follow_up_complete(actor=request.user, follow_up_id=follow_up.pk):
         messages.success(request, f"Follow-up “{follow_up.get_kind_display()}” marked done.")
     else:
         messages.info(request, "That follow-up was already closed.")

@@ -13,6 +13,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from crm import feedback as workflows
+from crm import feedback_selectors as reads
+from crm import follow_ups
 from crm.api import StrictSerializer
 from crm.exceptions import DomainError
 from crm.forms import FeedbackForm
@@ -66,7 +68,7 @@ class FeedbackDetailApi(APIView):
 
     @extend_schema(responses={200: dict})
     def get(self, request, feedback_id):
-        feedback = workflows.feedback_get(feedback_id)
+        feedback = reads.feedback_get(feedback_id)
         if feedback.customer_id:
             audit_record(
                 actor=request.user,
@@ -74,7 +76,7 @@ class FeedbackDetailApi(APIView):
                 customer_id=feedback.customer_id,
                 detail={"feedback": str(feedback.pk)},
             )
-        return Response(workflows.feedback_detail(feedback))
+        return Response(reads.feedback_detail(feedback))
 
 
 class RecognitionListApi(APIView):
@@ -87,7 +89,7 @@ class RecognitionListApi(APIView):
     def get(self, request):
         query = self.RecognitionQuery(data=request.query_params.dict())
         query.is_valid(raise_exception=True)
-        return Response({"results": workflows.recognitions_list(**query.validated_data)})
+        return Response({"results": reads.recognitions_list(**query.validated_data)})
 
 
 class FollowUpListApi(APIView):
@@ -101,7 +103,7 @@ class FollowUpListApi(APIView):
     def get(self, request):
         query = self.FollowUpQuery(data=request.query_params.dict())
         query.is_valid(raise_exception=True)
-        return Response({"results": workflows.follow_ups_list(**query.validated_data)})
+        return Response({"results": reads.follow_ups_list(**query.validated_data)})
 
 
 class FollowUpDetailApi(APIView):
@@ -119,8 +121,8 @@ class FollowUpDetailApi(APIView):
     def patch(self, request, follow_up_id):
         data = self.FollowUpChange(data=request.data)
         data.is_valid(raise_exception=True)
-        follow_up = workflows.follow_up_update(follow_up_id=follow_up_id, **data.validated_data)
-        return Response(workflows.follow_up_out(follow_up))
+        follow_up = follow_ups.follow_up_update(actor=request.user, follow_up_id=follow_up_id, **data.validated_data)
+        return Response(reads.follow_up_out(follow_up))
 
 
 class RecurringProblemListApi(APIView):
@@ -132,9 +134,9 @@ class RecurringProblemListApi(APIView):
     def get(self, request):
         return Response(
             {
-                "results": workflows.recurring_problems_list(),
-                "top_reasons": workflows.repeat_reasons_ranking(),
-                "feedback_by_sentiment": workflows.feedback_sentiment_counts(),
+                "results": reads.recurring_problems_list(),
+                "top_reasons": reads.repeat_reasons_ranking(),
+                "feedback_by_sentiment": reads.feedback_sentiment_counts(),
             }
         )
 

@@ -28,6 +28,12 @@ class IdentityKind(models.TextChoices):
     ACCOUNT = "account"
 
 
+# What an agent can mark as verified on a contact: any identifier kind, or the customer record itself.
+VERIFIABLE = [*IdentityKind.values, "customer_id"]
+# Preference values that mean "yes" (consent, do-not-call), as the forms and integrations write them.
+TRUTHY = {"1", "true", "yes", "y", "on"}
+
+
 class Tier(models.TextChoices):
     STANDARD = "standard"
     VIP = "vip"
@@ -77,6 +83,12 @@ class ContactReason(models.Model):
         return self.label
 
 
+class CustomerQuerySet(models.QuerySet):
+    def live(self) -> "CustomerQuerySet":
+        """The one definition of a live customer: not erased, not merged into another."""
+        return self.filter(erased_at__isnull=True, merged_into__isnull=True)
+
+
 class Customer(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     display_name = models.CharField(max_length=200, blank=True)
@@ -88,6 +100,8 @@ class Customer(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
     erased_at = models.DateTimeField(null=True, blank=True)
     merged_into = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="merged")
+
+    objects = CustomerQuerySet.as_manager()
 
     class Meta:
         constraints = [
@@ -380,6 +394,10 @@ class FollowUpStatus(models.TextChoices):
     CANCELLED = "cancelled"
 
 
+# Still owed to the customer: the escalation sweep and the supervisors' "complete" act on these.
+OPEN_FOLLOW_UP = (FollowUpStatus.OPEN, FollowUpStatus.ESCALATED)
+
+
 class FollowUp(models.Model):
     """Something someone owes a customer, with a deadline."""
 
@@ -421,6 +439,17 @@ class Notification(models.Model):
     kind = models.CharField(max_length=32)
     # Idempotency: one notification per recipient, kind and subject object.
     key = models.CharField(max_length=100)
+    # What the notification is about. Erasure finds it by these; a deleted subject takes
+    # its notifications along, so no message quoting a customer is left unreachable.
+    feedback = models.ForeignKey(
+        Feedback, null=True, blank=True, on_delete=models.CASCADE, related_name="notifications"
+    )
+    follow_up = models.ForeignKey(
+        FollowUp, null=True, blank=True, on_delete=models.CASCADE, related_name="notifications"
+    )
+    recognition = models.ForeignKey(
+        Recognition, null=True, blank=True, on_delete=models.CASCADE, related_name="notifications"
+    )
     subject = models.CharField(max_length=200)
     body = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)

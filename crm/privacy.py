@@ -352,13 +352,8 @@ def customer_export(*, actor, customer: Customer) -> dict[str, Any]:
 
 
 def _merged_family(customer_id) -> list:
-    """Ids of every customer merged (directly or through another duplicate) into this one."""
-    found: list = []
-    frontier = [customer_id]
-    while frontier:
-        frontier = list(Customer.objects.filter(merged_into_id__in=frontier).values_list("pk", flat=True))
-        found.extend(frontier)
-    return found
+    """Ids of every customer merged into this one: merges keep chains one hop long, so one query finds them."""
+    return list(Customer.objects.filter(merged_into_id=customer_id).values_list("pk", flat=True))
 
 
 @transaction.atomic
@@ -408,13 +403,11 @@ def customer_erase(*, actor, customer: Customer) -> dict[str, int]:
     )
     follow_up_ids = _ids(FollowUp.objects.filter(Q(customer_id__in=group) | Q(feedback_id__in=feedback_ids)))
     counts["follow_ups"] = FollowUp.objects.filter(pk__in=follow_up_ids).update(note="")
-    # Staff notifications about this person (keyed by their feedback, recognition or
-    # follow-up ids) may quote them; keep the row, drop the words.
-    subject_ids = [*feedback_ids, *recognition_ids, *follow_up_ids]
-    if subject_ids:
-        about = Q()
-        for subject_id in subject_ids:
-            about |= Q(key__contains=subject_id)
+    # Staff notifications about this person (their feedback, recognitions or follow-ups,
+    # by foreign key) may quote them; keep the row, drop the words.
+    if feedback_ids or recognition_ids or follow_up_ids:
+        about = Q(feedback_id__in=feedback_ids) | Q(recognition_id__in=recognition_ids)
+        about |= Q(follow_up_id__in=follow_up_ids)
         counts["notifications"] = Notification.objects.filter(about).update(subject=ERASED, body="")
     counts["customers"] = Customer.objects.filter(pk__in=group).update(
         display_name="", preferred_name="", timezone="", language="", erased_at=timezone.now()

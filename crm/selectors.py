@@ -16,7 +16,8 @@ TIMELINE_PAGE = 50
 
 
 def live_customers() -> QuerySet[Customer]:
-    return Customer.objects.filter(erased_at__isnull=True, merged_into__isnull=True)
+    """Customer.objects.live(): the one definition of a live customer."""
+    return Customer.objects.live()
 
 
 def customer_search(term: str, *, limit: int = SEARCH_LIMIT) -> list[Customer]:

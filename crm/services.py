@@ -11,28 +11,35 @@ import datetime as dt
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from django.contrib.auth import get_user_model
+from django.contrib.auth import authenticate, get_user_model
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
+from rest_framework.authtoken.models import Token
 
 from crm.exceptions import Conflict, DomainError, NotFound
 from crm.identifiers import InvalidIdentifier, normalize
 from crm.models import (
     AccessAudit,
     AuditAction,
+    Case,
     ContactReason,
     Customer,
     Fact,
+    Feedback,
+    FollowUp,
     Identity,
     IdentityKind,
     Interaction,
     Preference,
 )
-from crm.selectors import live_customers
+from crm.queue import enqueue_on_commit
 
 User = get_user_model()
+
+# The Celery task that looks for a recurring problem (crm.tasks.recurring_problem_check_task).
+RECURRING_PROBLEM_CHECK_TASK = "crm.recurring_problem_check"
 
 
 # --- audit -------------------------------------------------------------------------
@@ -70,17 +77,27 @@ def audit_record_many(
 # --- lookups used by writers ----------------------------------------------------------
 
 
+def customer_resolve(customer_id) -> Customer | None:
+    """The live customer behind an id: a merged-away id gives its survivor; None when missing or erased.
+
+    Merges keep chains one hop long (customer_merge repoints earlier duplicates to
+    the survivor), so one hop is the whole walk.
+    """
+    try:
+        customer = Customer.objects.select_related("merged_into").filter(pk=customer_id).first()
+    except (ValueError, TypeError, DjangoValidationError):
+        return None
+    if customer is not None and customer.merged_into_id is not None:
+        customer = customer.merged_into
+    if customer is None or customer.erased_at is not None:
+        return None
+    return customer
+
+
 def live_customer_get(customer_id, *, field: str = "customer_id") -> Customer:
     """A live customer by id; a merged-away id resolves to its survivor."""
-    try:
-        customer = Customer.objects.get(pk=customer_id)
-    except (Customer.DoesNotExist, ValueError, TypeError, DjangoValidationError):
-        raise NotFound(f"No customer with id '{customer_id}'.", field=field) from None
-    seen = 0
-    while customer.merged_into_id is not None and seen < 10:
-        customer = customer.merged_into
-        seen += 1
-    if customer.erased_at is not None:
+    customer = customer_resolve(customer_id)
+    if customer is None:
         raise NotFound(f"No customer with id '{customer_id}'.", field=field)
     return customer
 
@@ -259,7 +276,7 @@ def customers_matching(identifiers: Mapping[str, str]) -> list[Customer]:
     for kind, normalized in identifiers.items():
         condition |= Q(kind=kind, normalized=normalized)
     ids = Identity.objects.filter(condition).values_list("customer_id", flat=True).distinct()
-    return list(live_customers().filter(pk__in=ids))
+    return list(Customer.objects.live().filter(pk__in=ids))
 
 
 # The idempotency namespace of external_id for contacts posted through the API.
@@ -372,8 +389,6 @@ def interaction_wrap_up(
                     continue
                 identity_add(actor=actor, customer=customer, kind=kind, value=normalized, source="contact", audit=False)
             # Feedback about this contact (and its cases, follow-ups) becomes the customer's too.
-            from crm.feedback import contact_followers_link
-
             contact_followers_link(interaction, customer)
     if reason is not None:
         interaction.reason = reason_get(reason)
@@ -412,11 +427,30 @@ def interaction_wrap_up(
     return interaction
 
 
+def contact_followers_link(interaction: Interaction, customer: Customer) -> None:
+    """A contact just got its customer: feedback about it, and the cases and follow-ups made from that, are theirs too.
+
+    Otherwise the customer's timeline, export and erasure would miss them. Only rows
+    with no customer yet are touched.
+    """
+    feedback = Feedback.objects.filter(interaction=interaction, customer__isnull=True)
+    feedback_ids = list(feedback.values_list("pk", flat=True))
+    if not feedback_ids and interaction.case_id is None:
+        return
+    Feedback.objects.filter(pk__in=feedback_ids).update(customer=customer)
+    case_ids = {
+        *Feedback.objects.filter(pk__in=feedback_ids, case__isnull=False).values_list("case_id", flat=True),
+        *([interaction.case_id] if interaction.case_id else []),
+    }
+    Case.objects.filter(pk__in=case_ids, customer__isnull=True).update(customer=customer)
+    FollowUp.objects.filter(Q(feedback_id__in=feedback_ids) | Q(case_id__in=case_ids), customer__isnull=True).update(
+        customer=customer
+    )
+
+
 def _recurring_problem_check_on_commit(interaction: Interaction) -> None:
     """A contact now has a customer and a reason: check for a recurring problem once this commits."""
-    from crm.tasks import enqueue_on_commit, recurring_problem_check_task
-
-    enqueue_on_commit(recurring_problem_check_task, str(interaction.pk))
+    enqueue_on_commit(RECURRING_PROBLEM_CHECK_TASK, str(interaction.pk))
 
 
 # --- auth -----------------------------------------------------------------------------
@@ -424,9 +458,6 @@ def _recurring_problem_check_on_commit(interaction: Interaction) -> None:
 
 def token_for_credentials(*, username: str, password: str) -> str:
     """The API token of the user with these credentials (created on first use)."""
-    from django.contrib.auth import authenticate
-    from rest_framework.authtoken.models import Token
-
     user = authenticate(username=username, password=password)
     if user is None or not user.is_active:
         raise DomainError("Wrong username or password.")

@@ -1,5 +1,9 @@
 """Celery tasks: entry points that take ids, call one service, and may run twice safely.
 
+Tasks import the domain modules, never the other way round: those enqueue by task
+name through crm.queue. The names below are what the beat schedule and queued
+messages use; do not change them.
+
 Every task is acknowledged late (a worker killed mid-task leaves the message to
 another worker), retried with exponential backoff and jitter on transient errors
 (database, broker, mail server), a finite number of times, under time limits.
@@ -14,10 +18,9 @@ import smtplib
 from celery import shared_task
 from django.db import InterfaceError as DbInterfaceError
 from django.db import OperationalError as DbOperationalError
-from django.db import transaction
 from kombu.exceptions import OperationalError as BrokerOperationalError
 
-from crm import feedback as workflows
+from crm import feedback, follow_ups, outbox, recurring
 
 logger = logging.getLogger(__name__)
 
@@ -46,20 +49,20 @@ SWEEP_LIMITS = {"soft_time_limit": 240, "time_limit": 300}
 @shared_task(name="crm.feedback_process", **RETRY_POLICY, **WORKFLOW_LIMITS)
 def feedback_process_task(feedback_id: str) -> str:
     """Classify one feedback and run its workflow (recognition, thanks, service recovery)."""
-    return workflows.feedback_process(feedback_id)
+    return feedback.feedback_process(feedback_id)
 
 
 @shared_task(name="crm.feedback_outbox_sweep", **RETRY_POLICY, **SWEEP_LIMITS)
 def feedback_outbox_sweep_task() -> int:
     """Periodic: send the workflow of feedback stored while the broker was unreachable."""
-    sent, _has_more = workflows.feedback_outbox_sweep()
+    sent, _has_more = outbox.feedback_outbox_sweep()
     return sent
 
 
 @shared_task(name="crm.follow_ups_escalate", **RETRY_POLICY, **SWEEP_LIMITS)
 def follow_ups_escalate_task() -> int:
     """Periodic: escalate overdue open follow-ups to the next level, each once."""
-    escalated, has_more = workflows.follow_ups_escalate()
+    escalated, has_more = follow_ups.follow_ups_escalate()
     if has_more:
         # The rest in a fresh task, so one run stays short.
         follow_ups_escalate_task.apply_async(countdown=1)
@@ -69,21 +72,5 @@ def follow_ups_escalate_task() -> int:
 @shared_task(name="crm.recurring_problem_check", **RETRY_POLICY, **WORKFLOW_LIMITS)
 def recurring_problem_check_task(interaction_id: str) -> int | None:
     """After a contact got its reason: surface a recurring problem at the third contact."""
-    problem = workflows.recurring_problem_check(interaction_id)
+    problem = recurring.recurring_problem_check(interaction_id)
     return problem.pk if problem else None
-
-
-def enqueue_on_commit(task, *args: str) -> None:
-    """Send `task(*args)` once the current transaction commits; a broker outage is logged, not raised.
-
-    For work that is recomputed on the next event anyway (recurring problems), a
-    lost message is acceptable; the request that caused it must not fail.
-    """
-
-    def send(task=task, args=args) -> None:
-        try:
-            task.apply_async(args=list(args))
-        except Exception as exc:  # noqa: BLE001 - the broker being down must not fail the request
-            logger.warning("%s not enqueued (%s)", task.name, type(exc).__name__)
-
-    transaction.on_commit(send)

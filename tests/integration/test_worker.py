@@ -26,6 +26,7 @@ from django.db import connection
 from django.utils import timezone
 
 from crm import feedback as workflows
+from crm import outbox
 from crm.celery import app
 from crm.models import (
     Case,
@@ -132,7 +133,7 @@ def world(transactional_db, celery_worker_process, mail_dir):
     """Sofia supervises team North; Jane is an agent in it; Jim is a customer with an e-mail address."""
     for path in mail_dir.iterdir():
         path.unlink()
-    workflows.broker_breaker.reset()
+    outbox.broker_breaker.reset()
     install_roles_and_reasons()
     sofia = UserFactory(username="sofia", first_name="Sofia", role="supervisor", is_staff=True)
     north = Team.objects.create(name="North", supervisor=sofia)
@@ -300,7 +301,7 @@ def test_feedback_sent_while_the_broker_is_down_is_stored_and_processed_once_it_
 
     # when the broker is back and the periodic sweep runs (beat would run it every 30 s)
     Feedback.objects.update(received_at=timezone.now() - dt.timedelta(seconds=10))
-    sent, _ = workflows.feedback_outbox_sweep()
+    sent, _ = outbox.feedback_outbox_sweep()
 
     # then the workflows run on the worker
     assert sent == 2

@@ -8,6 +8,7 @@ from django.core import mail
 from django.utils import timezone
 
 from crm import feedback as workflows
+from crm import follow_ups, notifications
 from crm.models import FollowUp, FollowUpKind, FollowUpStatus, Notification, Preference
 from tests.factories import InteractionFactory
 
@@ -28,13 +29,13 @@ def test_escalation_mails_that_failed_are_sent_by_the_next_run_once(jane, sofia,
     mail_server.down()
 
     with pytest.raises(smtplib.SMTPException):
-        workflows.follow_ups_escalate()
+        follow_ups.follow_ups_escalate()
     assert FollowUp.objects.filter(status=FollowUpStatus.ESCALATED).count() == 2
     assert Notification.objects.filter(kind="escalation", emailed_at__isnull=True).count() == 2
 
     mail_server.up()
-    assert workflows.follow_ups_escalate() == (0, False)  # nothing new to escalate...
-    workflows.follow_ups_escalate()
+    assert follow_ups.follow_ups_escalate() == (0, False)  # nothing new to escalate...
+    follow_ups.follow_ups_escalate()
 
     # ...but both mails went, each once
     assert recipients() == ["sofia@goldfish.example", "sofia@goldfish.example"]
@@ -45,13 +46,13 @@ def test_a_notification_another_run_has_claimed_is_not_sent_again_by_the_pending
     overdue(sofia, 2)
     mail_server.down()
     with pytest.raises(smtplib.SMTPException):
-        workflows.follow_ups_escalate()
+        follow_ups.follow_ups_escalate()
     mail_server.up()
     claimed = Notification.objects.first()
     Notification.objects.filter(pk=claimed.pk).update(emailed_at=timezone.now())  # another run, mid-send
 
-    assert workflows.notifications_deliver_pending() == 1
-    assert workflows.notifications_deliver_pending() == 0
+    assert notifications.notifications_deliver_pending() == 1
+    assert notifications.notifications_deliver_pending() == 0
     assert len(mail.outbox) == 1
 
 
@@ -59,12 +60,12 @@ def test_pending_notifications_go_oldest_first_in_bounded_batches(sofia, ada, ma
     overdue(sofia, 3)
     mail_server.down()
     with pytest.raises(smtplib.SMTPException):
-        workflows.follow_ups_escalate()
+        follow_ups.follow_ups_escalate()
     mail_server.up()
 
-    assert workflows.notifications_deliver_pending(batch=2) == 2
-    assert workflows.notifications_deliver_pending(batch=2) == 1
-    assert workflows.notifications_deliver_pending(batch=2) == 0
+    assert notifications.notifications_deliver_pending(batch=2) == 2
+    assert notifications.notifications_deliver_pending(batch=2) == 1
+    assert notifications.notifications_deliver_pending(batch=2) == 0
     assert len(mail.outbox) == 3
 
 
@@ -73,7 +74,7 @@ def test_a_refused_recipient_does_not_hold_up_the_others(jane, omar, sofia, ada,
     overdue(ada)  # ada has no supervisor: goes to the administrators (ada) herself
     mail_server.refuse("sofia@goldfish.example")
 
-    workflows.follow_ups_escalate()
+    follow_ups.follow_ups_escalate()
 
     assert recipients() == ["ada@goldfish.example"]
     assert Notification.objects.filter(recipient=sofia, emailed_at__isnull=True).count() == 1
@@ -92,7 +93,7 @@ def test_the_automatic_thank_you_is_not_overdue_while_its_sending_is_retried(jan
 
     # beat runs the escalation while the task waits for its retry (the staff mails still cannot go)
     with pytest.raises(smtplib.SMTPException):
-        workflows.follow_ups_escalate()
+        follow_ups.follow_ups_escalate()
     assert FollowUp.objects.get(pk=thank_you.pk).status == FollowUpStatus.OPEN
     mail_server.up()
     assert workflows.feedback_process(str(feedback.pk)) == "processed"
@@ -111,7 +112,7 @@ def test_a_thank_you_escalated_after_a_long_outage_is_still_sent_once(jane, sofi
         workflows.feedback_process(str(feedback.pk))
     assert FollowUp.objects.get().status == FollowUpStatus.OPEN  # the failed send released its claim
 
-    workflows.follow_ups_escalate(now=timezone.now() + dt.timedelta(hours=2))
+    follow_ups.follow_ups_escalate(now=timezone.now() + dt.timedelta(hours=2))
     assert FollowUp.objects.get().status == FollowUpStatus.ESCALATED
     with pytest.raises(smtplib.SMTPException):  # still down: the claim goes back to escalated
         workflows.feedback_process(str(feedback.pk))

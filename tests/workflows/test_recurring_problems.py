@@ -5,8 +5,7 @@ import datetime as dt
 import pytest
 from django.utils import timezone
 
-from crm import feedback as workflows
-from crm import services
+from crm import feedback_selectors, recurring, services
 from crm.models import Interaction, RecurringProblem
 from tests.factories import CustomerFactory, InteractionFactory, reason
 
@@ -19,10 +18,10 @@ def contact(customer, code="billing", days_ago=1) -> Interaction:
 
 def test_the_third_same_reason_contact_in_the_window_creates_a_recurring_problem(jim):
     first, second = contact(jim, days_ago=20), contact(jim, days_ago=10)
-    assert workflows.recurring_problem_check(second.pk) is None
+    assert recurring.recurring_problem_check(second.pk) is None
 
     third = contact(jim, days_ago=1)
-    problem = workflows.recurring_problem_check(third.pk)
+    problem = recurring.recurring_problem_check(third.pk)
 
     assert problem is not None
     assert (problem.customer, problem.reason.code, problem.contact_count) == (jim, "billing", 3)
@@ -34,11 +33,11 @@ def test_the_third_same_reason_contact_in_the_window_creates_a_recurring_problem
 def test_the_fourth_contact_joins_the_same_record_rather_than_creating_another(jim):
     for days in (20, 10, 5):
         last = contact(jim, days_ago=days)
-    workflows.recurring_problem_check(last.pk)
+    recurring.recurring_problem_check(last.pk)
 
     fourth = contact(jim, days_ago=1)
-    problem = workflows.recurring_problem_check(fourth.pk)
-    workflows.recurring_problem_check(fourth.pk)  # a redelivered check changes nothing
+    problem = recurring.recurring_problem_check(fourth.pk)
+    recurring.recurring_problem_check(fourth.pk)  # a redelivered check changes nothing
 
     assert RecurringProblem.objects.count() == 1
     assert problem.contact_count == 4
@@ -51,7 +50,7 @@ def test_contacts_outside_the_window_or_about_other_reasons_do_not_count(jim):
     contact(jim, days_ago=2)
     latest = contact(jim, days_ago=1)
 
-    assert workflows.recurring_problem_check(latest.pk) is None
+    assert recurring.recurring_problem_check(latest.pk) is None
     assert not RecurringProblem.objects.exists()
 
 
@@ -101,7 +100,7 @@ def test_reasons_that_bring_customers_back_are_ranked_by_repeat_contacts():
     contact(billing, days_ago=1)
     contact(CustomerFactory(), code="payment")  # one contact is not a repeat
 
-    ranking = workflows.repeat_reasons_ranking()
+    ranking = feedback_selectors.repeat_reasons_ranking()
 
     assert [(r["reason"], r["customers"], r["repeat_contacts"]) for r in ranking] == [
         ("outage", 2, 4),
@@ -112,7 +111,7 @@ def test_reasons_that_bring_customers_back_are_ranked_by_repeat_contacts():
 def test_supervisors_see_recurring_problems_and_the_ranking(supervisor_api, agent_api, jim):
     for days in (3, 2, 1):
         last = contact(jim, days_ago=days)
-    workflows.recurring_problem_check(last.pk)
+    recurring.recurring_problem_check(last.pk)
 
     response = supervisor_api.get("/api/v1/recurring-problems")
 

@@ -7,6 +7,7 @@ from django.core import mail
 from django.utils import timezone
 
 from crm import feedback as workflows
+from crm import feedback_selectors, follow_ups
 from crm.models import (
     Case,
     CaseKind,
@@ -236,7 +237,7 @@ def test_neutral_feedback_is_recorded_and_counted_only(jane, jim):
     feedback.refresh_from_db()
     assert (feedback.status, feedback.sentiment, feedback.interaction) == ("processed", "neutral", interaction)
     assert not (Recognition.objects.exists() or FollowUp.objects.exists() or Case.objects.exists())
-    assert workflows.feedback_sentiment_counts() == {"positive": 0, "neutral": 1, "negative": 0}
+    assert feedback_selectors.feedback_sentiment_counts() == {"positive": 0, "neutral": 1, "negative": 0}
 
 
 def test_processing_feedback_that_no_longer_exists_does_nothing(db):
@@ -264,7 +265,7 @@ def test_an_overdue_follow_up_is_escalated_once_however_often_the_sweep_runs(sof
 
     # when the periodic task runs three times, at times the test chooses
     now = timezone.now()
-    results = [workflows.follow_ups_escalate(now=now + dt.timedelta(minutes=m)) for m in (0, 1, 2)]
+    results = [follow_ups.follow_ups_escalate(now=now + dt.timedelta(minutes=m)) for m in (0, 1, 2)]
 
     # then
     assert results == [(1, False), (0, False), (0, False)]
@@ -280,7 +281,7 @@ def test_an_overdue_follow_up_is_escalated_once_however_often_the_sweep_runs(sof
 def test_an_agents_overdue_follow_up_goes_to_their_supervisor(jane, sofia):
     overdue_recovery(jane)
 
-    workflows.follow_ups_escalate()
+    follow_ups.follow_ups_escalate()
 
     assert Notification.objects.get(kind="escalation").recipient == sofia
 
@@ -288,7 +289,7 @@ def test_an_agents_overdue_follow_up_goes_to_their_supervisor(jane, sofia):
 def test_follow_ups_due_later_than_the_clock_are_left_alone(sofia, ada):
     follow_up = overdue_recovery(sofia)
 
-    assert workflows.follow_ups_escalate(now=follow_up.due_at - dt.timedelta(minutes=5)) == (0, False)
+    assert follow_ups.follow_ups_escalate(now=follow_up.due_at - dt.timedelta(minutes=5)) == (0, False)
     follow_up.refresh_from_db()
     assert follow_up.status == FollowUpStatus.OPEN
 
@@ -297,8 +298,8 @@ def test_escalation_works_in_bounded_batches(sofia, ada):
     for _ in range(3):
         overdue_recovery(sofia)
 
-    assert workflows.follow_ups_escalate(batch=2) == (2, True)
-    assert workflows.follow_ups_escalate(batch=2) == (1, False)
+    assert follow_ups.follow_ups_escalate(batch=2) == (2, True)
+    assert follow_ups.follow_ups_escalate(batch=2) == (1, False)
 
 
 # --- identities used for linking --------------------------------------------------------------
