@@ -5,6 +5,8 @@ from django.core.cache import cache
 from django.db import connection
 from django.http import JsonResponse
 
+from crm.celery import app
+
 
 def healthz(request):
     """The process serves."""
@@ -27,8 +29,6 @@ def _check_cache() -> str:
 def _check_broker() -> str:
     if not settings.REDIS_URL:
         return "in-process"
-    from crm.celery import app
-
     # The configured URL, read now: one attempt with a short timeout, so a broker
     # that is down makes readiness fail fast instead of hanging the probe.
     with app.connection_for_write(settings.CELERY_BROKER_URL) as conn:

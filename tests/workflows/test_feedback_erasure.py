@@ -106,3 +106,28 @@ def test_an_unlinked_complaint_found_by_identifier_has_its_follow_up_note_and_ca
 
     assert FollowUp.objects.get().note == ""
     assert not any(SECRET in w for w in words_left(complaint))
+
+
+def test_erasure_finds_staff_notifications_by_their_subject_not_by_text_in_their_key(jane, sofia, sam, ada):
+    customer = pat()
+    praise = workflows.feedback_submit(
+        interaction_id=InteractionFactory(customer=customer, agent=jane).pk, rating=5, text=f"{SECRET} thanks"
+    )
+    workflows.feedback_process(str(praise.pk))
+    recognition = Recognition.objects.get(feedback=praise)
+    # A key that no longer names the subject is still found through the foreign key ...
+    Notification.objects.filter(recognition=recognition).update(key="renamed")
+    # ... and a notification about someone else is left alone even if its key mentions their id.
+    other = Notification.objects.create(
+        recipient=ada, kind="note", key=f"see {recognition.pk}", subject="About someone else", body="keep me"
+    )
+
+    counts = privacy.customer_erase(actor=sam, customer=customer)
+
+    assert counts["notifications"] == 2
+    assert not any(SECRET in w for w in words_left(praise) if w != "keep me")
+    assert set(Notification.objects.filter(recognition=recognition).values_list("subject", "body")) == {
+        ("(erased)", "")
+    }
+    other.refresh_from_db()
+    assert (other.subject, other.body) == ("About someone else", "keep me")
