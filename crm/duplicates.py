@@ -15,7 +15,7 @@ import unicodedata
 from django.db.models import Count
 from rapidfuzz import fuzz
 
-from crm.models import Customer, Identity, IdentityKind
+from crm.models import Customer, Identity, IdentityKind, customer_live_q
 
 # Names at least this alike (0-100, token order ignored) with a shared identifier: "likely the same person".
 LIKELY_SCORE = 85
@@ -50,9 +50,8 @@ def duplicate_pairs(*, likely_only: bool = False, limit: int = 100) -> list[dict
     """
     groups = list(
         Identity.objects.filter(
+            customer_live_q("customer__"),
             kind__in=[IdentityKind.PHONE, IdentityKind.EMAIL],
-            customer__erased_at__isnull=True,
-            customer__merged_into__isnull=True,
         )
         .values("kind", "normalized")
         .annotate(customers=Count("customer_id", distinct=True))
@@ -67,7 +66,7 @@ def duplicate_pairs(*, likely_only: bool = False, limit: int = 100) -> list[dict
         Identity.objects.filter(
             normalized__in={n for _, n in wanted}, kind__in=[IdentityKind.PHONE, IdentityKind.EMAIL]
         )
-        .filter(customer__erased_at__isnull=True, customer__merged_into__isnull=True)
+        .filter(customer_live_q("customer__"))
         .select_related("customer")
     )
     for identity in rows:

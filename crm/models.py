@@ -83,10 +83,19 @@ class ContactReason(models.Model):
         return self.label
 
 
+def customer_live_q(prefix: str = "") -> Q:
+    """The one definition of a live customer: not erased, not merged into another.
+
+    As a filter so that a customer reached through a relation (prefix "customer__")
+    is judged by the same rule, in the same join.
+    """
+    return Q(**{f"{prefix}erased_at__isnull": True, f"{prefix}merged_into__isnull": True})
+
+
 class CustomerQuerySet(models.QuerySet):
     def live(self) -> "CustomerQuerySet":
-        """The one definition of a live customer: not erased, not merged into another."""
-        return self.filter(erased_at__isnull=True, merged_into__isnull=True)
+        """Live customers (customer_live_q)."""
+        return self.filter(customer_live_q())
 
 
 class Customer(models.Model):
