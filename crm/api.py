@@ -17,10 +17,9 @@ from rest_framework.response import Response
 from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 
-from crm import privacy, selectors, services
+from crm import audit, privacy, selectors, services
 from crm.identifiers import InvalidIdentifier, normalize
 from crm.models import (
-    AuditAction,
     Channel,
     ContactReason,
     Customer,
@@ -132,9 +131,7 @@ class CustomerListCreateApi(APIView):
         query = self.QuerySerializer(data=query_of(request))
         query.is_valid(raise_exception=True)
         customers = selectors.customer_search(query.validated_data["search"])
-        services.audit_record_many(
-            actor=request.user, action=AuditAction.VIEW, customers=customers, detail={"search": True}
-        )
+        audit.customers_search_view(request.user, customers)
         return Response({"results": [customer_summary_out(c) for c in customers]})
 
     @extend_schema(request=InputSerializer, responses={201: dict})
@@ -168,7 +165,7 @@ class CustomerDetailApi(APIView):
     @extend_schema(responses={200: OpenApiTypes.OBJECT})
     def get(self, request, customer_id):
         customer = services.live_customer_get(customer_id, field="id")
-        services.audit_record(actor=request.user, action=AuditAction.VIEW, customer=customer)
+        audit.customer_view(request.user, customer)
         return Response(customer_out(customer))
 
     @extend_schema(request=InputSerializer, responses={200: dict})
@@ -217,7 +214,7 @@ class CustomerTimelineApi(APIView):
         query = self.QuerySerializer(data=query_of(request))
         query.is_valid(raise_exception=True)
         entries = selectors.customer_timeline(customer, **query.validated_data)
-        services.audit_record(actor=request.user, action=AuditAction.VIEW, customer=customer, detail={"timeline": True})
+        audit.timeline_view(request.user, customer)
         full = len(entries) == query.validated_data["limit"]
         return Response(
             {
@@ -317,6 +314,8 @@ class InteractionCreateApi(APIView):
         payload = dict(data.validated_data)
         identifiers = {kind: payload.pop(kind) for kind in IdentityKind.values if kind in payload}
         interaction, created = services.interaction_record(actor=request.user, identifiers=identifiers, **payload)
+        if not created:  # a replay of the external_id: the answer shows a contact that already existed
+            audit.interaction_view(request.user, interaction, via="external_id_replay")
         return Response(interaction_out(interaction), status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
 
@@ -349,13 +348,7 @@ class InteractionDetailApi(APIView):
     @extend_schema(responses={200: OpenApiTypes.OBJECT})
     def get(self, request, interaction_id):
         interaction = get_object_or_404(Interaction.objects.select_related("agent", "reason"), pk=interaction_id)
-        if interaction.customer_id:
-            services.audit_record(
-                actor=request.user,
-                action=AuditAction.VIEW,
-                customer_id=interaction.customer_id,
-                interaction_id=interaction.pk,
-            )
+        audit.interaction_view(request.user, interaction)
         return Response(interaction_out(interaction))
 
     @extend_schema(request=InputSerializer, responses={200: dict})

@@ -12,13 +12,13 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from crm import audit
 from crm import feedback as workflows
 from crm.api import StrictSerializer
 from crm.exceptions import DomainError
 from crm.forms import FeedbackForm
-from crm.models import AuditAction, FollowUpStatus
+from crm.models import FollowUpStatus
 from crm.permissions import IsSupervisor
-from crm.services import audit_record
 from crm.throttling import FeedbackThrottle
 
 logger = logging.getLogger(__name__)
@@ -67,13 +67,7 @@ class FeedbackDetailApi(APIView):
     @extend_schema(responses={200: dict})
     def get(self, request, feedback_id):
         feedback = workflows.feedback_get(feedback_id)
-        if feedback.customer_id:
-            audit_record(
-                actor=request.user,
-                action=AuditAction.VIEW,
-                customer_id=feedback.customer_id,
-                detail={"feedback": str(feedback.pk)},
-            )
+        audit.feedback_view(request.user, feedback)
         return Response(workflows.feedback_detail(feedback))
 
 
