@@ -9,14 +9,14 @@ from __future__ import annotations
 import zoneinfo
 
 from django.shortcuts import get_object_or_404
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 
+from crm import api_schema as schema
 from crm import audit, privacy, selectors, services
 from crm.identifiers import InvalidIdentifier, normalize
 from crm.models import (
@@ -125,7 +125,7 @@ class CustomerListCreateApi(APIView):
     @extend_schema(
         operation_id="customers_list",
         parameters=[QuerySerializer],
-        responses={200: inline_serializer("CustomerSummaryList", {"results": serializers.ListField()})},
+        responses={200: schema.CustomerSummaryListOut},
     )
     def get(self, request):
         query = self.QuerySerializer(data=query_of(request))
@@ -134,7 +134,7 @@ class CustomerListCreateApi(APIView):
         audit.customers_search_view(request.user, customers)
         return Response({"results": [customer_summary_out(c) for c in customers]})
 
-    @extend_schema(request=InputSerializer, responses={201: dict})
+    @extend_schema(request=InputSerializer, responses={201: schema.CustomerOut, **schema.errors(409)})
     def post(self, request):
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -162,13 +162,13 @@ class CustomerDetailApi(APIView):
             return [IsSupervisor()]
         return super().get_permissions()
 
-    @extend_schema(responses={200: OpenApiTypes.OBJECT})
+    @extend_schema(responses={200: schema.CustomerOut})
     def get(self, request, customer_id):
         customer = services.live_customer_get(customer_id, field="id")
         audit.customer_view(request.user, customer)
         return Response(customer_out(customer))
 
-    @extend_schema(request=InputSerializer, responses={200: dict})
+    @extend_schema(request=InputSerializer, responses={200: schema.CustomerOut})
     def patch(self, request, customer_id):
         customer = services.live_customer_get(customer_id, field="id")
         data = self.InputSerializer(data=request.data)
@@ -184,7 +184,7 @@ class CustomerDetailApi(APIView):
 
 
 class CustomerIdentityCreateApi(APIView):
-    @extend_schema(request=IdentityInput, responses={201: dict})
+    @extend_schema(request=IdentityInput, responses={201: schema.CustomerOut, **schema.errors(409)})
     def post(self, request, customer_id):
         customer = services.live_customer_get(customer_id, field="id")
         data = IdentityInput(data=request.data)
@@ -208,7 +208,7 @@ class CustomerTimelineApi(APIView):
             except ValueError:
                 raise serializers.ValidationError("Not a cursor from next_cursor.") from None
 
-    @extend_schema(parameters=[QuerySerializer], responses={200: dict})
+    @extend_schema(parameters=[QuerySerializer], responses={200: schema.TimelineOut})
     def get(self, request, customer_id):
         customer = services.live_customer_get(customer_id, field="id")
         query = self.QuerySerializer(data=query_of(request))
@@ -235,7 +235,7 @@ class CustomerMergeApi(APIView):
         class Meta:
             ref_name = "CustomerMerge"
 
-    @extend_schema(request=InputSerializer, responses={200: dict})
+    @extend_schema(request=InputSerializer, responses={200: schema.MergeOut})
     def post(self, request, customer_id):
         survivor = services.live_customer_get(customer_id, field="id")
         data = self.InputSerializer(data=request.data)
@@ -249,7 +249,7 @@ class CustomerMergeApi(APIView):
 class CustomerExportApi(APIView):
     permission_classes = [IsSupervisor]
 
-    @extend_schema(responses={200: OpenApiTypes.OBJECT})
+    @extend_schema(responses={200: schema.ExportOut})
     def get(self, request, customer_id):
         customer = get_object_or_404(Customer, pk=customer_id)
         return Response(privacy.customer_export(actor=request.user, customer=customer))
@@ -307,7 +307,14 @@ class InteractionCreateApi(APIView):
         class Meta:
             ref_name = "InteractionCreate"
 
-    @extend_schema(request=InputSerializer, responses={201: dict, 200: dict})
+    @extend_schema(
+        request=InputSerializer,
+        responses={
+            201: schema.InteractionOut,
+            200: OpenApiResponse(schema.InteractionOut, description="A replayed external_id: the existing contact."),
+            **schema.errors(404),
+        },
+    )
     def post(self, request):
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -345,13 +352,13 @@ class InteractionDetailApi(APIView):
                     )
             return value
 
-    @extend_schema(responses={200: OpenApiTypes.OBJECT})
+    @extend_schema(responses={200: schema.InteractionOut})
     def get(self, request, interaction_id):
         interaction = get_object_or_404(Interaction.objects.select_related("agent", "reason"), pk=interaction_id)
         audit.interaction_view(request.user, interaction)
         return Response(interaction_out(interaction))
 
-    @extend_schema(request=InputSerializer, responses={200: dict})
+    @extend_schema(request=InputSerializer, responses={200: schema.InteractionOut, **schema.errors(409)})
     def patch(self, request, interaction_id):
         interaction = get_object_or_404(Interaction, pk=interaction_id)
         data = self.InputSerializer(data=request.data)

@@ -12,6 +12,7 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from crm import api_schema as schema
 from crm import audit
 from crm import feedback as workflows
 from crm.api import StrictSerializer
@@ -64,7 +65,7 @@ class FeedbackCreateApi(APIView):
 class FeedbackDetailApi(APIView):
     permission_classes = [IsSupervisor]
 
-    @extend_schema(responses={200: dict})
+    @extend_schema(responses={200: schema.FeedbackOut})
     def get(self, request, feedback_id):
         feedback = workflows.feedback_get(feedback_id)
         audit.feedback_view(request.user, feedback)
@@ -77,7 +78,7 @@ class RecognitionListApi(APIView):
     class RecognitionQuery(StrictSerializer):
         staff = serializers.CharField(max_length=150, required=False)
 
-    @extend_schema(parameters=[RecognitionQuery], responses={200: dict})
+    @extend_schema(parameters=[RecognitionQuery], responses={200: schema.RecognitionListOut})
     def get(self, request):
         query = self.RecognitionQuery(data=request.query_params.dict())
         query.is_valid(raise_exception=True)
@@ -91,7 +92,7 @@ class FollowUpListApi(APIView):
         status = serializers.ChoiceField(choices=FollowUpStatus.choices, required=False)
         owner = serializers.CharField(max_length=150, required=False)
 
-    @extend_schema(parameters=[FollowUpQuery], responses={200: dict})
+    @extend_schema(parameters=[FollowUpQuery], responses={200: schema.FollowUpListOut})
     def get(self, request):
         query = self.FollowUpQuery(data=request.query_params.dict())
         query.is_valid(raise_exception=True)
@@ -109,7 +110,7 @@ class FollowUpDetailApi(APIView):
         due_at = serializers.DateTimeField(required=False)
         note = serializers.CharField(required=False, allow_blank=True)
 
-    @extend_schema(request=FollowUpChange, responses={200: dict})
+    @extend_schema(request=FollowUpChange, responses={200: schema.FollowUpOut})
     def patch(self, request, follow_up_id):
         data = self.FollowUpChange(data=request.data)
         data.is_valid(raise_exception=True)
@@ -122,7 +123,7 @@ class RecurringProblemListApi(APIView):
 
     permission_classes = [IsSupervisor]
 
-    @extend_schema(responses={200: dict})
+    @extend_schema(responses={200: schema.RecurringProblemsOut})
     def get(self, request):
         return Response(
             {
