@@ -44,7 +44,7 @@ class SupervisorAuthenticationForm(AdminAuthenticationForm):
             raise self.get_invalid_login_error()
 
 
-admin.site.has_permission = lambda request: _admits(request.user)
+admin.site.has_permission = lambda request: _admits(request.user)  # type: ignore[method-assign]
 admin.site.login_form = SupervisorAuthenticationForm
 
 

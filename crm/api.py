@@ -38,10 +38,9 @@ MAX_FACTS = 50
 MAX_PREFERENCES = 50
 
 
-def validate_timezone(value: str) -> str:
+def validate_timezone(value: str) -> None:
     if value and value not in zoneinfo.available_timezones():
         raise serializers.ValidationError(f"'{value}' is not an IANA time zone, e.g. 'Europe/London'.")
-    return value
 
 
 def query_of(request) -> dict:
@@ -111,7 +110,7 @@ class CustomerListCreateApi(APIView):
             max_length=64, required=False, allow_blank=True, default="", validators=[validate_timezone]
         )
         tier = serializers.ChoiceField(choices=Tier.choices, required=False, default=Tier.STANDARD)
-        identities = IdentityInput(many=True, required=False, default=list, max_length=MAX_IDENTITIES)
+        identities = IdentityInput(many=True, required=False, default=list, max_length=MAX_IDENTITIES)  # type: ignore[call-arg]
 
         class Meta:
             ref_name = "CustomerCreate"
@@ -334,7 +333,7 @@ class InteractionDetailApi(APIView):
         outcome = serializers.ChoiceField(choices=Outcome.choices, required=False)
         ended_at = serializers.DateTimeField(required=False)
         customer_id = serializers.UUIDField(required=False)
-        facts = FactInput(many=True, required=False, default=list, max_length=MAX_FACTS)
+        facts = FactInput(many=True, required=False, default=list, max_length=MAX_FACTS)  # type: ignore[call-arg]
         preferences = serializers.DictField(
             child=serializers.CharField(max_length=500, allow_blank=True), required=False, default=dict
         )

@@ -114,7 +114,7 @@ class FactSourceOut(serializers.Serializer):
 class FactOut(serializers.Serializer):
     key = serializers.CharField()
     value = serializers.CharField()
-    source = FactSourceOut()
+    source = FactSourceOut()  # type: ignore[assignment]  # a declared field, not Field.source
     recorded_at = serializers.DateTimeField()
 
     class Meta:
@@ -349,7 +349,7 @@ class RecurringProblemOut(serializers.Serializer):
 
 class RepeatReasonOut(serializers.Serializer):
     reason = serializers.CharField()
-    label = serializers.CharField()
+    label = serializers.CharField()  # type: ignore[assignment]  # a declared field, not Field.label
     customers = serializers.IntegerField()
     repeat_contacts = serializers.IntegerField()
 
