@@ -9,7 +9,7 @@ TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/goldfish
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/1
 
 .DEFAULT_GOAL := help
-.PHONY: help run test test-sqlite lint format migrations-check browser bench clean worker beat bench-feedback \
+.PHONY: help run test test-sqlite lint typecheck format migrations-check browser bench clean worker beat bench-feedback \
 	bench-smoke bench-lookup bench-lookup-smoke
 
 help: ## List the targets
@@ -35,9 +35,12 @@ test: $(VENV)/.installed browser ## Set up and run the whole test suite (Postgre
 test-sqlite: $(VENV)/.installed ## Run the suite on the embedded defaults (SQLite, in-process tasks), service tests excluded
 	env -u DATABASE_URL -u REDIS_URL $(VENV)/bin/pytest -m "not postgres and not worker and not browser" $(PYTEST_ARGS)
 
-lint: $(VENV)/.installed ## ruff lint and format check
+lint: $(VENV)/.installed typecheck ## ruff lint and format check, and the type check
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+
+typecheck: $(VENV)/.installed ## mypy with the Django and DRF stubs on crm/ and context/ ([tool.mypy] in pyproject.toml)
+	$(VENV)/bin/mypy
 
 format: $(VENV)/.installed ## Apply ruff fixes and formatting
 	$(VENV)/bin/ruff check --fix .

@@ -21,6 +21,7 @@ from rest_framework.views import APIView
 
 from context.auth import TokenRolesAuthentication
 from context.services import context_lookup
+from crm import api_schema as schema
 from crm.api import StrictSerializer
 from crm.models import VERIFIABLE, Channel
 
@@ -143,7 +144,7 @@ class LookupApi(APIView):
     # One query for token, user and roles (the default token auth takes two).
     authentication_classes = [TokenRolesAuthentication, SessionAuthentication]
 
-    @extend_schema(request=LookupInput, responses={200: dict})
+    @extend_schema(request=LookupInput, responses={200: schema.CardOut, **schema.errors(404)})
     def post(self, request):
         card = context_lookup(actor=request.user, **lookup_input(request.data))
         return HttpResponse(json.dumps(card, ensure_ascii=False).encode(), content_type="application/json")

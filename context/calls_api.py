@@ -7,6 +7,7 @@ from rest_framework.views import APIView
 
 from context.api import ivr_problem
 from context.calls import CALL_EVENTS, call_event_record
+from crm import api_schema as schema
 from crm.api import StrictSerializer
 from crm.models import VERIFIABLE, Channel
 from crm.permissions import IsIntegration
@@ -41,7 +42,10 @@ class CallEventApi(APIView):
 
     @extend_schema(
         request=CallEventInput,
-        responses={202: inline_serializer("CallEventAccepted", {"interaction_id": serializers.CharField()})},
+        responses={
+            202: inline_serializer("CallEventAccepted", {"interaction_id": serializers.UUIDField()}),
+            **schema.errors(404),
+        },
     )
     def post(self, request):
         data = CallEventInput(data=request.data)

@@ -21,11 +21,10 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.text import Truncator
 
-from crm import admin_views, follow_ups, models
-from crm.models import AuditAction
+from crm import admin_views, audit, follow_ups, models
 from crm.permissions import is_supervisor
 from crm.selectors import customer_search
-from crm.services import audit_record, customer_update
+from crm.services import customer_update
 
 admin.site.site_header = "Goldfish — supervisors"
 admin.site.site_title = "Goldfish"
@@ -45,7 +44,7 @@ class SupervisorAuthenticationForm(AdminAuthenticationForm):
             raise self.get_invalid_login_error()
 
 
-admin.site.has_permission = lambda request: _admits(request.user)
+admin.site.has_permission = lambda request: _admits(request.user)  # type: ignore[method-assign]
 admin.site.login_form = SupervisorAuthenticationForm
 
 
@@ -66,6 +65,19 @@ class SupervisorOnly:
 
     def has_delete_permission(self, request, obj=None):
         return is_supervisor(request.user) and super().has_delete_permission(request, obj)
+
+
+class AuditedChangeView:
+    """A change form shows one record's personal data: a GET that renders it is an audited read."""
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        response = super().change_view(request, object_id, form_url, extra_context)
+        if request.method == "GET" and response.status_code == 200:
+            self.audit_read(request.user, self.get_object(request, object_id))
+        return response
+
+    def audit_read(self, actor, obj) -> None:
+        raise NotImplementedError
 
 
 class ReadOnly(SupervisorOnly):
@@ -149,7 +161,7 @@ class IdentityInline(admin.TabularInline):
 
 
 @admin.register(models.Customer)
-class CustomerAdmin(SupervisorOnly, admin.ModelAdmin):
+class CustomerAdmin(AuditedChangeView, SupervisorOnly, admin.ModelAdmin):
     list_display = ("name_360", "preferred_name", "tier", "language", "created_at")
     list_filter = ("tier",)
     search_fields = ("display_name",)
@@ -166,20 +178,16 @@ class CustomerAdmin(SupervisorOnly, admin.ModelAdmin):
         """The same search agents use: a phone in any form, an e-mail, an account or a name."""
         if not search_term.strip():
             return queryset, False
-        ids = [c.pk for c in customer_search(search_term, limit=200)]
-        return queryset.filter(pk__in=ids), False
+        found = customer_search(search_term, limit=200)
+        audit.customers_search_view(request.user, found, via="admin_changelist")
+        return queryset.filter(pk__in=[c.pk for c in found]), False
 
     def has_delete_permission(self, request, obj=None):
         # Customers are never deleted: the erase page anonymizes them and keeps report counts.
         return False
 
-    def change_view(self, request, object_id, form_url="", extra_context=None):
-        response = super().change_view(request, object_id, form_url, extra_context)
-        if request.method == "GET" and response.status_code == 200:
-            audit_record(
-                actor=request.user, action=AuditAction.VIEW, customer_id=object_id, detail={"page": "admin_change"}
-            )
-        return response
+    def audit_read(self, actor, obj):
+        audit.customer_view(actor, obj, via="admin_change")
 
     def save_model(self, request, obj, form, change):
         """Edits go through the service, so they are audited like API edits."""
@@ -217,7 +225,7 @@ class CustomerAdmin(SupervisorOnly, admin.ModelAdmin):
 
 
 @admin.register(models.Interaction)
-class InteractionAdmin(ReadOnly, admin.ModelAdmin):
+class InteractionAdmin(AuditedChangeView, ReadOnly, admin.ModelAdmin):
     list_display = ("started_at", "channel", "customer_name", "agent", "reason", "outcome")
     list_filter = ("channel", "outcome", "reason", team_filter("agent"))
     date_hierarchy = "started_at"
@@ -228,6 +236,9 @@ class InteractionAdmin(ReadOnly, admin.ModelAdmin):
     @admin.display(description="customer")
     def customer_name(self, obj):
         return customer_link(obj.customer)
+
+    def audit_read(self, actor, obj):
+        audit.interaction_view(actor, obj, via="admin_change")
 
     def get_urls(self):
         return [
@@ -256,7 +267,7 @@ class ToReviewFilter(admin.SimpleListFilter):
 
 
 @admin.register(models.Feedback)
-class FeedbackAdmin(SupervisorOnly, admin.ModelAdmin):
+class FeedbackAdmin(AuditedChangeView, SupervisorOnly, admin.ModelAdmin):
     list_display = ("received_at", "customer_name", "rating", "nps", "sentiment", "said", "status", "case")
     list_filter = (ToReviewFilter, "status", "sentiment", "rating", team_filter("interaction__agent"))
     date_hierarchy = "received_at"
@@ -276,6 +287,9 @@ class FeedbackAdmin(SupervisorOnly, admin.ModelAdmin):
     @admin.display(description="what they said")
     def said(self, obj):
         return Truncator(obj.text).chars(90)
+
+    def audit_read(self, actor, obj):
+        audit.feedback_view(actor, obj, via="admin_change")
 
 
 @admin.register(models.Recognition)

@@ -20,14 +20,13 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from context.services import customer_card
-from crm import charts, follow_ups, privacy
+from crm import audit, charts, follow_ups, privacy
 from crm import duplicates as dup
 from crm import reports as rep
 from crm.exceptions import DomainError
 from crm.models import (
     OPEN_FOLLOW_UP,
     AccessAudit,
-    AuditAction,
     CaseStatus,
     Customer,
     Fact,
@@ -38,7 +37,6 @@ from crm.models import (
 )
 from crm.permissions import is_supervisor
 from crm.selectors import TIMELINE_PAGE, customer_timeline, live_customers, timeline_cursor, timeline_cursor_parse
-from crm.services import audit_record
 
 # History rows shown per customer on the 360 page; older ones are in the export.
 HISTORY_LIMIT = 100
@@ -83,7 +81,7 @@ def customer_360(request, customer_id):
         cursor = timeline_cursor_parse(request.GET["after"]) if request.GET.get("after") else None
     except ValueError:  # not a cursor this page wrote (or an impossible date): show the newest page
         cursor = None
-    audit_record(actor=request.user, action=AuditAction.VIEW, customer=customer, detail={"page": "admin_360"})
+    audit.customer_view(request.user, customer, via="admin_360")
 
     erased = customer.erased_at is not None
     card = customer_card(customer) if not erased else {"flags": [], "open_cases": []}
@@ -173,6 +171,7 @@ def customer_merge(request, customer_id, duplicate_id):
             f"(merge record #{record.pk}).",
         )
         return redirect("admin:crm_customer_360", survivor.pk)
+    audit.merge_preview_view(request.user, survivor, duplicate)
     return _page(
         request,
         "admin/crm/customer/merge_preview.html",
@@ -208,6 +207,7 @@ def customer_erase(request, customer_id):
         privacy.customer_erase(actor=request.user, customer=customer)
         messages.success(request, "The customer's personal data has been erased. The erasure is in the access audit.")
         return redirect("admin:crm_customer_changelist")
+    audit.customer_view(request.user, customer, via="erase_confirm")
     return _page(
         request,
         "admin/crm/customer/erase_confirm.html",

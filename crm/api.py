@@ -9,18 +9,17 @@ from __future__ import annotations
 import zoneinfo
 
 from django.shortcuts import get_object_or_404
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 
-from crm import privacy, selectors, services
+from crm import api_schema as schema
+from crm import audit, privacy, selectors, services
 from crm.identifiers import InvalidIdentifier, normalize
 from crm.models import (
-    AuditAction,
     Channel,
     ContactReason,
     Customer,
@@ -39,10 +38,9 @@ MAX_FACTS = 50
 MAX_PREFERENCES = 50
 
 
-def validate_timezone(value: str) -> str:
+def validate_timezone(value: str) -> None:
     if value and value not in zoneinfo.available_timezones():
         raise serializers.ValidationError(f"'{value}' is not an IANA time zone, e.g. 'Europe/London'.")
-    return value
 
 
 def query_of(request) -> dict:
@@ -112,7 +110,7 @@ class CustomerListCreateApi(APIView):
             max_length=64, required=False, allow_blank=True, default="", validators=[validate_timezone]
         )
         tier = serializers.ChoiceField(choices=Tier.choices, required=False, default=Tier.STANDARD)
-        identities = IdentityInput(many=True, required=False, default=list, max_length=MAX_IDENTITIES)
+        identities = IdentityInput(many=True, required=False, default=list, max_length=MAX_IDENTITIES)  # type: ignore[call-arg]
 
         class Meta:
             ref_name = "CustomerCreate"
@@ -126,18 +124,16 @@ class CustomerListCreateApi(APIView):
     @extend_schema(
         operation_id="customers_list",
         parameters=[QuerySerializer],
-        responses={200: inline_serializer("CustomerSummaryList", {"results": serializers.ListField()})},
+        responses={200: schema.CustomerSummaryListOut},
     )
     def get(self, request):
         query = self.QuerySerializer(data=query_of(request))
         query.is_valid(raise_exception=True)
         customers = selectors.customer_search(query.validated_data["search"])
-        services.audit_record_many(
-            actor=request.user, action=AuditAction.VIEW, customers=customers, detail={"search": True}
-        )
+        audit.customers_search_view(request.user, customers)
         return Response({"results": [customer_summary_out(c) for c in customers]})
 
-    @extend_schema(request=InputSerializer, responses={201: dict})
+    @extend_schema(request=InputSerializer, responses={201: schema.CustomerOut, **schema.errors(409)})
     def post(self, request):
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -165,13 +161,13 @@ class CustomerDetailApi(APIView):
             return [IsSupervisor()]
         return super().get_permissions()
 
-    @extend_schema(responses={200: OpenApiTypes.OBJECT})
+    @extend_schema(responses={200: schema.CustomerOut})
     def get(self, request, customer_id):
         customer = services.live_customer_get(customer_id, field="id")
-        services.audit_record(actor=request.user, action=AuditAction.VIEW, customer=customer)
+        audit.customer_view(request.user, customer)
         return Response(customer_out(customer))
 
-    @extend_schema(request=InputSerializer, responses={200: dict})
+    @extend_schema(request=InputSerializer, responses={200: schema.CustomerOut})
     def patch(self, request, customer_id):
         customer = services.live_customer_get(customer_id, field="id")
         data = self.InputSerializer(data=request.data)
@@ -187,7 +183,7 @@ class CustomerDetailApi(APIView):
 
 
 class CustomerIdentityCreateApi(APIView):
-    @extend_schema(request=IdentityInput, responses={201: dict})
+    @extend_schema(request=IdentityInput, responses={201: schema.CustomerOut, **schema.errors(409)})
     def post(self, request, customer_id):
         customer = services.live_customer_get(customer_id, field="id")
         data = IdentityInput(data=request.data)
@@ -211,13 +207,13 @@ class CustomerTimelineApi(APIView):
             except ValueError:
                 raise serializers.ValidationError("Not a cursor from next_cursor.") from None
 
-    @extend_schema(parameters=[QuerySerializer], responses={200: dict})
+    @extend_schema(parameters=[QuerySerializer], responses={200: schema.TimelineOut})
     def get(self, request, customer_id):
         customer = services.live_customer_get(customer_id, field="id")
         query = self.QuerySerializer(data=query_of(request))
         query.is_valid(raise_exception=True)
         entries = selectors.customer_timeline(customer, **query.validated_data)
-        services.audit_record(actor=request.user, action=AuditAction.VIEW, customer=customer, detail={"timeline": True})
+        audit.timeline_view(request.user, customer)
         full = len(entries) == query.validated_data["limit"]
         return Response(
             {
@@ -238,7 +234,7 @@ class CustomerMergeApi(APIView):
         class Meta:
             ref_name = "CustomerMerge"
 
-    @extend_schema(request=InputSerializer, responses={200: dict})
+    @extend_schema(request=InputSerializer, responses={200: schema.MergeOut})
     def post(self, request, customer_id):
         survivor = services.live_customer_get(customer_id, field="id")
         data = self.InputSerializer(data=request.data)
@@ -252,7 +248,7 @@ class CustomerMergeApi(APIView):
 class CustomerExportApi(APIView):
     permission_classes = [IsSupervisor]
 
-    @extend_schema(responses={200: OpenApiTypes.OBJECT})
+    @extend_schema(responses={200: schema.ExportOut})
     def get(self, request, customer_id):
         customer = get_object_or_404(Customer, pk=customer_id)
         return Response(privacy.customer_export(actor=request.user, customer=customer))
@@ -310,13 +306,22 @@ class InteractionCreateApi(APIView):
         class Meta:
             ref_name = "InteractionCreate"
 
-    @extend_schema(request=InputSerializer, responses={201: dict, 200: dict})
+    @extend_schema(
+        request=InputSerializer,
+        responses={
+            201: schema.InteractionOut,
+            200: OpenApiResponse(schema.InteractionOut, description="A replayed external_id: the existing contact."),
+            **schema.errors(404),
+        },
+    )
     def post(self, request):
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         payload = dict(data.validated_data)
         identifiers = {kind: payload.pop(kind) for kind in IdentityKind.values if kind in payload}
         interaction, created = services.interaction_record(actor=request.user, identifiers=identifiers, **payload)
+        if not created:  # a replay of the external_id: the answer shows a contact that already existed
+            audit.interaction_view(request.user, interaction, via="external_id_replay")
         return Response(interaction_out(interaction), status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
 
@@ -328,7 +333,7 @@ class InteractionDetailApi(APIView):
         outcome = serializers.ChoiceField(choices=Outcome.choices, required=False)
         ended_at = serializers.DateTimeField(required=False)
         customer_id = serializers.UUIDField(required=False)
-        facts = FactInput(many=True, required=False, default=list, max_length=MAX_FACTS)
+        facts = FactInput(many=True, required=False, default=list, max_length=MAX_FACTS)  # type: ignore[call-arg]
         preferences = serializers.DictField(
             child=serializers.CharField(max_length=500, allow_blank=True), required=False, default=dict
         )
@@ -346,19 +351,13 @@ class InteractionDetailApi(APIView):
                     )
             return value
 
-    @extend_schema(responses={200: OpenApiTypes.OBJECT})
+    @extend_schema(responses={200: schema.InteractionOut})
     def get(self, request, interaction_id):
         interaction = get_object_or_404(Interaction.objects.select_related("agent", "reason"), pk=interaction_id)
-        if interaction.customer_id:
-            services.audit_record(
-                actor=request.user,
-                action=AuditAction.VIEW,
-                customer_id=interaction.customer_id,
-                interaction_id=interaction.pk,
-            )
+        audit.interaction_view(request.user, interaction)
         return Response(interaction_out(interaction))
 
-    @extend_schema(request=InputSerializer, responses={200: dict})
+    @extend_schema(request=InputSerializer, responses={200: schema.InteractionOut, **schema.errors(409)})
     def patch(self, request, interaction_id):
         interaction = get_object_or_404(Interaction, pk=interaction_id)
         data = self.InputSerializer(data=request.data)

@@ -12,15 +12,15 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from crm import api_schema as schema
+from crm import audit, follow_ups
 from crm import feedback as workflows
 from crm import feedback_selectors as reads
-from crm import follow_ups
 from crm.api import StrictSerializer
 from crm.exceptions import DomainError
 from crm.forms import FeedbackForm
-from crm.models import AuditAction, FollowUpStatus
+from crm.models import FollowUpStatus
 from crm.permissions import IsSupervisor
-from crm.services import audit_record
 from crm.throttling import FeedbackThrottle
 
 logger = logging.getLogger(__name__)
@@ -66,16 +66,10 @@ class FeedbackCreateApi(APIView):
 class FeedbackDetailApi(APIView):
     permission_classes = [IsSupervisor]
 
-    @extend_schema(responses={200: dict})
+    @extend_schema(responses={200: schema.FeedbackOut})
     def get(self, request, feedback_id):
         feedback = reads.feedback_get(feedback_id)
-        if feedback.customer_id:
-            audit_record(
-                actor=request.user,
-                action=AuditAction.VIEW,
-                customer_id=feedback.customer_id,
-                detail={"feedback": str(feedback.pk)},
-            )
+        audit.feedback_view(request.user, feedback)
         return Response(reads.feedback_detail(feedback))
 
 
@@ -85,7 +79,7 @@ class RecognitionListApi(APIView):
     class RecognitionQuery(StrictSerializer):
         staff = serializers.CharField(max_length=150, required=False)
 
-    @extend_schema(parameters=[RecognitionQuery], responses={200: dict})
+    @extend_schema(parameters=[RecognitionQuery], responses={200: schema.RecognitionListOut})
     def get(self, request):
         query = self.RecognitionQuery(data=request.query_params.dict())
         query.is_valid(raise_exception=True)
@@ -99,7 +93,7 @@ class FollowUpListApi(APIView):
         status = serializers.ChoiceField(choices=FollowUpStatus.choices, required=False)
         owner = serializers.CharField(max_length=150, required=False)
 
-    @extend_schema(parameters=[FollowUpQuery], responses={200: dict})
+    @extend_schema(parameters=[FollowUpQuery], responses={200: schema.FollowUpListOut})
     def get(self, request):
         query = self.FollowUpQuery(data=request.query_params.dict())
         query.is_valid(raise_exception=True)
@@ -117,7 +111,7 @@ class FollowUpDetailApi(APIView):
         due_at = serializers.DateTimeField(required=False)
         note = serializers.CharField(required=False, allow_blank=True)
 
-    @extend_schema(request=FollowUpChange, responses={200: dict})
+    @extend_schema(request=FollowUpChange, responses={200: schema.FollowUpOut})
     def patch(self, request, follow_up_id):
         data = self.FollowUpChange(data=request.data)
         data.is_valid(raise_exception=True)
@@ -130,7 +124,7 @@ class RecurringProblemListApi(APIView):
 
     permission_classes = [IsSupervisor]
 
-    @extend_schema(responses={200: dict})
+    @extend_schema(responses={200: schema.RecurringProblemsOut})
     def get(self, request):
         return Response(
             {

@@ -195,7 +195,7 @@ REST_FRAMEWORK = {
         "rest_framework.renderers.JSONRenderer",
         "rest_framework.renderers.BrowsableAPIRenderer",
     ],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "crm.api_schema.AutoSchema",
     "EXCEPTION_HANDLER": "crm.exceptions.api_exception_handler",
     # Throttles key on REMOTE_ADDR; behind N trusted proxies set CRM_NUM_PROXIES=N (X-Forwarded-For).
     "NUM_PROXIES": envint("CRM_NUM_PROXIES", 0),

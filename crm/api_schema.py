@@ -1,0 +1,442 @@
+"""What the API answers, for /api/v1/schema/: response shapes and error statuses.
+
+These serializers describe the JSON the views already produce (crm/api.py, crm/feedback_api.py,
+context/api.py, context/calls_api.py); they never produce it, so the output stays byte-for-byte
+what the producers write (the lookup even skips DRF's renderer). `AutoSchema` adds the error
+statuses every operation can answer, in the shape of CONTRACT.md's "Errors": 400 where an
+operation takes input, 401/403 where it needs a role, 404 where its path names a record, 429
+where it is throttled; views declare the rest (409, a 404 without a path id) with `errors()`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular import openapi
+from drf_spectacular.extensions import OpenApiSerializerExtension
+from drf_spectacular.utils import OpenApiResponse
+from rest_framework import serializers
+from rest_framework.permissions import AllowAny
+
+# --- errors ------------------------------------------------------------------------------------------
+
+
+class ErrorOut(serializers.Serializer):
+    """CONTRACT.md's error body; its schema is ERROR_SCHEMA (see ErrorOutExtension)."""
+
+    detail = serializers.CharField(help_text="What is wrong, in words.")
+
+    class Meta:
+        ref_name = "Error"
+
+
+# {"detail": message} or {field: [message, ...], "detail": message}: the field names the offending input.
+ERROR_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": "`detail` says what is wrong; each offending input field, when there is one, maps to its messages.",
+    "properties": {"detail": {"type": "string"}},
+    "additionalProperties": {"type": "array", "items": {"type": "string"}},
+}
+
+
+class ErrorOutExtension(OpenApiSerializerExtension):
+    """A serializer cannot say "any other key is a field's messages"; this says it."""
+
+    target_class = ErrorOut
+
+    def map_serializer(self, auto_schema, direction):
+        return ERROR_SCHEMA
+
+
+ERROR_DESCRIPTIONS = {
+    400: "Malformed input; nothing was changed.",
+    401: "No or bad credentials (send `Authorization: Token <key>`).",
+    403: "The caller's role may not do this.",
+    404: "No such record (or it was erased).",
+    409: "Conflicts with data already held; nothing was changed.",
+    413: "The body is too large; nothing was changed.",
+    429: "Too many requests from this client; retry later.",
+    503: "A dependency the request needs is down; retry after `Retry-After` seconds.",
+}
+
+
+def errors(*codes: int) -> dict[int, OpenApiResponse]:
+    """Error responses a view declares beyond the ones AutoSchema infers (e.g. 409)."""
+    return {code: OpenApiResponse(ErrorOut, description=ERROR_DESCRIPTIONS[code]) for code in codes}
+
+
+class AutoSchema(openapi.AutoSchema):
+    """drf-spectacular's AutoSchema plus the error statuses each operation can answer."""
+
+    def get_operation(self, path, path_regex, path_prefix, method, registry):
+        operation = super().get_operation(path, path_regex, path_prefix, method, registry)
+        if operation is None:
+            return operation
+        responses = operation.setdefault("responses", {})
+        inferred = []
+        if "requestBody" in operation or any(p["in"] == "query" for p in operation.get("parameters", [])):
+            inferred.append(400)
+        if not all(isinstance(p, AllowAny) for p in self.view.get_permissions()):
+            inferred += [401, 403]
+        if "{" in path:
+            inferred.append(404)
+        if getattr(self.view, "throttle_classes", None):
+            inferred.append(429)
+        ref = self.resolve_serializer(ErrorOut, "response").ref
+        for code in inferred:
+            responses.setdefault(
+                str(code), {"description": ERROR_DESCRIPTIONS[code], "content": {"application/json": {"schema": ref}}}
+            )
+        operation["responses"] = dict(sorted(responses.items()))
+        return operation
+
+
+# --- customers ---------------------------------------------------------------------------------------
+
+
+class IdentityOut(serializers.Serializer):
+    kind = serializers.CharField()
+    value = serializers.CharField(help_text="Normalized: phones in E.164, e-mails lower case.")
+    verified = serializers.BooleanField()
+
+    class Meta:
+        ref_name = "Identity"
+
+
+class FactSourceOut(serializers.Serializer):
+    channel = serializers.CharField(allow_null=True)
+    interaction_id = serializers.UUIDField(allow_null=True)
+
+    class Meta:
+        ref_name = "FactSource"
+
+
+class FactOut(serializers.Serializer):
+    key = serializers.CharField()
+    value = serializers.CharField()
+    source = FactSourceOut()  # type: ignore[assignment]  # a declared field, not Field.source
+    recorded_at = serializers.DateTimeField()
+
+    class Meta:
+        ref_name = "Fact"
+
+
+class CustomerOut(serializers.Serializer):
+    id = serializers.UUIDField()
+    display_name = serializers.CharField()
+    preferred_name = serializers.CharField()
+    language = serializers.CharField()
+    timezone = serializers.CharField()
+    tier = serializers.CharField()
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()
+    identities = IdentityOut(many=True)
+    preferences = serializers.DictField(child=serializers.CharField())
+    facts = FactOut(many=True)
+
+    class Meta:
+        ref_name = "Customer"
+
+
+class CustomerSummaryOut(serializers.Serializer):
+    id = serializers.UUIDField()
+    display_name = serializers.CharField()
+    preferred_name = serializers.CharField()
+    tier = serializers.CharField()
+
+    class Meta:
+        ref_name = "CustomerSummary"
+
+
+class CustomerSummaryListOut(serializers.Serializer):
+    results = CustomerSummaryOut(many=True)
+
+    class Meta:
+        ref_name = "CustomerSummaryList"
+
+
+class TimelineEntryOut(serializers.Serializer):
+    type = serializers.ChoiceField(choices=["interaction", "feedback", "case", "follow_up"])
+    id = serializers.UUIDField()
+    at = serializers.DateTimeField()
+    channel = serializers.CharField(required=False, help_text="interaction")
+    reason = serializers.CharField(required=False, allow_null=True, help_text="interaction")
+    summary = serializers.CharField(required=False, help_text="interaction")
+    outcome = serializers.CharField(required=False, allow_null=True, help_text="interaction")
+    agent = serializers.CharField(required=False, allow_null=True, help_text="interaction")
+    rating = serializers.IntegerField(required=False, allow_null=True, help_text="feedback")
+    nps = serializers.IntegerField(required=False, allow_null=True, help_text="feedback")
+    sentiment = serializers.CharField(required=False, allow_null=True, help_text="feedback")
+    text = serializers.CharField(required=False, help_text="feedback")
+    subject = serializers.CharField(required=False, help_text="case")
+    status = serializers.CharField(required=False, help_text="case, follow_up")
+    kind = serializers.CharField(required=False, help_text="case, follow_up")
+    due_at = serializers.DateTimeField(required=False, allow_null=True, help_text="follow_up")
+
+    class Meta:
+        ref_name = "TimelineEntry"
+
+
+class TimelineOut(serializers.Serializer):
+    results = TimelineEntryOut(many=True)
+    next_cursor = serializers.CharField(allow_null=True, help_text="Pass as `cursor` for the next, older page.")
+    next_before = serializers.DateTimeField(allow_null=True)
+
+    class Meta:
+        ref_name = "Timeline"
+
+
+class MergeOut(serializers.Serializer):
+    id = serializers.UUIDField(help_text="The surviving customer.")
+    merged = serializers.UUIDField(help_text="The duplicate folded into it.")
+    moved = serializers.DictField(
+        child=serializers.JSONField(), help_text="What moved, by kind: ids (or counts) of the rows."
+    )
+
+    class Meta:
+        ref_name = "MergeResult"
+
+
+def _rows(help_text: str) -> serializers.ListField:
+    return serializers.ListField(child=serializers.DictField(), help_text=help_text)
+
+
+class ExportPersonOut(serializers.Serializer):
+    id = serializers.UUIDField()
+    display_name = serializers.CharField()
+    preferred_name = serializers.CharField()
+    language = serializers.CharField()
+    timezone = serializers.CharField()
+    tier = serializers.CharField()
+    created_at = serializers.DateTimeField()
+    erased_at = serializers.DateTimeField(allow_null=True)
+
+    class Meta:
+        ref_name = "ExportPerson"
+
+
+class ExportOut(serializers.Serializer):
+    customer = ExportPersonOut()
+    merged_duplicates = ExportPersonOut(many=True)
+    identities = _rows("Every identifier, with how and when it was verified.")
+    preferences = _rows("Every preference, current and past.")
+    facts = _rows("Every fact, current and past, with its source.")
+    interactions = _rows("Every contact.")
+    cases = _rows("Every case.")
+    feedback = _rows("Every piece of feedback.")
+    recognitions = _rows("Praise of staff in their feedback.")
+    follow_ups = _rows("Every follow-up.")
+    recurring_problems = _rows("Reasons the customer kept contacting us about.")
+
+    class Meta:
+        ref_name = "CustomerExport"
+
+
+# --- interactions --------------------------------------------------------------------------------------
+
+
+class InteractionOut(serializers.Serializer):
+    id = serializers.UUIDField()
+    customer_id = serializers.UUIDField(allow_null=True)
+    channel = serializers.CharField()
+    direction = serializers.CharField()
+    started_at = serializers.DateTimeField()
+    ended_at = serializers.DateTimeField(allow_null=True)
+    agent = serializers.CharField(allow_null=True, help_text="username")
+    queue = serializers.CharField()
+    reason = serializers.CharField(allow_null=True, help_text="a code from GET /api/v1/reasons")
+    reason_text = serializers.CharField()
+    summary = serializers.CharField()
+    outcome = serializers.CharField(allow_null=True)
+    identifiers = serializers.DictField(child=serializers.CharField())
+    verified = serializers.ListField(child=serializers.CharField())
+    ivr = serializers.DictField()
+    case_id = serializers.UUIDField(allow_null=True)
+    call_id = serializers.CharField(allow_null=True)
+    external_id = serializers.CharField(allow_null=True)
+
+    class Meta:
+        ref_name = "Interaction"
+
+
+# --- feedback workflows ----------------------------------------------------------------------------------
+
+
+class FollowUpOut(serializers.Serializer):
+    id = serializers.UUIDField()
+    kind = serializers.CharField()
+    status = serializers.CharField()
+    due_at = serializers.DateTimeField()
+    owner = serializers.CharField(allow_null=True, help_text="username")
+    channel = serializers.CharField(allow_null=True)
+    note = serializers.CharField()
+    customer_id = serializers.UUIDField(allow_null=True)
+    feedback_id = serializers.UUIDField(allow_null=True)
+    case_id = serializers.UUIDField(allow_null=True)
+    escalation_level = serializers.IntegerField()
+    created_at = serializers.DateTimeField()
+    completed_at = serializers.DateTimeField(allow_null=True)
+
+    class Meta:
+        ref_name = "FollowUp"
+
+
+class FollowUpListOut(serializers.Serializer):
+    results = FollowUpOut(many=True)
+
+    class Meta:
+        ref_name = "FollowUpList"
+
+
+class FeedbackRecognitionOut(serializers.Serializer):
+    id = serializers.UUIDField()
+    staff = serializers.CharField(help_text="username")
+
+    class Meta:
+        ref_name = "FeedbackRecognition"
+
+
+class FeedbackOut(serializers.Serializer):
+    id = serializers.UUIDField()
+    status = serializers.CharField()
+    sentiment = serializers.CharField(allow_null=True)
+    rating = serializers.IntegerField(allow_null=True)
+    nps = serializers.IntegerField(allow_null=True)
+    received_at = serializers.DateTimeField()
+    processed_at = serializers.DateTimeField(allow_null=True)
+    interaction_id = serializers.UUIDField(allow_null=True)
+    customer_id = serializers.UUIDField(allow_null=True)
+    recognitions = FeedbackRecognitionOut(many=True)
+    follow_ups = FollowUpOut(many=True)
+    case_id = serializers.UUIDField(allow_null=True)
+
+    class Meta:
+        ref_name = "Feedback"
+
+
+class RecognitionOut(serializers.Serializer):
+    id = serializers.UUIDField()
+    staff = serializers.CharField(help_text="username")
+    feedback_id = serializers.UUIDField()
+    interaction_id = serializers.UUIDField(allow_null=True)
+    quote = serializers.CharField()
+    created_at = serializers.DateTimeField()
+
+    class Meta:
+        ref_name = "Recognition"
+
+
+class RecognitionListOut(serializers.Serializer):
+    results = RecognitionOut(many=True)
+
+    class Meta:
+        ref_name = "RecognitionList"
+
+
+class RecurringProblemOut(serializers.Serializer):
+    id = serializers.IntegerField()
+    customer_id = serializers.UUIDField()
+    customer = serializers.CharField(help_text="display name")
+    reason = serializers.CharField()
+    contact_count = serializers.IntegerField()
+    first_contact_at = serializers.DateTimeField()
+    last_contact_at = serializers.DateTimeField()
+    interaction_ids = serializers.ListField(child=serializers.UUIDField())
+
+    class Meta:
+        ref_name = "RecurringProblem"
+
+
+class RepeatReasonOut(serializers.Serializer):
+    reason = serializers.CharField()
+    label = serializers.CharField()  # type: ignore[assignment]  # a declared field, not Field.label
+    customers = serializers.IntegerField()
+    repeat_contacts = serializers.IntegerField()
+
+    class Meta:
+        ref_name = "RepeatReason"
+
+
+class RecurringProblemsOut(serializers.Serializer):
+    results = RecurringProblemOut(many=True)
+    top_reasons = RepeatReasonOut(many=True)
+    feedback_by_sentiment = serializers.DictField(child=serializers.IntegerField())
+
+    class Meta:
+        ref_name = "RecurringProblems"
+
+
+# --- the screen-pop card (POST /api/v1/context/lookup) -----------------------------------------------------
+
+
+class CardCustomerOut(serializers.Serializer):
+    id = serializers.UUIDField()
+    display_name = serializers.CharField()
+    preferred_name = serializers.CharField()
+    language = serializers.CharField()
+    tier = serializers.CharField()
+    identities = IdentityOut(many=True)
+    preferences = serializers.DictField(child=serializers.CharField())
+    facts = FactOut(many=True)
+
+    class Meta:
+        ref_name = "CardCustomer"
+
+
+class CardCandidateOut(serializers.Serializer):
+    id = serializers.UUIDField()
+    display_name = serializers.CharField()
+    matched_on = serializers.ListField(child=serializers.CharField())
+
+    class Meta:
+        ref_name = "CardCandidate"
+
+
+class CardCaseOut(serializers.Serializer):
+    id = serializers.UUIDField()
+    subject = serializers.CharField()
+    status = serializers.CharField()
+    opened_at = serializers.DateTimeField()
+
+    class Meta:
+        ref_name = "CardCase"
+
+
+class CardInteractionOut(serializers.Serializer):
+    id = serializers.UUIDField()
+    channel = serializers.CharField()
+    started_at = serializers.DateTimeField()
+    agent = serializers.CharField(allow_null=True)
+    reason = serializers.CharField(allow_null=True)
+    summary = serializers.CharField()
+    outcome = serializers.CharField(allow_null=True)
+
+    class Meta:
+        ref_name = "CardInteraction"
+
+
+class CardFeedbackOut(serializers.Serializer):
+    rating = serializers.IntegerField(allow_null=True)
+    sentiment = serializers.CharField(allow_null=True)
+    received_at = serializers.DateTimeField()
+
+    class Meta:
+        ref_name = "CardFeedback"
+
+
+class CardOut(serializers.Serializer):
+    match = serializers.ChoiceField(choices=["unique", "ambiguous", "none"])
+    matched_on = serializers.ListField(child=serializers.CharField())
+    interaction_id = serializers.UUIDField()
+    customer = CardCustomerOut(allow_null=True)
+    candidates = CardCandidateOut(many=True)
+    verified = serializers.BooleanField()
+    do_not_ask = serializers.ListField(child=serializers.CharField())
+    ivr = serializers.DictField()
+    open_cases = CardCaseOut(many=True)
+    recent_interactions = CardInteractionOut(many=True)
+    flags = serializers.ListField(child=serializers.CharField())
+    last_feedback = CardFeedbackOut(allow_null=True)
+
+    class Meta:
+        ref_name = "Card"
