@@ -21,10 +21,10 @@ from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
-from context.services import customer_card
 from crm import charts, privacy
 from crm import duplicates as dup
 from crm import reports as rep
+from crm.card import customer_card
 from crm.exceptions import DomainError
 from crm.models import (
     AccessAudit,
