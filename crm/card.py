@@ -18,7 +18,7 @@ import json
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, TypedDict
+from typing import Any, TypedDict, overload
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -120,8 +120,16 @@ class CardRows:
 
 @dataclass(frozen=True)
 class OpenedContact:
+    """The contact a lookup opened (or found again by call_id) and the card read with it."""
+
     interaction_id: uuid.UUID
     rows: CardRows
+
+
+@overload
+def iso(value: dt.datetime) -> str: ...
+@overload
+def iso(value: None) -> None: ...
 
 
 def iso(value: dt.datetime | None) -> str | None:
@@ -149,8 +157,11 @@ def _compact(sql: str) -> str:
     return " ".join(sql.split())
 
 
-_T = {m.__name__: m._meta.db_table for m in (Customer, Identity, Preference, Fact, Case, Interaction, Feedback)}
-_T.update(audit=AccessAudit._meta.db_table, reason=ContactReason._meta.db_table)
+# Table names from the models (crm_customer, ...), keyed by model name.
+_T = {
+    m.__name__: m._meta.db_table
+    for m in (AccessAudit, Case, ContactReason, Customer, Fact, Feedback, Identity, Interaction, Preference)
+}
 _USER_TABLE = get_user_model()._meta.db_table
 
 # The INSERT ... ON CONFLICT makes call_id idempotent (interaction_call_id_once); columns it
@@ -229,13 +240,13 @@ _CARD = _obj(
                       WHERE customer_id=%(cid)s AND id {_NOT_THIS}
                       ORDER BY started_at DESC LIMIT {RECENT_LIMIT}) r
                 LEFT JOIN {_USER_TABLE} u ON u.id=r.agent_id
-                LEFT JOIN {_T["reason"]} cr ON cr.id=r.reason_id)""",
+                LEFT JOIN {_T["ContactReason"]} cr ON cr.id=r.reason_id)""",
     reason_counts=f"""(SELECT coalesce(json_object_agg(t.code,t.n),'{{}}')
                        FROM (SELECT cr.code,count(*) AS n
-                             FROM {_T["Interaction"]} x JOIN {_T["reason"]} cr ON cr.id=x.reason_id
+                             FROM {_T["Interaction"]} x JOIN {_T["ContactReason"]} cr ON cr.id=x.reason_id
                              WHERE x.customer_id=%(cid)s AND x.started_at>=%(window)s AND x.id {_NOT_THIS}
                              GROUP BY cr.code) t)""",
-    intent_known=f"EXISTS (SELECT 1 FROM {_T['reason']} WHERE code=%(intent)s)",
+    intent_known=f"EXISTS (SELECT 1 FROM {_T['ContactReason']} WHERE code=%(intent)s)",
     last_feedback=f"""(SELECT {
         _obj(rating="fb.rating", sentiment="nullif(fb.sentiment,'')", received_at=_iso_sql("fb.received_at"))
     }
@@ -260,7 +271,7 @@ WITH ins AS (
 ), contact AS (
     SELECT id FROM ins
 ), audit AS (
-    INSERT INTO {_T["audit"]} (at,actor_id,action,customer_id,interaction_id,detail)
+    INSERT INTO {_T["AccessAudit"]} (at,actor_id,action,customer_id,interaction_id,detail)
     SELECT %(now)s,%(actor_id)s,'{AuditAction.LOOKUP}',%(cid)s,contact.id,%(detail)s::jsonb FROM contact
     RETURNING 1
 )
