@@ -151,6 +151,7 @@ def measure_floor(dsn: str, bodies: list[dict], run_id: str) -> dict[str, float]
     from django.conf import settings
 
     from context import selectors
+    from crm import card
     from crm.services import identifiers_normalize
 
     with psycopg.connect(dsn, autocommit=True) as conn:
@@ -199,8 +200,8 @@ def measure_floor(dsn: str, bodies: list[dict], run_id: str) -> dict[str, float]
                 "window": now - dt.timedelta(days=30),
             }
             with conn.pipeline(), conn.cursor() as cursor:
-                cursor.execute(selectors._GENERIC_PLAN_SQL)
-                cursor.execute(selectors._CONTACT_SQL, params, prepare=True)
+                cursor.execute(card._GENERIC_PLAN_SQL)
+                cursor.execute(card._CONTACT_SQL, params, prepare=True)
                 cursor.fetchone()
             samples.append((time.perf_counter_ns() - started) / 1e6)
         result = percentiles(samples[warm:])

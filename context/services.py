@@ -11,17 +11,17 @@ from django.conf import settings
 from django.utils import timezone
 
 from context import selectors
-from context.selectors import CONTACT_SOURCE  # noqa: F401 - re-exported: call events share the namespace
+from context.selectors import IdentityMatch
+from crm import card
+from crm.card import CONTACT_SOURCE  # noqa: F401 - re-exported: call events share the namespace
 from crm.exceptions import DomainError, NotFound
-from crm.models import TRUTHY, Customer, Tier
 from crm.services import identifiers_normalize
 
 STRONG_KINDS = ("customer_id", "account")
-RECENT_LIMIT = selectors.RECENT_LIMIT
 
 
 def match_resolve(
-    rows: Iterable[tuple[str, Any, str]], verified: Iterable[str]
+    rows: Iterable[IdentityMatch], verified: Iterable[str]
 ) -> tuple[str, list[Any], dict[Any, list[str]]]:
     """Decide ('unique'|'ambiguous'|'none', candidate ids, matched_on per candidate).
 
@@ -32,8 +32,8 @@ def match_resolve(
     """
     verified = set(verified)
     by_kind: dict[str, set] = {}
-    for kind, cid, _name in rows:
-        by_kind.setdefault(kind, set()).add(cid)
+    for row in rows:
+        by_kind.setdefault(row.kind, set()).add(row.customer_id)
     if not by_kind:
         return "none", [], {}
     strong = [k for k in by_kind if k in STRONG_KINDS or k in verified]
@@ -82,7 +82,7 @@ def context_lookup(
 
     Returns the response body as plain JSON-ready data. Input is validated before
     anything is written: a refused lookup opens nothing. Two round trips to
-    PostgreSQL whatever the history size (see context.selectors).
+    PostgreSQL whatever the history size (see context.selectors and crm.card).
     """
     identifiers = identifiers_normalize({"phone": phone, "email": email, "account": account})
     if customer_id is not None and not isinstance(customer_id, uuid.UUID):
@@ -97,12 +97,12 @@ def context_lookup(
     call_id = call_id or None
 
     rows = selectors.identity_rows(identifiers, customer_id)
-    if customer_id is not None and not any(kind == "customer_id" for kind, _cid, _name in rows):
+    if customer_id is not None and not any(row.kind == "customer_id" for row in rows):
         raise NotFound(f"No customer with id '{customer_id}'.", field="customer_id")
-    names = {cid: name for _kind, cid, name in rows}
+    names = {row.customer_id: row.display_name for row in rows}
     match, candidate_ids, matched_on_by_id = match_resolve(rows, verified)
     chosen = candidate_ids[0] if match == "unique" else None
-    matched_on = matched_on_by_id.get(chosen, []) if chosen else sorted({k for k, _c, _n in rows})
+    matched_on = matched_on_by_id.get(chosen, []) if chosen else sorted({row.kind for row in rows})
 
     now = timezone.now()
     window_start = now - dt.timedelta(days=settings.CRM_REPEAT_WINDOW_DAYS)
@@ -110,7 +110,7 @@ def context_lookup(
     detail: dict[str, Any] = {"match": match, "candidates": len(candidate_ids)}
     if match == "ambiguous":
         detail["candidate_ids"] = sorted(str(cid) for cid in candidate_ids)
-    raw = selectors.contact_open_and_card(
+    opened = card.contact_open_and_card(
         customer_id=chosen,
         channel=channel,
         call_id=call_id,
@@ -129,7 +129,7 @@ def context_lookup(
     response: dict[str, Any] = {
         "match": match,
         "matched_on": matched_on,
-        "interaction_id": str(raw["interaction_id"]),
+        "interaction_id": str(opened.interaction_id),
         "customer": None,
         "candidates": [],
         "verified": match == "unique" and any(k in matched_on for k in verified),
@@ -141,7 +141,7 @@ def context_lookup(
         "last_feedback": None,
     }
     if chosen is not None:
-        response.update(card_from_rows(chosen, raw, intent=intent))
+        response.update(card.card_from_rows(chosen, opened.rows, intent=intent))
         do_not_ask |= {fact["key"] for fact in response["customer"]["facts"]}
     elif match == "ambiguous":
         response["candidates"] = [
@@ -150,85 +150,3 @@ def context_lookup(
         ]
     response["do_not_ask"] = sorted(do_not_ask)
     return response
-
-
-def card_from_rows(customer_id, raw: Mapping[str, Any], *, intent: str | None) -> dict[str, Any]:
-    """The card's part of the response (customer, cases, recent contacts, flags, feedback) from raw rows."""
-    display_name, preferred_name, language, tier, is_new = raw["customer"]
-    preferences = dict(raw["preferences"])
-    reason_counts: dict[str, int] = raw["reason_counts"]
-    open_cases = raw["open_cases"]
-
-    if intent and intent in reason_counts:
-        repeat = reason_counts[intent] >= 2
-    elif intent and raw["intent_known"]:
-        repeat = False
-    else:
-        repeat = any(n >= 2 for n in reason_counts.values())
-    repeat = repeat or any(case[4] >= 2 for case in open_cases)
-    flags = []
-    if repeat:
-        flags.append("repeat_contact")
-    if raw["recent_complaint"]:
-        flags.append("recent_complaint")
-    if tier == Tier.VIP:
-        flags.append("vip")
-    if str(preferences.get("do_not_call", "")).strip().lower() in TRUTHY:
-        flags.append("do_not_call")
-    if is_new:
-        flags.append("new_customer")
-    last = raw["last_feedback"]
-    return {
-        "customer": {
-            "id": str(customer_id),
-            "display_name": display_name,
-            "preferred_name": preferred_name,
-            "language": language,
-            "tier": tier,
-            "identities": [{"kind": k, "value": v, "verified": ver} for k, v, ver in raw["identities"]],
-            "preferences": preferences,
-            "facts": [
-                {
-                    "key": key,
-                    "value": value,
-                    "source": {"channel": channel or None, "interaction_id": str(iid) if iid else None},
-                    "recorded_at": recorded_at,
-                }
-                for key, value, channel, iid, recorded_at in raw["facts"]
-            ],
-        },
-        "open_cases": [
-            {"id": str(cid), "subject": subject, "status": status, "opened_at": opened_at}
-            for cid, subject, status, opened_at, _recent in open_cases
-        ],
-        "recent_interactions": [
-            {
-                "id": str(iid),
-                "channel": channel,
-                "started_at": started_at,
-                "agent": agent,
-                "reason": reason,
-                "summary": summary,
-                "outcome": outcome or None,
-            }
-            for iid, channel, started_at, agent, reason, summary, outcome in raw["recent"]
-        ],
-        "flags": flags,
-        "last_feedback": (
-            {"rating": last[0], "sentiment": last[1] or None, "received_at": last[2]} if last is not None else None
-        ),
-    }
-
-
-def customer_card(customer: Customer, *, exclude_interaction_id=None, ivr: Mapping | None = None) -> dict[str, Any]:
-    """The card of one customer without opening a contact (read-only; for pages that show it again)."""
-    now = timezone.now()
-    intent = (ivr or {}).get("intent")
-    intent = intent if isinstance(intent, str) else None
-    raw = selectors.card_rows_orm(
-        customer.pk,
-        exclude_interaction_id=exclude_interaction_id,
-        window_start=now - dt.timedelta(days=settings.CRM_REPEAT_WINDOW_DAYS),
-        intent=intent,
-    )
-    return card_from_rows(customer.pk, raw, intent=intent)

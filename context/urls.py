@@ -1,7 +1,25 @@
-from django.urls import path
+"""The site's root URLconf (settings.ROOT_URLCONF): crm's routes, then the top layer's.
 
+context sits above crm, so the site's URLs are put together here: crm/urls.py
+lists the customer memory's own routes and never imports context.
+"""
+
+from django.urls import include, path
+
+from context import agent_urls
 from context.api import LookupApi
+from crm import urls as crm_urls
+
+api_v1 = [
+    path("context/lookup", LookupApi.as_view(), name="context-lookup"),
+    *agent_urls.api_urlpatterns,
+]
 
 urlpatterns = [
-    path("context/lookup", LookupApi.as_view(), name="context-lookup"),
+    *crm_urls.urlpatterns,
+    path("api/v1/", include(api_v1)),
+    path("agent/", include(agent_urls.agent_urlpatterns)),
 ]
+
+handler404 = crm_urls.handler404
+handler500 = crm_urls.handler500

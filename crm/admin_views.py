@@ -19,10 +19,10 @@ from django.template.response import TemplateResponse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
-from context.services import customer_card
 from crm import audit, charts, follow_ups, privacy
 from crm import duplicates as dup
 from crm import reports as rep
+from crm.card import customer_card
 from crm.exceptions import DomainError
 from crm.models import (
     OPEN_FOLLOW_UP,

@@ -269,17 +269,19 @@ class Interaction(models.Model):
         Customer, null=True, blank=True, on_delete=models.PROTECT, related_name="interactions", db_index=False
     )
     channel = models.CharField(max_length=16, choices=Channel.choices, default=Channel.PHONE)
-    direction = models.CharField(max_length=8, choices=Direction.choices, default=Direction.INBOUND)
+    direction = models.CharField(
+        max_length=8, choices=Direction.choices, default=Direction.INBOUND, db_default=Direction.INBOUND
+    )
     started_at = models.DateTimeField()
     ended_at = models.DateTimeField(null=True, blank=True)
     agent = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="interactions"
     )
-    queue = models.CharField(max_length=64, blank=True)
+    queue = models.CharField(max_length=64, blank=True, default="", db_default="")
     reason = models.ForeignKey(ContactReason, null=True, blank=True, on_delete=models.PROTECT)
-    reason_text = models.CharField(max_length=200, blank=True)
-    summary = models.TextField(blank=True)
-    outcome = models.CharField(max_length=16, choices=Outcome.choices, blank=True)
+    reason_text = models.CharField(max_length=200, blank=True, default="", db_default="")
+    summary = models.TextField(blank=True, default="", db_default="")
+    outcome = models.CharField(max_length=16, choices=Outcome.choices, blank=True, default="", db_default="")
     # What the caller gave: {"phone": "+1...", ...} normalized, and what was verified.
     identifiers = models.JSONField(default=dict, blank=True)
     verified = models.JSONField(default=list, blank=True)

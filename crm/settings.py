@@ -92,7 +92,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
-ROOT_URLCONF = "crm.urls"
+ROOT_URLCONF = "context.urls"
 WSGI_APPLICATION = "crm.wsgi.application"
 
 TEMPLATES = [
@@ -232,7 +232,7 @@ CRM_REPEAT_WINDOW_DAYS = envint("CRM_REPEAT_WINDOW_DAYS", 30)
 # Durable by default: the screen-pop's write (new interaction + audit row) waits for the
 # WAL flush like every other write. true = commit without waiting, faster, but a
 # PostgreSQL crash can lose the last ~0.6 s of lookups and their audit rows; see
-# context/selectors.py.
+# crm/card.py.
 CRM_LOOKUP_ASYNC_COMMIT = envbool("CRM_LOOKUP_ASYNC_COMMIT", False)
 
 # --- E-mail ----------------------------------------------------------------------

@@ -3,8 +3,10 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.permissions import AllowAny, IsAuthenticated
 
-from context import agent_urls
 from crm import api, feedback_api, health
+
+# crm's own routes; the site's root URLconf (context.urls) adds the lookup, call events
+# and the agent page, so the lower layer never imports the upper one.
 
 api_v1 = [
     path("auth/token", api.TokenApi.as_view(), name="auth-token"),
@@ -25,8 +27,6 @@ api_v1 = [
     path("follow-ups", feedback_api.FollowUpListApi.as_view(), name="follow-up-list"),
     path("follow-ups/<uuid:follow_up_id>", feedback_api.FollowUpDetailApi.as_view(), name="follow-up-detail"),
     path("recurring-problems", feedback_api.RecurringProblemListApi.as_view(), name="recurring-problem-list"),
-    path("", include("context.urls")),
-    path("", include(agent_urls.api_urlpatterns)),
     # The contract does not mark the API's description public: any signed-in account reads
     # it. The docs page is only Swagger UI's shell; it loads the schema with the session.
     path("schema/", SpectacularAPIView.as_view(permission_classes=[IsAuthenticated]), name="schema"),
@@ -40,7 +40,6 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("feedback/", feedback_api.feedback_form, name="feedback-form"),
     path("feedback/thanks/", feedback_api.feedback_thanks, name="feedback-thanks"),
-    path("agent/", include(agent_urls.agent_urlpatterns)),
 ]
 
 handler404 = "crm.exceptions.not_found"

@@ -9,6 +9,7 @@ from django.db import connection
 from django.utils import timezone
 
 from context import selectors
+from crm import card
 from crm.models import Interaction
 from tests.factories import CaseFactory, FeedbackFactory, reason
 
@@ -106,7 +107,7 @@ def explain(sql, params, *, generic=False):
     with connection.cursor() as cursor:
         cursor.execute("SET LOCAL enable_seqscan = off")
         if generic:
-            cursor.execute(selectors._GENERIC_PLAN_SQL)
+            cursor.execute(card._GENERIC_PLAN_SQL)
         cursor.execute("EXPLAIN (FORMAT JSON) " + sql, params)
         raw = cursor.fetchone()[0]
     plan = raw if isinstance(raw, list) else json.loads(raw)
@@ -149,7 +150,7 @@ def test_opening_the_contact_and_reading_the_card_is_served_by_indexes(crowd, ji
         "async_commit": True,
     }
     for generic in (False, True):  # the service runs it with the generic plan
-        nodes = explain(selectors._CONTACT_SQL, params, generic=generic)
+        nodes = explain(card._CONTACT_SQL, params, generic=generic)
         assert_indexed(nodes)
         used = {n.get("Index Name") for n in nodes}
         for index in ("interaction_recent_idx", "feedback_recent_idx", "case_open_by_customer_idx"):
