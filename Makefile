@@ -9,7 +9,7 @@ TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/goldfish
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/1
 
 .DEFAULT_GOAL := help
-.PHONY: help run test test-sqlite lint typecheck format migrations-check browser bench clean worker beat bench-feedback \
+.PHONY: help run test services test-sqlite lint typecheck format migrations-check browser bench clean worker beat bench-feedback \
 	bench-smoke bench-lookup bench-lookup-smoke
 
 help: ## List the targets
@@ -28,11 +28,15 @@ run: $(VENV)/.installed ## Set up and run the service with demo data on embedded
 	@echo "Goldfish is starting on http://$(HOST):$(PORT)/  (agent page /agent/, admin /admin/, API docs /api/v1/docs/)"
 	DEBUG=true $(PY) manage.py runserver $(HOST):$(PORT)
 
-test: $(VENV)/.installed browser ## Set up and run the whole test suite (PostgreSQL + Redis + Celery worker + Chromium)
+test: services $(VENV)/.installed browser ## Set up and run the whole test suite (PostgreSQL + Redis + Celery worker + Chromium)
 	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} REDIS_URL=$${REDIS_URL:-$(TEST_REDIS_URL)} \
 		$(VENV)/bin/pytest $(PYTEST_ARGS)
 
-test-sqlite: $(VENV)/.installed ## Run the suite on the embedded defaults (SQLite, in-process tasks), service tests excluded
+services: ## Check PostgreSQL and Redis answer; as root on Debian, install and start them (GOLDFISH_NO_INSTALL=1: never)
+	@DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} REDIS_URL=$${REDIS_URL:-$(TEST_REDIS_URL)} \
+		$(PYTHON) scripts/services_check.py
+
+test-sqlite: $(VENV)/.installed ## Run tests/unit and any unmarked test on the embedded defaults (SQLite, in-process tasks)
 	env -u DATABASE_URL -u REDIS_URL $(VENV)/bin/pytest -m "not postgres and not worker and not browser" $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed typecheck ## ruff lint and format check, and the type check

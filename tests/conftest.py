@@ -1,13 +1,57 @@
-"""Shared fixtures: named personas and API clients that carry their tokens.
+"""Shared fixtures, the test layout's markers and the one guard for tests that need services.
 
 Alice is an agent, Sam a supervisor, Ivy the CTI integration, Nobody has no role.
+The folder says what a test needs: tests/unit runs anywhere (SQLite too),
+tests/integration needs PostgreSQL (and Redis plus a worker where marked `worker`),
+tests/browser drives Chromium. The folder marks each test, so `make test-sqlite`'s
+`-m "not postgres and not worker and not browser"` selects by scope.
 """
 
+from pathlib import Path
+
 import pytest
+from django.conf import settings
+from django.db import connection
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from tests.factories import CustomerFactory, IdentityFactory, UserFactory
+
+# Fixtures shared across scopes (an admin test and a browser test build the same person).
+pytest_plugins = ["tests.fixtures.admin", "tests.fixtures.crm", "tests.fixtures.workflows"]
+
+TESTS = Path(__file__).resolve().parent
+SCOPE_MARKERS = {"integration": "postgres", "browser": "browser"}  # folder -> marker every test in it gets
+SERVICE_MARKERS = ("postgres", "worker", "browser")
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` selects on the markers added here
+def pytest_collection_modifyitems(config, items):
+    """Mark tests by folder; a unit test asking for a service is in the wrong folder."""
+    misplaced = []
+    for item in items:
+        scope = Path(item.path).resolve().relative_to(TESTS).parts[0]
+        if scope in SCOPE_MARKERS:
+            item.add_marker(SCOPE_MARKERS[scope])
+        elif scope == "unit" and any(item.get_closest_marker(name) for name in SERVICE_MARKERS):
+            misplaced.append(item.nodeid)
+    if misplaced:
+        raise pytest.UsageError(
+            "Tests in tests/unit must run without services; move these to tests/integration or tests/browser: "
+            + ", ".join(misplaced)
+        )
+
+
+@pytest.fixture(autouse=True)
+def _services_for_service_tests(request):
+    """Tests that need PostgreSQL or Redis fail (never skip) without them: a skip would hide a missing service."""
+    if request.node.get_closest_marker("postgres") and connection.vendor != "postgresql":
+        pytest.fail(
+            f"This test needs PostgreSQL, but the database is {connection.vendor}: "
+            "set DATABASE_URL=postgres://... (make test does), or run `make test-sqlite` for the tests that do not."
+        )
+    if request.node.get_closest_marker("worker") and not settings.REDIS_URL:
+        pytest.fail("This test needs Redis and a Celery worker: set REDIS_URL=redis://... (make test does).")
 
 
 def client_for(user) -> APIClient:

@@ -30,9 +30,11 @@ SUPERVISOR_PERMISSIONS = {
 
 def grant(apps, schema_editor):
     for app_config in apps.get_app_configs():
-        app_config.models_module = True
+        # create_permissions skips apps without models_module (None in migration state);
+        # put back what was there, or the project's registry stops sending post_migrate.
+        previous, app_config.models_module = getattr(app_config, "models_module", None), True
         create_permissions(app_config, apps=apps, verbosity=0)
-        app_config.models_module = None
+        app_config.models_module = previous
     Group = apps.get_model("auth", "Group")
     Permission = apps.get_model("auth", "Permission")
     group, _ = Group.objects.get_or_create(name="supervisor")

@@ -6,8 +6,8 @@ from django.utils import timezone
 
 from crm import models, privacy, reports
 from crm.services import customers_matching
-from tests.admin.conftest import make_person
 from tests.factories import InteractionFactory
+from tests.fixtures.admin import make_person
 
 pytestmark = pytest.mark.django_db
 

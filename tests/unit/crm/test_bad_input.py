@@ -14,8 +14,8 @@ from django.forms.models import model_to_dict
 from django.utils import timezone
 
 from crm.models import Interaction
-from tests.crm.conftest import row_counts
 from tests.factories import CustomerFactory, IdentityFactory, InteractionFactory
+from tests.fixtures.crm import row_counts
 
 pytestmark = pytest.mark.django_db
 

@@ -13,8 +13,8 @@ from crm import services
 from crm.exceptions import Conflict
 from crm.models import Identity, Interaction
 from tests.concurrency import run_together
-from tests.crm.conftest import row_counts
 from tests.factories import CustomerFactory, IdentityFactory, UserFactory
+from tests.fixtures.crm import row_counts
 
 pytestmark = pytest.mark.postgres
 

@@ -7,7 +7,7 @@ import inside a function counts too: hiding one there is how cycles crept in.
 import ast
 import pathlib
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 UPPER = "context"
 # The site's settings name every app and the root URLconf; that is configuration, not a dependency.
 CONFIGURATION = {"crm/settings.py"}

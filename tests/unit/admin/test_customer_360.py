@@ -4,8 +4,8 @@ import pytest
 from django.utils import timezone
 
 from crm import models, privacy
-from tests.admin.conftest import make_person
 from tests.factories import CustomerFactory, reason
+from tests.fixtures.admin import make_person
 
 pytestmark = pytest.mark.django_db
 

@@ -12,8 +12,8 @@ from django.db import connections
 from playwright.sync_api import expect, sync_playwright
 
 from crm import models
-from tests.admin.conftest import make_person
 from tests.factories import IdentityFactory, UserFactory
+from tests.fixtures.admin import make_person
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

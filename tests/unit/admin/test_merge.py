@@ -6,8 +6,8 @@ from django.utils import timezone
 from crm import models, privacy
 from crm.exceptions import DomainError
 from crm.services import customers_matching
-from tests.admin.conftest import make_person
 from tests.factories import CustomerFactory, IdentityFactory
+from tests.fixtures.admin import make_person
 
 pytestmark = pytest.mark.django_db
 

@@ -10,8 +10,8 @@ import uuid
 
 import pytest
 
-from tests.crm.conftest import row_counts
 from tests.factories import CustomerFactory, InteractionFactory, UserFactory
+from tests.fixtures.crm import row_counts
 
 pytestmark = pytest.mark.django_db
 

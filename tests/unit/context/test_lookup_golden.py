@@ -13,8 +13,8 @@ import pathlib
 import pytest
 from django.utils import timezone
 
-from tests.context import card_scenarios as s
 from tests.factories import UserFactory
+from tests.fixtures import card_scenarios as s
 
 URL = "/api/v1/context/lookup"
 GOLDEN = pathlib.Path(__file__).with_name("lookup_golden.json")

@@ -16,7 +16,7 @@ from crm.models import Case, Customer, Fact, Identity, Interaction, Preference
 
 pytestmark = pytest.mark.django_db
 
-BASE_DIR = Path(__file__).resolve().parents[2]
+BASE_DIR = Path(__file__).resolve().parents[3]
 CLOSED_REDIS = "redis://127.0.0.1:1/0"  # nothing listens on port 1
 
 

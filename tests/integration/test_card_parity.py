@@ -14,8 +14,8 @@ from django.utils import timezone
 
 from crm import card
 from crm.models import AccessAudit, Interaction
-from tests.context import card_scenarios as s
 from tests.factories import UserFactory
+from tests.fixtures import card_scenarios as s
 
 pytestmark = pytest.mark.postgres
 

@@ -18,7 +18,7 @@ from crm.models import AccessAudit, Customer, FollowUp, Notification, Recognitio
 from crm.services import customer_resolve
 from tests.factories import CustomerFactory, InteractionFactory
 
-CRM = Path(__file__).resolve().parents[2] / "crm"
+CRM = Path(__file__).resolve().parents[3] / "crm"
 
 
 # --- one follow_up_complete, audited on both paths -------------------------------------------------

@@ -16,8 +16,8 @@ from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
 
-STATIC = Path(__file__).resolve().parents[2] / "context" / "static" / "agent"
-TEMPLATES = Path(__file__).resolve().parents[2] / "context" / "templates" / "agent"
+STATIC = Path(__file__).resolve().parents[3] / "context" / "static" / "agent"
+TEMPLATES = Path(__file__).resolve().parents[3] / "context" / "templates" / "agent"
 
 
 def logged_in(user) -> Client:
