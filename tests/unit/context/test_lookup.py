@@ -176,7 +176,9 @@ def test_none_then_linked_at_wrap_up_finds_the_caller_next_time(agent_api, jim):
     second = lookup(agent_api, phone="212-555-0777")
     assert second["match"] == "unique"
     assert second["customer"]["id"] == str(jim.pk)
-    assert {"kind": "phone", "value": "+12125550777", "verified": False} in second["customer"]["identities"]
+    assert {"kind": "phone", "value": "+12125550777", "verified": False, "verified_at": None, "verified_via": None} in (
+        second["customer"]["identities"]
+    )
     assert second["recent_interactions"][0]["id"] == first["interaction_id"]
 
 
