@@ -79,7 +79,7 @@ def demo_server():
         subprocess.run([*manage, "seed_demo"], env=env, check=True, cwd=ROOT, stdout=subprocess.DEVNULL)  # noqa: S603
         token = subprocess.run(  # noqa: S603 - our own manage.py
             [*manage, "shell", "-c", PRINT_CTI_KEY], env=env, check=True, cwd=ROOT, capture_output=True, text=True
-        ).stdout.strip()
+        ).stdout.split()[-1]  # the last word: `shell` may print a line of its own first
         port = _free_port()
         server = subprocess.Popen(  # noqa: S603 - our own manage.py
             [*manage, "runserver", "--noreload", f"127.0.0.1:{port}"],
@@ -139,6 +139,16 @@ def agent_screens(server: Server, browser: Browser) -> None:
         expect(page.locator("#queued")).to_be_visible(timeout=10_000)
         page.wait_for_timeout(2500)  # the banner's flash has settled
         save(page, f"agent-wrap-up-call-waiting-{label}")
+        # Finish the desk so the next size starts ready: save, take the waiting call, let it go.
+        page.select_option("#wrap-reason", "billing")
+        page.click("#wrap-save")
+        expect(page.locator("#wrap-msg")).to_contain_text("Saved")
+        page.click("#done")
+        expect(page.locator("#c-candidates")).to_be_visible()
+        if label == "1400":
+            save(page, "agent-household-1400")
+        with page.expect_response(lambda r: r.url.endswith("/agent/dismiss")):
+            page.click("#done")
         page.context.close()
 
 

@@ -216,7 +216,8 @@ def test_context_in_words_for_a_repeat_caller_and_a_withheld_number(desk, live_s
     post_call(live_server, cti_token, event="connected", phone="+12125550100", call_id="c-w", ivr={"intent": "billing"})
 
     expect(page.locator("#c-repeat")).to_have_text(
-        "This is their 3rd contact about Billing in 30 days (2 before this one). Own it — don't make them start over.",
+        "This is their 3rd contact about Billing question in 30 days (2 before this one)."
+        " Own it — don't make them start over.",
         timeout=POP_WAIT_MS,
     )
     expect(page.locator("#c-recent li")).to_have_count(2)  # the pop nobody wrapped up is not a contact
@@ -226,7 +227,7 @@ def test_context_in_words_for_a_repeat_caller_and_a_withheld_number(desk, live_s
         "I have called three times about the same charge and nobody calls me back. " * 3
         + "I have called three times about the same charge and nobody calls me back."
     )
-    expect(page.locator("#c-dna li[data-key='intent']")).to_have_text("intent — told the IVR: Billing")
+    expect(page.locator("#c-dna li[data-key='intent']")).to_have_text("intent — told the IVR: Billing question")
     wrap_up(page)
     page.click("#done")
 
