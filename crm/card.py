@@ -275,17 +275,16 @@ _CARD = _obj(
 )
 _CONTACT_SQL = _compact(f"""
 WITH ins AS (
-    INSERT INTO {_T["Interaction"]} (id,customer_id,channel,started_at,agent_id,identifiers,verified,ivr,source,call_id,
-                                     created_at)
+    INSERT INTO {_T["Interaction"]} AS t (id,customer_id,channel,started_at,agent_id,identifiers,verified,ivr,source,
+                                          call_id,created_at)
     VALUES (%(id)s,%(cid)s,%(channel)s,%(now)s,%(agent_id)s,%(identifiers)s::jsonb,%(verified)s::jsonb,%(ivr)s::jsonb,
             '{CONTACT_SOURCE}',%(call_id)s,%(now)s)
     ON CONFLICT (source,call_id) WHERE call_id IS NOT NULL DO UPDATE SET
-        customer_id=COALESCE(EXCLUDED.customer_id,{_T["Interaction"]}.customer_id),
-        verified={_T["Interaction"]}.verified||coalesce(
-            (SELECT jsonb_agg(v) FROM jsonb_array_elements(EXCLUDED.verified) v
-             WHERE NOT {_T["Interaction"]}.verified @> jsonb_build_array(v)),'[]'),
-        identifiers={_T["Interaction"]}.identifiers||EXCLUDED.identifiers,
-        ivr={_T["Interaction"]}.ivr||EXCLUDED.ivr
+        customer_id=COALESCE(EXCLUDED.customer_id,t.customer_id),
+        verified=t.verified||coalesce((SELECT jsonb_agg(v) FROM jsonb_array_elements(EXCLUDED.verified) v
+                                       WHERE NOT t.verified@>jsonb_build_array(v)),'[]'),
+        identifiers=t.identifiers||EXCLUDED.identifiers,
+        ivr=t.ivr||EXCLUDED.ivr
     RETURNING id,verified
 ), contact AS (
     SELECT id,verified FROM ins
