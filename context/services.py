@@ -150,8 +150,17 @@ def context_lookup(
         response.update(card.card_from_rows(chosen, opened.rows, intent=intent))
         do_not_ask |= {fact["key"] for fact in response["customer"]["facts"]}
     elif match == "ambiguous":
+        hints = {row.customer_id: row for row in rows}
         response["candidates"] = [
-            {"id": str(cid), "display_name": names[cid], "matched_on": matched_on_by_id[cid]}
+            {
+                "id": str(cid),
+                "display_name": names[cid],
+                "matched_on": matched_on_by_id[cid],
+                # What tells them apart, for the agent to ask (issue 12).
+                "account_last4": hints[cid].account_last4,
+                "email_domain": hints[cid].email_domain,
+                "last_contact_at": card.iso(hints[cid].last_contact_at) if hints[cid].last_contact_at else None,
+            }
             for cid in sorted(candidate_ids, key=lambda c: (names[c], str(c)))
         ]
     response["do_not_ask"] = sorted(do_not_ask)

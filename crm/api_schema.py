@@ -399,6 +399,10 @@ class CardCandidateOut(serializers.Serializer):
     id = serializers.UUIDField()
     display_name = serializers.CharField()
     matched_on = serializers.ListField(child=serializers.CharField())
+    # Issue 12: what tells household members apart.
+    account_last4 = serializers.CharField(allow_null=True, help_text="Last 4 of their account (a verified one first).")
+    email_domain = serializers.CharField(allow_null=True, help_text="The domain of their e-mail address.")
+    last_contact_at = serializers.DateTimeField(allow_null=True, help_text="Their last contact that counts.")
 
     class Meta:
         ref_name = "CardCandidate"

@@ -279,3 +279,21 @@ def test_the_layout_has_no_horizontal_scroll_and_the_wrap_up_in_view(desk, live_
         assert box is not None and box["y"] + box["height"] <= height, f"wrap-up below the fold at {width}x{height}"
     expect(page.locator("#shortcuts")).to_contain_text("Next contact")
     shot(page, f"agent-desk-{width}")
+
+
+def test_household_candidates_show_what_tells_them_apart(desk, live_server, cti_token):
+    landline = "+12125550111"
+    ana, rui = CustomerFactory(display_name="Ana Silva"), CustomerFactory(display_name="Rui Silva")
+    for person in (ana, rui):
+        IdentityFactory(customer=person, kind="phone", value=landline, normalized=landline)
+    IdentityFactory(customer=ana, kind="account", value="GF-551234", normalized="GF551234", verified_at=timezone.now())
+    IdentityFactory(customer=rui, kind="email", value="rui@silva.example", normalized="rui@silva.example")
+    page = desk()
+
+    post_call(live_server, cti_token, event="ringing", phone=landline, call_id="call-house")
+
+    candidates = page.locator("#c-candidates button")
+    expect(candidates).to_have_count(2, timeout=POP_WAIT_MS)
+    expect(candidates.nth(0)).to_contain_text("Ana Silva — holds this phone number")
+    expect(candidates.nth(0)).to_contain_text("account ending 1234 · no contact yet")
+    expect(candidates.nth(1)).to_contain_text("e-mail at silva.example · no contact yet")

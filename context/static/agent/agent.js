@@ -386,12 +386,22 @@
       .catch(function (err) { wrapMsg(errorText(err), true); });
   }
 
+  // What tells household members apart, for the agent to ask ("the account ending 1234?").
+  function candidateHints(cand) {
+    var bits = [];
+    if (cand.account_last4) bits.push("account ending " + cand.account_last4);
+    if (cand.email_domain) bits.push("e-mail at " + cand.email_domain);
+    bits.push(cand.last_contact_at ? "last contact " + when(cand.last_contact_at) : "no contact yet");
+    return bits.join(" · ");
+  }
+
   function renderCandidates(candidates) {
     return section("Choose the customer", h("ul", { id: "c-candidates", class: "candidates" }, candidates.map(function (cand) {
       return h("li", null, h("button", {
         type: "button", class: "candidate", "data-id": cand.id,
         onclick: function () { linkCustomer(cand.id); }
-      }, h("strong", null, cand.display_name || "(no name)"), h("span", { class: "muted" }, " — holds this " + (cand.matched_on || []).map(spoken).join(" and "))));
+      }, h("strong", null, cand.display_name || "(no name)"), h("span", { class: "muted" }, " — holds this " + (cand.matched_on || []).map(spoken).join(" and ")),
+        h("span", { class: "apart small" }, candidateHints(cand))));
     })), "choose");
   }
 

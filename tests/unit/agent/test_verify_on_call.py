@@ -144,3 +144,31 @@ def test_my_recognitions_lists_the_agents_praise_and_pushes_new_ones(
     listed = client.get(reverse("agent-recognitions")).json()["results"]
     assert [r["quote"] for r in listed] == ["Alice sorted it in minutes"]
     assert listed[0]["rating"] == 5 and listed[0]["created_at"]
+
+
+def test_household_candidates_say_what_tells_them_apart(agent_api):
+    from tests.factories import CustomerFactory, IdentityFactory
+
+    landline = "+12125550199"
+    ann, ben = CustomerFactory(display_name="Ann Lee"), CustomerFactory(display_name="Ben Lee")
+    for person in (ann, ben):
+        IdentityFactory(customer=person, kind="phone", value=landline, normalized=landline)
+    IdentityFactory(customer=ann, kind="account", value="AC-0000-1234", normalized="AC00001234")
+    IdentityFactory(
+        customer=ann, kind="account", value="AC-0000-9876", normalized="AC00009876", verified_at=timezone.now()
+    )
+    IdentityFactory(customer=ben, kind="email", value="ben@work.example", normalized="ben@work.example")
+    wrapped = InteractionFactory(customer=ann, reason=reason("billing"), started_at=timezone.now())
+    InteractionFactory(customer=ben, source="contact", call_id="pop-only")  # not a contact: no wrap-up
+
+    body = agent_api.post("/api/v1/context/lookup", {"phone": landline}, format="json").json()
+
+    assert body["match"] == "ambiguous"
+    by_name = {c["display_name"]: c for c in body["candidates"]}
+    assert by_name["Ann Lee"]["account_last4"] == "9876"  # the verified account
+    assert by_name["Ann Lee"]["email_domain"] is None
+    assert by_name["Ann Lee"]["last_contact_at"][:19] == wrapped.started_at.strftime("%Y-%m-%dT%H:%M:%S")
+    assert by_name["Ben Lee"] | {"id": None} == {
+        "id": None, "display_name": "Ben Lee", "matched_on": ["phone"],
+        "account_last4": None, "email_domain": "work.example", "last_contact_at": None,
+    }  # fmt: skip

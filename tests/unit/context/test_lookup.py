@@ -82,9 +82,10 @@ def test_a_household_phone_is_ambiguous_with_every_candidate(agent_api):
 
     assert body["match"] == "ambiguous"
     assert body["customer"] is None
+    nothing_tells_apart = {"account_last4": None, "email_domain": None, "last_contact_at": None}  # issue 12's hints
     assert body["candidates"] == [
-        {"id": str(ann.pk), "display_name": "Ann Lee", "matched_on": ["phone"]},
-        {"id": str(ben.pk), "display_name": "Ben Lee", "matched_on": ["phone"]},
+        {"id": str(ann.pk), "display_name": "Ann Lee", "matched_on": ["phone"], **nothing_tells_apart},
+        {"id": str(ben.pk), "display_name": "Ben Lee", "matched_on": ["phone"], **nothing_tells_apart},
     ]
     assert body["matched_on"] == ["phone"]
     assert body["open_cases"] == [] and body["recent_interactions"] == [] and body["flags"] == []
