@@ -1,12 +1,20 @@
 """Issue 12 on the API side: "Verified on this call", contacts that count, My recognitions."""
 
 import pytest
+from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
 from context import events
 from crm.models import AccessAudit, Identity, Interaction, Recognition
-from tests.factories import FeedbackFactory, InteractionFactory, UserFactory, reason
+from tests.factories import (
+    CustomerFactory,
+    FeedbackFactory,
+    IdentityFactory,
+    InteractionFactory,
+    UserFactory,
+    reason,
+)
 from tests.fixtures.crm import row_counts
 
 pytestmark = pytest.mark.django_db
@@ -147,8 +155,6 @@ def test_my_recognitions_lists_the_agents_praise_and_pushes_new_ones(
 
 
 def test_household_candidates_say_what_tells_them_apart(agent_api):
-    from tests.factories import CustomerFactory, IdentityFactory
-
     landline = "+12125550199"
     ann, ben = CustomerFactory(display_name="Ann Lee"), CustomerFactory(display_name="Ben Lee")
     for person in (ann, ben):
@@ -172,3 +178,17 @@ def test_household_candidates_say_what_tells_them_apart(agent_api):
         "id": None, "display_name": "Ben Lee", "matched_on": ["phone"],
         "account_last4": None, "email_domain": "work.example", "last_contact_at": None,
     }  # fmt: skip
+
+
+def test_the_360_neither_lists_nor_counts_pops_nobody_wrapped_up(agent_api, sam, jim):
+    pop(agent_api, call_id="popped")
+    wrapped = pop(agent_api, call_id="wrapped")["interaction_id"]
+    agent_api.patch(f"/api/v1/interactions/{wrapped}", {"reason": "billing", "outcome": "resolved"}, format="json")
+    client = Client()
+    client.force_login(sam)
+
+    response = client.get(f"/admin/crm/customer/{jim.pk}/360/")
+
+    assert response.status_code == 200
+    assert response.context["counts"]["contacts"] == 1
+    assert [e["id"] for e in response.context["timeline"] if e["type"] == "interaction"] == [wrapped]
