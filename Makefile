@@ -84,5 +84,11 @@ bench-lookup-smoke: $(VENV)/.installed ## The lookup benchmark at 2,000 customer
 	DATABASE_URL=$(BENCH_SMOKE_DATABASE_URL) $(PY) -m bench.lookup_run --customers 2000 --lookups 300 \
 		--rate 50 20 --open-seconds 2 --closed-seconds 2 $(BENCH_ARGS)
 
+# --- issue 12: screenshots (scripts/screenshots.py; one function per page group) ---
+.PHONY: screenshots
+screenshots: $(VENV)/.installed browser ## Take the pages' screenshots into docs/screens/ (demo data, throwaway SQLite, Chromium)
+	$(PY) scripts/screenshots.py $(SCREENS)
+# --- end issue 12 ---
+
 clean: ## Remove the virtual environment and local data
 	rm -rf $(VENV) var .pytest_cache

@@ -27,7 +27,7 @@ from django.urls import reverse_lazy
 from django.views.decorators.http import require_GET, require_POST
 from rest_framework.utils.encoders import JSONEncoder
 
-from context import events
+from context import events, recognitions
 from crm.models import Channel, Outcome
 from crm.permissions import is_agent
 from crm.selectors import live_customers
@@ -136,3 +136,10 @@ def agent_dismiss(request):
         return JsonResponse({"interaction_id": ["Send JSON {interaction_id}."]}, status=400)
     cleared = events.current_clear(request.user.pk, interaction_id=interaction_id)
     return JsonResponse({"cleared": cleared})
+
+
+@require_GET
+@agent_required
+def agent_recognitions(request):
+    """My recognitions: the signed-in agent's recent praise (newer ones arrive on the event stream)."""
+    return JsonResponse({"results": recognitions.recognitions_recent(request.user)})

@@ -9,6 +9,7 @@ agent_urlpatterns = [
     path("", agent.agent_page, name="agent-page"),
     path("events", agent.agent_events, name="agent-events"),
     path("dismiss", agent.agent_dismiss, name="agent-dismiss"),
+    path("recognitions", agent.agent_recognitions, name="agent-recognitions"),
     path("login/", agent.AgentLoginView.as_view(), name="agent-login"),
     path("logout/", agent.AgentLogoutView.as_view(), name="agent-logout"),
 ]

@@ -56,7 +56,6 @@ def call_event_record(
     nothing new. ended closes that interaction (the first ended_at stands).
     """
     agent_user = call_agent_get(agent)
-    caller_id = phone
     withheld = phone_withheld(phone)
     if withheld:
         phone = None
@@ -80,7 +79,9 @@ def call_event_record(
             "call": {
                 "call_id": call_id,
                 "channel": channel,
-                "phone": phone or caller_id or "withheld",
+                # A withheld number is said so, never shown as "anonymous" (issue 12).
+                "phone": None if withheld else phone,
+                "withheld": withheld,
                 "email": email,
                 "account": account,
                 "verified": list(verified),

@@ -125,27 +125,42 @@ def context_lookup(
         intent=intent,
     )
 
-    do_not_ask = set(matched_on) | set(verified) | set(ivr)
+    # Verification sticks to the contact: a repeat of the call (a transfer) keeps what the
+    # IVR or an agent verified earlier on it (opened.verified is the contact's whole list).
+    verified_on_call = list(opened.verified)
+    held = {i["kind"] for i in opened.rows.identities}
+    do_not_ask = set(matched_on) | set(verified_on_call) | set(ivr)
     response: dict[str, Any] = {
         "match": match,
         "matched_on": matched_on,
         "interaction_id": str(opened.interaction_id),
         "customer": None,
         "candidates": [],
-        "verified": match == "unique" and any(k in matched_on for k in verified),
+        "verified": match == "unique" and any(k in matched_on or k in held for k in verified_on_call),
+        "verified_on_call": verified_on_call if match == "unique" else [],
         "do_not_ask": [],
         "ivr": ivr,
         "open_cases": [],
         "recent_interactions": [],
         "flags": [],
+        "repeat": None,
         "last_feedback": None,
     }
     if chosen is not None:
         response.update(card.card_from_rows(chosen, opened.rows, intent=intent))
         do_not_ask |= {fact["key"] for fact in response["customer"]["facts"]}
     elif match == "ambiguous":
+        hints = {row.customer_id: row for row in rows}
         response["candidates"] = [
-            {"id": str(cid), "display_name": names[cid], "matched_on": matched_on_by_id[cid]}
+            {
+                "id": str(cid),
+                "display_name": names[cid],
+                "matched_on": matched_on_by_id[cid],
+                # What tells them apart, for the agent to ask (issue 12).
+                "account_last4": hints[cid].account_last4,
+                "email_domain": hints[cid].email_domain,
+                "last_contact_at": card.iso(hints[cid].last_contact_at) if hints[cid].last_contact_at else None,
+            }
             for cid in sorted(candidate_ids, key=lambda c: (names[c], str(c)))
         ]
     response["do_not_ask"] = sorted(do_not_ask)

@@ -34,6 +34,7 @@ from crm.models import (
     MergeRecord,
     Preference,
     Team,
+    contact_counts,
 )
 from crm.permissions import is_supervisor
 from crm.selectors import TIMELINE_PAGE, customer_timeline, live_customers, timeline_cursor, timeline_cursor_parse
@@ -88,7 +89,7 @@ def customer_360(request, customer_id):
     entries = customer_timeline(customer, cursor=cursor, limit=TIMELINE_PAGE)
     # One indexed count per table (a single joined aggregate would multiply the rows).
     counts = {
-        "contacts": customer.interactions.count(),
+        "contacts": customer.interactions.filter(contact_counts()).count(),  # issue 12: contacts that count
         "open_cases": customer.cases.filter(status__in=[CaseStatus.OPEN, CaseStatus.IN_PROGRESS]).count(),
         "feedback": customer.feedback.count(),
         "open_follow_ups": customer.follow_ups.filter(status__in=OPEN_FOLLOW_UP).count(),

@@ -369,13 +369,25 @@ class RecurringProblemsOut(serializers.Serializer):
 # --- the screen-pop card (POST /api/v1/context/lookup) -----------------------------------------------------
 
 
+class CardIdentityOut(IdentityOut):
+    verified_at = serializers.DateTimeField(allow_null=True, help_text="When it was last verified (issue 12).")
+    verified_via = serializers.ChoiceField(
+        choices=["agent", "ivr", "record"],
+        allow_null=True,
+        help_text="How: by an agent on a call, IVR/login, on record.",
+    )
+
+    class Meta:
+        ref_name = "CardIdentity"
+
+
 class CardCustomerOut(serializers.Serializer):
     id = serializers.UUIDField()
     display_name = serializers.CharField()
     preferred_name = serializers.CharField()
     language = serializers.CharField()
     tier = serializers.CharField()
-    identities = IdentityOut(many=True)
+    identities = CardIdentityOut(many=True)
     preferences = serializers.DictField(child=serializers.CharField())
     facts = FactOut(many=True)
 
@@ -387,6 +399,10 @@ class CardCandidateOut(serializers.Serializer):
     id = serializers.UUIDField()
     display_name = serializers.CharField()
     matched_on = serializers.ListField(child=serializers.CharField())
+    # Issue 12: what tells household members apart.
+    account_last4 = serializers.CharField(allow_null=True, help_text="Last 4 of their account (a verified one first).")
+    email_domain = serializers.CharField(allow_null=True, help_text="The domain of their e-mail address.")
+    last_contact_at = serializers.DateTimeField(allow_null=True, help_text="Their last contact that counts.")
 
     class Meta:
         ref_name = "CardCandidate"
@@ -418,10 +434,19 @@ class CardInteractionOut(serializers.Serializer):
 class CardFeedbackOut(serializers.Serializer):
     rating = serializers.IntegerField(allow_null=True)
     sentiment = serializers.CharField(allow_null=True)
+    text = serializers.CharField(help_text="The customer's words.")
     received_at = serializers.DateTimeField()
 
     class Meta:
         ref_name = "CardFeedback"
+
+
+class CardRepeatOut(serializers.Serializer):
+    reason = serializers.CharField(help_text="Contact reason code.")
+    count = serializers.IntegerField(help_text="Earlier contacts about it in the repeat window (30 days).")
+
+    class Meta:
+        ref_name = "CardRepeat"
 
 
 class CardOut(serializers.Serializer):
@@ -431,12 +456,28 @@ class CardOut(serializers.Serializer):
     customer = CardCustomerOut(allow_null=True)
     candidates = CardCandidateOut(many=True)
     verified = serializers.BooleanField()
+    verified_on_call = serializers.ListField(
+        child=serializers.CharField(), help_text="Identifier kinds verified during this contact (IVR, login, agent)."
+    )
     do_not_ask = serializers.ListField(child=serializers.CharField())
     ivr = serializers.DictField()
     open_cases = CardCaseOut(many=True)
     recent_interactions = CardInteractionOut(many=True)
     flags = serializers.ListField(child=serializers.CharField())
+    repeat = CardRepeatOut(allow_null=True, help_text="What a repeat contact is about, when `repeat_contact` is set.")
     last_feedback = CardFeedbackOut(allow_null=True)
 
     class Meta:
         ref_name = "Card"
+
+
+# --- issue 12: verified on this call (POST /api/v1/interactions/{id}/verify) ---
+
+
+class ContactVerifyOut(serializers.Serializer):
+    interaction_id = serializers.UUIDField()
+    verified_on_call = serializers.ListField(child=serializers.CharField())
+    identity = CardIdentityOut()
+
+    class Meta:
+        ref_name = "ContactVerify"

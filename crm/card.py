@@ -27,6 +27,7 @@ from django.db.models import Count, Q
 from django.utils import timezone
 
 from crm.models import (
+    CONTACT_SOURCE,
     TRUTHY,
     AccessAudit,
     AuditAction,
@@ -41,11 +42,11 @@ from crm.models import (
     Preference,
     Sentiment,
     Tier,
+    contact_counts,
 )
 
-# Lookups and call events share one idempotency namespace for call_id, so a
-# call event and a lookup for the same call open the same interaction.
-CONTACT_SOURCE = "contact"
+# Lookups and call events share one idempotency namespace for call_id (CONTACT_SOURCE,
+# from crm.models), so a call event and a lookup for the same call open the same interaction.
 RECENT_LIMIT = 5
 # The card shows the newest open cases; a customer with more has a bigger problem than a card.
 OPEN_CASES_LIMIT = 20
@@ -68,6 +69,8 @@ class IdentityRow(TypedDict):
     kind: str
     value: str  # normalized
     verified: bool
+    verified_at: str | None
+    verified_via: str  # crm.models.VerifiedVia, or "" when not known
 
 
 class FactRow(TypedDict):
@@ -99,6 +102,7 @@ class RecentRow(TypedDict):
 class FeedbackRow(TypedDict):
     rating: int | None
     sentiment: str | None
+    text: str  # the customer's words
     received_at: str
 
 
@@ -124,6 +128,7 @@ class OpenedContact:
 
     interaction_id: uuid.UUID
     rows: CardRows
+    verified: list[str]  # identifier kinds verified during this contact so far (IVR, login, agent)
 
 
 @overload
@@ -184,6 +189,8 @@ _USER_TABLE = get_user_model()._meta.db_table
 # interaction and audit row may be lost; nothing is ever half-written. Inside a caller's
 # transaction the caller's commit mode is left alone.
 _NOT_THIS = "IS DISTINCT FROM (SELECT id FROM contact LIMIT 1)"
+# crm.models.contact_counts() in SQL: a pop or lookup nobody wrapped up is not a contact.
+_COUNTS = f"(source<>'{CONTACT_SOURCE}' OR reason_id IS NOT NULL OR outcome<>'' OR summary<>'')"
 _CARD = _obj(
     customer=f"""(SELECT {
         _obj(
@@ -196,7 +203,13 @@ _CARD = _obj(
     }
                   FROM {_T["Customer"]} c WHERE c.id=%(cid)s)""",
     identities=f"""(SELECT coalesce(json_agg({
-        _obj(kind="i.kind", value="i.normalized", verified="i.verified_at IS NOT NULL")
+        _obj(
+            kind="i.kind",
+            value="i.normalized",
+            verified="i.verified_at IS NOT NULL",
+            verified_at=_iso_sql("i.verified_at"),
+            verified_via="i.verified_via",
+        )
     }
                                              ORDER BY i.kind,i.created_at),'[]')
                     FROM {_T["Identity"]} i WHERE i.customer_id=%(cid)s)""",
@@ -237,7 +250,7 @@ _CARD = _obj(
         )
     } ORDER BY r.started_at DESC),'[]')
                 FROM (SELECT id,channel,started_at,agent_id,reason_id,summary,outcome FROM {_T["Interaction"]}
-                      WHERE customer_id=%(cid)s AND id {_NOT_THIS}
+                      WHERE customer_id=%(cid)s AND id {_NOT_THIS} AND {_COUNTS}
                       ORDER BY started_at DESC LIMIT {RECENT_LIMIT}) r
                 LEFT JOIN {_USER_TABLE} u ON u.id=r.agent_id
                 LEFT JOIN {_T["ContactReason"]} cr ON cr.id=r.reason_id)""",
@@ -248,7 +261,12 @@ _CARD = _obj(
                              GROUP BY cr.code) t)""",
     intent_known=f"EXISTS (SELECT 1 FROM {_T['ContactReason']} WHERE code=%(intent)s)",
     last_feedback=f"""(SELECT {
-        _obj(rating="fb.rating", sentiment="nullif(fb.sentiment,'')", received_at=_iso_sql("fb.received_at"))
+        _obj(
+            rating="fb.rating",
+            sentiment="nullif(fb.sentiment,'')",
+            text="fb.text",
+            received_at=_iso_sql("fb.received_at"),
+        )
     }
                        FROM {_T["Feedback"]} fb WHERE fb.customer_id=%(cid)s ORDER BY fb.received_at DESC LIMIT 1)""",
     recent_complaint=f"""EXISTS (SELECT 1 FROM {_T["Feedback"]} fb
@@ -257,19 +275,19 @@ _CARD = _obj(
 )
 _CONTACT_SQL = _compact(f"""
 WITH ins AS (
-    INSERT INTO {_T["Interaction"]} (id,customer_id,channel,started_at,agent_id,identifiers,verified,ivr,source,call_id,
-                                     created_at)
+    INSERT INTO {_T["Interaction"]} AS t (id,customer_id,channel,started_at,agent_id,identifiers,verified,ivr,source,
+                                          call_id,created_at)
     VALUES (%(id)s,%(cid)s,%(channel)s,%(now)s,%(agent_id)s,%(identifiers)s::jsonb,%(verified)s::jsonb,%(ivr)s::jsonb,
             '{CONTACT_SOURCE}',%(call_id)s,%(now)s)
     ON CONFLICT (source,call_id) WHERE call_id IS NOT NULL DO UPDATE SET
-        customer_id=COALESCE(EXCLUDED.customer_id,{_T["Interaction"]}.customer_id),
-        verified=CASE WHEN jsonb_array_length(EXCLUDED.verified)>0
-                      THEN EXCLUDED.verified ELSE {_T["Interaction"]}.verified END,
-        identifiers={_T["Interaction"]}.identifiers||EXCLUDED.identifiers,
-        ivr={_T["Interaction"]}.ivr||EXCLUDED.ivr
-    RETURNING id
+        customer_id=COALESCE(EXCLUDED.customer_id,t.customer_id),
+        verified=t.verified||coalesce((SELECT jsonb_agg(v) FROM jsonb_array_elements(EXCLUDED.verified) v
+                                       WHERE NOT t.verified@>jsonb_build_array(v)),'[]'),
+        identifiers=t.identifiers||EXCLUDED.identifiers,
+        ivr=t.ivr||EXCLUDED.ivr
+    RETURNING id,verified
 ), contact AS (
-    SELECT id FROM ins
+    SELECT id,verified FROM ins
 ), audit AS (
     INSERT INTO {_T["AccessAudit"]} (at,actor_id,action,customer_id,interaction_id,detail)
     SELECT %(now)s,%(actor_id)s,'{AuditAction.LOOKUP}',%(cid)s,contact.id,%(detail)s::jsonb FROM contact
@@ -277,6 +295,7 @@ WITH ins AS (
 )
 SELECT
     (SELECT id FROM contact LIMIT 1),
+    (SELECT verified FROM contact LIMIT 1),
     set_config('synchronous_commit',
                CASE WHEN %(async_commit)s THEN 'off' ELSE current_setting('synchronous_commit') END,true),
     {_CARD}
@@ -330,8 +349,10 @@ def contact_open_and_card(
     with connection.cursor() as cursor, cursor.cursor.connection.pipeline():
         cursor.execute(_GENERIC_PLAN_SQL)
         cursor.execute(_CONTACT_SQL, params)
-        interaction_id, _commit_mode, card = cursor.fetchone()
-    return OpenedContact(interaction_id=interaction_id, rows=CardRows(**card))
+        interaction_id, verified_now, _commit_mode, card = cursor.fetchone()
+    # Django reads jsonb as text (its JSONField decodes it); json columns come decoded.
+    verified_now = json.loads(verified_now) if isinstance(verified_now, str) else verified_now
+    return OpenedContact(interaction_id=interaction_id, rows=CardRows(**card), verified=verified_now)
 
 
 # --- the portable path -------------------------------------------------------------------
@@ -358,9 +379,10 @@ def contact_open_and_card_orm(
         if call_id:
             interaction = Interaction.objects.select_for_update().filter(source=CONTACT_SOURCE, call_id=call_id).first()
         if interaction is not None:
-            # A repeat of the call: what it learnt sticks (as ON CONFLICT DO UPDATE above).
+            # A repeat of the call: what it learnt sticks (as ON CONFLICT DO UPDATE above);
+            # verification only ever adds (a transfer keeps what the first agent verified).
             interaction.customer_id = customer_id or interaction.customer_id
-            interaction.verified = list(verified) or interaction.verified
+            interaction.verified = interaction.verified + [k for k in verified if k not in interaction.verified]
             interaction.identifiers = {**interaction.identifiers, **identifiers}
             interaction.ivr = {**interaction.ivr, **ivr}
             interaction.save(update_fields=["customer", "verified", "identifiers", "ivr"])
@@ -384,7 +406,7 @@ def contact_open_and_card_orm(
             detail=dict(audit_detail),
         )
     rows = card_rows_orm(customer_id, exclude_interaction_id=interaction.pk, window_start=window_start, intent=intent)
-    return OpenedContact(interaction_id=interaction.pk, rows=rows)
+    return OpenedContact(interaction_id=interaction.pk, rows=rows, verified=list(interaction.verified))
 
 
 def card_rows_orm(
@@ -415,7 +437,7 @@ def card_rows_orm(
         .order_by("-opened_at")
         .annotate(recent=Count("interactions", filter=Q(interactions__started_at__gte=window_start)))[:OPEN_CASES_LIMIT]
     )
-    history = Interaction.objects.filter(customer=customer)
+    history = Interaction.objects.filter(customer=customer).filter(contact_counts())
     if exclude_interaction_id is not None:
         history = history.exclude(pk=exclude_interaction_id)
     last = Feedback.objects.filter(customer=customer).order_by("-received_at").first()
@@ -428,7 +450,13 @@ def card_rows_orm(
             is_new=customer.created_at >= window_start,
         ),
         identities=[
-            IdentityRow(kind=i.kind, value=i.normalized, verified=i.verified_at is not None)
+            IdentityRow(
+                kind=i.kind,
+                value=i.normalized,
+                verified=i.verified_at is not None,
+                verified_at=iso(i.verified_at),
+                verified_via=i.verified_via,
+            )
             for i in Identity.objects.filter(customer=customer).order_by("kind", "created_at")
         ],
         preferences=dict(
@@ -468,7 +496,12 @@ def card_rows_orm(
         ),
         intent_known=intent_known,
         last_feedback=(
-            FeedbackRow(rating=last.rating, sentiment=last.sentiment or None, received_at=iso(last.received_at))
+            FeedbackRow(
+                rating=last.rating,
+                sentiment=last.sentiment or None,
+                text=last.text,
+                received_at=iso(last.received_at),
+            )
             if last
             else None
         ),
@@ -493,6 +526,7 @@ def card_from_rows(customer_id: uuid.UUID, rows: CardRows, *, intent: str | None
     else:
         repeat = any(n >= 2 for n in reason_counts.values())
     repeat = repeat or any(case["recent"] >= 2 for case in rows.open_cases)
+    repeat_about = repeat_reason(reason_counts, intent=intent) if repeat else None
     flags = []
     if repeat:
         flags.append("repeat_contact")
@@ -513,7 +547,14 @@ def card_from_rows(customer_id: uuid.UUID, rows: CardRows, *, intent: str | None
             "language": customer["language"],
             "tier": customer["tier"],
             "identities": [
-                {"kind": i["kind"], "value": i["value"], "verified": i["verified"]} for i in rows.identities
+                {
+                    "kind": i["kind"],
+                    "value": i["value"],
+                    "verified": i["verified"],
+                    "verified_at": i["verified_at"],
+                    "verified_via": i["verified_via"] or None,
+                }
+                for i in rows.identities
             ],
             "preferences": dict(rows.preferences),
             "facts": [
@@ -543,12 +584,33 @@ def card_from_rows(customer_id: uuid.UUID, rows: CardRows, *, intent: str | None
             for r in rows.recent
         ],
         "flags": flags,
+        "repeat": repeat_about,
         "last_feedback": (
-            {"rating": last["rating"], "sentiment": last["sentiment"], "received_at": last["received_at"]}
+            {
+                "rating": last["rating"],
+                "sentiment": last["sentiment"],
+                "text": last["text"],
+                "received_at": last["received_at"],
+            }
             if last is not None
             else None
         ),
     }
+
+
+def repeat_reason(reason_counts: Mapping[str, int], *, intent: str | None) -> dict[str, Any] | None:
+    """What a repeat contact is about, for the agent to say so: the IVR's intent, else the most frequent reason.
+
+    None when the repeat comes from an open case only (the card lists the case).
+    """
+    if intent and reason_counts.get(intent, 0) >= 2:
+        code = intent
+    else:
+        frequent = sorted(((n, code) for code, n in reason_counts.items() if n >= 2), reverse=True)
+        if not frequent:
+            return None
+        code = frequent[0][1]
+    return {"reason": code, "count": reason_counts[code]}
 
 
 def customer_card(customer: Customer, *, exclude_interaction_id=None, ivr: Mapping | None = None) -> dict[str, Any]:

@@ -128,6 +128,29 @@ class Customer(models.Model):
         return self.erased_at is None and self.merged_into_id is None
 
 
+# --- issue 12: how an identifier was verified ---
+class VerifiedVia(models.TextChoices):
+    AGENT = "agent", "by the agent on a call"
+    IVR = "ivr", "by the IVR or login"
+    RECORD = "record", "when it was recorded"
+
+
+# A contact opened by a screen-pop lookup or call event (crm.card.CONTACT_SOURCE).
+CONTACT_SOURCE = "contact"
+
+
+def contact_counts() -> Q:
+    """Contacts that count: a pop or lookup counts once an agent recorded a reason, outcome or summary.
+
+    Contacts from other sources (the interactions API, imports) always count. A screen
+    pop nobody wrapped up is not a contact: it is not on the card, the 360, nor in reports.
+    """
+    return ~Q(source=CONTACT_SOURCE) | Q(reason__isnull=False) | ~Q(outcome="") | ~Q(summary="")
+
+
+# --- end issue 12 ---
+
+
 class Identity(models.Model):
     """An identifier a customer is known by, stored as given and normalized.
 
@@ -143,6 +166,12 @@ class Identity(models.Model):
     verified_at = models.DateTimeField(null=True, blank=True)
     source = models.CharField(max_length=32, blank=True, default="agent")
     created_at = models.DateTimeField(auto_now_add=True)
+    # --- issue 12: how and by whom it was last verified (the agent desk's "Verified on this call") ---
+    verified_via = models.CharField(max_length=16, choices=VerifiedVia.choices, blank=True, default="", db_default="")
+    verified_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # --- end issue 12 ---
 
     class Meta:
         verbose_name_plural = "identities"

@@ -9,7 +9,7 @@ from django.db.models import Q, QuerySet
 from django.db.models.functions import Upper
 
 from crm.identifiers import guess_identifiers
-from crm.models import Case, Customer, Feedback, FollowUp, Identity, Interaction
+from crm.models import Case, Customer, Feedback, FollowUp, Identity, Interaction, contact_counts
 
 SEARCH_LIMIT = 50
 TIMELINE_PAGE = 50
@@ -130,7 +130,9 @@ def customer_timeline(
         return qs.order_by(f"-{field}", "-pk")[:limit]
 
     entries: list[dict] = []
-    for i in page(Interaction.objects.filter(customer=customer).select_related("reason", "agent"), "started_at"):
+    # Contacts that count only (issue 12): a screen pop nobody wrapped up is not on the timeline.
+    contacts = Interaction.objects.filter(customer=customer).filter(contact_counts())
+    for i in page(contacts.select_related("reason", "agent"), "started_at"):
         entries.append(
             {
                 "type": "interaction",

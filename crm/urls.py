@@ -3,7 +3,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.permissions import AllowAny, IsAuthenticated
 
-from crm import api, feedback_api, health
+from crm import api, feedback_api, health, verification_api  # verification_api: issue 12
 
 # crm's own routes; the site's root URLconf (context.urls) adds the lookup, call events
 # and the agent page, so the lower layer never imports the upper one.
@@ -21,6 +21,12 @@ api_v1 = [
     path("interactions", api.InteractionCreateApi.as_view(), name="interaction-list"),
     path("interactions/<uuid:interaction_id>", api.InteractionDetailApi.as_view(), name="interaction-detail"),
     path("reasons", api.ReasonListApi.as_view(), name="reason-list"),
+    # issue 12: "Verified on this call"
+    path(
+        "interactions/<uuid:interaction_id>/verify",
+        verification_api.ContactVerifyApi.as_view(),
+        name="interaction-verify",
+    ),
     path("feedback", feedback_api.FeedbackCreateApi.as_view(), name="feedback-list"),
     path("feedback/<uuid:feedback_id>", feedback_api.FeedbackDetailApi.as_view(), name="feedback-detail"),
     path("recognitions", feedback_api.RecognitionListApi.as_view(), name="recognition-list"),

@@ -77,10 +77,10 @@ def cti_token(transactional_db):
     return Token.objects.create(user=cti).key
 
 
-def open_agent_page(chromium, live_server, user):
+def open_agent_page(chromium, live_server, user, viewport=None):
     client = Client()
     client.force_login(user)
-    context = chromium.new_context(viewport={"width": 1280, "height": 800})
+    context = chromium.new_context(viewport=viewport or {"width": 1280, "height": 800})
     context.add_cookies([{"name": "sessionid", "value": client.cookies["sessionid"].value, "url": live_server.url}])
     page = context.new_page()
     page.script_errors = []

@@ -100,6 +100,11 @@ def test_a_unique_customer_gets_the_same_card_from_both_paths(people):
     assert [f["key"] for f in sql["rows"].facts] == ["car", "pet"]
     assert sql["rows"].recent_complaint is True
     assert sql["contact"]["direction"] == "inbound" and sql["contact"]["summary"] == ""  # the db_defaults
+    # Issue 12: the pop nobody wrapped up (uid 6) is not among the contacts; verification says when and how.
+    assert [r["id"] for r in sql["rows"].recent] == [str(s.uid(4)), str(s.uid(3)), str(s.uid(5))]
+    account = next(i for i in sql["rows"].identities if i["kind"] == "account")
+    assert account["verified_via"] == "agent" and account["verified_at"] == card.iso(s.ago(days=1))
+    assert sql["rows"].last_feedback["text"] == "Billed twice again!"
 
 
 def test_household_members_and_an_ambiguous_caller_get_the_same_rows(people):
@@ -136,7 +141,12 @@ def test_heavy_history_is_cut_to_the_same_cases_and_contacts(people):
     rows = sql["rows"]
     assert len(rows.open_cases) == card.OPEN_CASES_LIMIT < 25
     assert len(rows.recent) == card.RECENT_LIMIT < 12
-    assert rows.last_feedback == {"rating": 3, "sentiment": "neutral", "received_at": "2026-06-14T12:00:00.123456Z"}
+    assert rows.last_feedback == {
+        "rating": 3,
+        "sentiment": "neutral",
+        "text": "",
+        "received_at": "2026-06-14T12:00:00.123456Z",
+    }
 
 
 def test_a_repeated_call_updates_the_contact_the_same_way_on_both_paths(people):

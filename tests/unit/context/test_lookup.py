@@ -82,9 +82,10 @@ def test_a_household_phone_is_ambiguous_with_every_candidate(agent_api):
 
     assert body["match"] == "ambiguous"
     assert body["customer"] is None
+    nothing_tells_apart = {"account_last4": None, "email_domain": None, "last_contact_at": None}  # issue 12's hints
     assert body["candidates"] == [
-        {"id": str(ann.pk), "display_name": "Ann Lee", "matched_on": ["phone"]},
-        {"id": str(ben.pk), "display_name": "Ben Lee", "matched_on": ["phone"]},
+        {"id": str(ann.pk), "display_name": "Ann Lee", "matched_on": ["phone"], **nothing_tells_apart},
+        {"id": str(ben.pk), "display_name": "Ben Lee", "matched_on": ["phone"], **nothing_tells_apart},
     ]
     assert body["matched_on"] == ["phone"]
     assert body["open_cases"] == [] and body["recent_interactions"] == [] and body["flags"] == []
@@ -169,14 +170,18 @@ def test_none_then_linked_at_wrap_up_finds_the_caller_next_time(agent_api, jim):
     assert first["match"] == "none"
 
     response = agent_api.patch(
-        f"/api/v1/interactions/{first['interaction_id']}", {"customer_id": str(jim.pk)}, format="json"
+        f"/api/v1/interactions/{first['interaction_id']}",
+        {"customer_id": str(jim.pk), "reason": "billing", "outcome": "resolved"},  # a wrap-up: a contact that counts
+        format="json",
     )
     assert response.status_code == 200
 
     second = lookup(agent_api, phone="212-555-0777")
     assert second["match"] == "unique"
     assert second["customer"]["id"] == str(jim.pk)
-    assert {"kind": "phone", "value": "+12125550777", "verified": False} in second["customer"]["identities"]
+    assert {"kind": "phone", "value": "+12125550777", "verified": False, "verified_at": None, "verified_via": None} in (
+        second["customer"]["identities"]
+    )
     assert second["recent_interactions"][0]["id"] == first["interaction_id"]
 
 

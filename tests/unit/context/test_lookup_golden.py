@@ -3,6 +3,9 @@
 lookup_golden.json was recorded from the code before the move (context/selectors.py's
 positional arrays); each scenario's response must stay byte-for-byte the same, except
 the ids of the contacts the lookups open, which are random (numbered in order).
+Re-recorded for issue 12 (on PostgreSQL, then checked on SQLite): new optional fields
+(identities' verified_at/verified_via, verified_on_call, repeat, last_feedback.text)
+and contacts that count (a lookup nobody wrapped up is no longer a recent contact).
 """
 
 import datetime as dt

@@ -96,6 +96,13 @@ def test_the_documented_shapes_are_the_keys_the_api_answers_with(schema, agent_a
 
     interaction = agent_api.get(f"/api/v1/interactions/{card['interaction_id']}").json()
     assert set(interaction) == properties(schema, "Interaction")
+    # Issue 12: the card's identities, and "Verified on this call".
+    assert set(card["customer"]["identities"][0]) == properties(schema, "CardIdentity")
+    verified = agent_api.post(f"/api/v1/interactions/{card['interaction_id']}/verify", {"kind": "phone"}, format="json")
+    assert set(verified.json()) == properties(schema, "ContactVerify")
+    # Wrapped up, so the contact counts and is on the timeline (issue 12).
+    wrap = {"reason": "billing", "outcome": "resolved"}
+    assert agent_api.patch(f"/api/v1/interactions/{card['interaction_id']}", wrap, format="json").status_code == 200
 
     timeline = agent_api.get(f"/api/v1/customers/{jim.pk}/timeline").json()
     assert set(timeline) == properties(schema, "Timeline")
