@@ -780,6 +780,17 @@ def _customer_by_identifiers(
 # --- running a job -------------------------------------------------------------------------------
 
 
+def upload_store(upload) -> Path:
+    """Keep an uploaded file where the worker reads it (settings.CRM_IMPORT_DIR), under a name nobody guesses."""
+    directory = Path(settings.CRM_IMPORT_DIR)
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{uuid.uuid4().hex}-{Path(upload.name).name[-80:]}"
+    with path.open("wb") as out:
+        for chunk in upload.chunks():
+            out.write(chunk)
+    return path
+
+
 def import_job_create(
     *, actor, kind: str, path: Path, file_name: str, file_format: str | None = None, dry_run: bool = False
 ) -> ImportJob:

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import uuid
 from pathlib import Path
 from typing import Any
 
-from django.conf import settings
 from django.db import transaction
 from django.http import FileResponse
 from drf_spectacular.utils import extend_schema
@@ -48,17 +46,6 @@ def import_out(job: ImportJob) -> dict[str, Any]:
     }
 
 
-def upload_store(upload) -> Path:
-    """Keep the upload where the worker reads it (settings.CRM_IMPORT_DIR), under a name nobody guesses."""
-    directory = Path(settings.CRM_IMPORT_DIR)
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / f"{uuid.uuid4().hex}-{Path(upload.name).name[-80:]}"
-    with path.open("wb") as out:
-        for chunk in upload.chunks():
-            out.write(chunk)
-    return path
-
-
 class ImportCreateApi(APIView):
     permission_classes = [IsSupervisor]
     parser_classes = [MultiPartParser]
@@ -72,7 +59,7 @@ class ImportCreateApi(APIView):
             file_format = imports.format_for(upload.name, data.validated_data.get("format"))
         except ValueError as exc:
             raise serializers.ValidationError({"format": [str(exc)]}) from None
-        path = upload_store(upload)
+        path = imports.upload_store(upload)
         with transaction.atomic():
             job = imports.import_job_create(
                 actor=request.user,

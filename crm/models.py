@@ -626,4 +626,4 @@ class ImportJob(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.kind} import of {self.file_name}"
+        return f"{self.get_kind_display()} import: {self.file_name}"

@@ -427,3 +427,23 @@ def test_erasure_forgets_the_source_systems_id(tmp_path, sam):
 
     ada.refresh_from_db()
     assert ada.external_ref is None
+
+
+def test_the_admin_upload_starts_an_import_and_its_page_shows_the_report(tmp_path, sam, alice, client, settings):
+    settings.CRM_IMPORT_DIR = tmp_path / "uploads"
+    upload = io.BytesIO(b"external_ref,display_name,tier\nG-1,Good,vip\nB-1,Bad,platinum\n")
+    upload.name = "people.csv"
+    client.force_login(alice)
+    assert client.get("/admin/crm/importjob/add/").status_code == 302  # agents are sent to the login
+    client.force_login(sam)
+
+    response = client.post("/admin/crm/importjob/add/", {"upload": upload, "kind": "customers", "dry_run": ""})
+
+    job = ImportJob.objects.get()
+    assert response.status_code == 302 and response["Location"].endswith(f"/admin/crm/importjob/{job.pk}/change/")
+    assert (job.kind, job.file_name, job.started_by) == ("customers", "people.csv", sam)
+    imports.import_run(job.pk)
+    page = client.get(response["Location"]).content.decode()
+    assert "2 / 2 rows" in page
+    assert "&#x27;platinum&#x27; is not a tier" in page
+    assert f"/api/v1/imports/{job.pk}/errors" in page
