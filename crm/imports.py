@@ -988,17 +988,22 @@ def import_enqueue(job: ImportJob) -> None:
     enqueue_on_commit("crm.import_run", str(job.pk))
 
 
-def imports_sweep(*, now: dt.datetime | None = None) -> int:
-    """Publish again the imports left queued or held by a runner that went quiet."""
+def imports_stalled(*, now: dt.datetime | None = None, limit: int = 100) -> list[uuid.UUID]:
+    """Imports left queued past the grace period (a lost message) or held by a runner gone quiet (killed)."""
     now = now or timezone.now()
     stale = now - dt.timedelta(seconds=settings.CRM_IMPORT_STALE_SECONDS)
     queued = now - dt.timedelta(seconds=QUEUED_GRACE_SECONDS)
-    ids = list(
+    return list(
         ImportJob.objects.filter(
             Q(status=ImportStatus.QUEUED, created_at__lt=queued)
             | Q(status=ImportStatus.RUNNING, heartbeat_at__lt=stale)
-        ).values_list("pk", flat=True)[:100]
+        ).values_list("pk", flat=True)[:limit]
     )
+
+
+def imports_sweep(*, now: dt.datetime | None = None) -> int:
+    """Publish the stalled imports again; the claim in import_run lets only one runner hold each."""
+    ids = imports_stalled(now=now)
     for job_id in ids:
         publish("crm.import_run", str(job_id))
     return len(ids)

@@ -447,3 +447,19 @@ def test_the_admin_upload_starts_an_import_and_its_page_shows_the_report(tmp_pat
     assert "2 / 2 rows" in page
     assert "&#x27;platinum&#x27; is not a tier" in page
     assert f"/api/v1/imports/{job.pk}/errors" in page
+
+
+def test_the_sweep_takes_again_only_imports_left_queued_or_held_by_a_quiet_runner(tmp_path, settings):
+    settings.CRM_IMPORT_STALE_SECONDS = 60
+    path = tmp_path / "x.csv"
+    path.write_text("external_ref,display_name\nA,B\n")
+    now = timezone.now()
+    make = imports.import_job_create
+    fresh = make(actor=None, kind="customers", path=path, file_name="x.csv")
+    old_queued = make(actor=None, kind="customers", path=path, file_name="x.csv")
+    quiet = make(actor=None, kind="customers", path=path, file_name="x.csv")
+    busy = make(actor=None, kind="customers", path=path, file_name="x.csv")
+    ImportJob.objects.filter(pk=old_queued.pk).update(created_at=now - dt.timedelta(minutes=5))
+    ImportJob.objects.filter(pk=quiet.pk).update(status="running", heartbeat_at=now - dt.timedelta(minutes=5))
+    ImportJob.objects.filter(pk=busy.pk).update(status="running", heartbeat_at=now)
+    assert set(imports.imports_stalled(now=now)) == {old_queued.pk, quiet.pk}
