@@ -28,7 +28,7 @@ REASONS = ["billing", "technical_fault", "payment", "outage", "complaint", "gene
 OUTCOMES = ["resolved", "unresolved", "follow_up", "transferred"]
 CHANNELS = ["phone", "phone", "phone", "chat", "email", "sms"]
 FIRST = ["James", "Mary", "Robert", "Patricia", "John", "Jennifer", "Michael", "Linda", "Aiko", "Kofi", "Rosa"]
-X
+LAST = ["Smith", "Johnson", "Garcia", "Walsh", "Okafor", "Nguyen", "Muller", "Oneil", "Kowalski", "Haddad"]
 
 
 def customers_file(path: Path, n: int, seed: int) -> None:
