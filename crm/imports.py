@@ -248,7 +248,10 @@ def _keyed(row: Row, prefix: str) -> dict[str, str]:
 
 def _when(value: str) -> dt.datetime | None:
     """ISO 8601; a date alone is midnight UTC, a time without offset is UTC."""
-    parsed = parse_datetime(value)
+    try:
+        parsed = dt.datetime.fromisoformat(value)  # C-fast for the usual forms (Python 3.11 reads "Z")
+    except ValueError:
+        parsed = parse_datetime(value)
     if parsed is None:
         day = parse_date(value)
         if day is None:
@@ -535,6 +538,34 @@ def customers_apply(records: list[CustomerRecord], *, actor, job: ImportJob, out
     bulk_insert(AccessAudit, audits)
 
 
+# The columns an imported interaction fills; the rest take their database defaults (db_default) or
+# stay NULL. Rows are tuples in this order: no model instances on the 10-million-row path.
+INTERACTION_COPY_COLUMNS = (
+    "id", "customer_id", "channel", "started_at", "ended_at", "agent_id", "reason_id", "summary", "outcome",
+    "identifiers", "verified", "ivr", "source", "external_id", "created_at",
+)  # fmt: skip
+
+
+def rows_insert(model: type[models.Model], columns: tuple[str, ...], rows: list[tuple]) -> None:
+    """Insert rows given as tuples of column values: COPY on PostgreSQL, the ORM elsewhere."""
+    if not rows:
+        return
+    if connection.vendor != "postgresql":
+        json_columns = {f.column for f in model._meta.concrete_fields if isinstance(f, models.JSONField)}
+        model.objects.bulk_create(
+            model(**{c: json.loads(v) if c in json_columns else v for c, v in zip(columns, row, strict=True)})
+            for row in rows
+        )
+        return
+    names = ", ".join(connection.ops.quote_name(c) for c in columns)
+    with (
+        connection.cursor() as cursor,
+        cursor.copy(f"COPY {connection.ops.quote_name(model._meta.db_table)} ({names}) FROM STDIN") as copy,
+    ):
+        for row in rows:
+            copy.write_row(row)
+
+
 def bulk_insert(model: type[models.Model], objs: Iterable[models.Model]) -> None:
     """Insert new rows: COPY on PostgreSQL (a fifth of bulk_create's cost per row, measured), else bulk_create.
 
@@ -726,7 +757,8 @@ def interactions_apply(
     wanted = {(kind, norm) for r in records if not r.customer_ref for kind, norm in r.identifiers.items()}
     holders = _holders(wanted)
 
-    new: list[Interaction] = []
+    new: list[tuple] = []
+    now = timezone.now()
     touched: dict[uuid.UUID, int] = {}
     for record in records:
         line = record.row.line
@@ -754,24 +786,28 @@ def interactions_apply(
                 out.rejected.append((record.row, problem))
                 continue
         new.append(
-            Interaction(
-                customer_id=customer_id,
-                channel=record.channel,
-                started_at=record.started_at,
-                ended_at=record.ended_at,
-                agent_id=staff.get(record.agent) if record.agent else None,
-                reason_id=lookups.reasons.get(record.reason) if record.reason else None,
-                summary=record.summary,
-                outcome=record.outcome,
-                identifiers=dict(record.identifiers),
-                source=EXTERNAL_SOURCE,
-                external_id=record.external_id,
+            (
+                uuid.uuid4(),
+                customer_id,
+                record.channel,
+                record.started_at,
+                record.ended_at,
+                staff.get(record.agent) if record.agent else None,
+                lookups.reasons.get(record.reason) if record.reason else None,
+                record.summary,
+                record.outcome,
+                json.dumps(record.identifiers),
+                "[]",
+                "{}",
+                EXTERNAL_SOURCE,
+                record.external_id,
+                now,
             )
         )
         present.add(record.external_id)
         touched[customer_id] = touched.get(customer_id, 0) + 1
         out.created += 1
-    bulk_insert(Interaction, new)
+    rows_insert(Interaction, INTERACTION_COPY_COLUMNS, new)
     bulk_insert(
         AccessAudit,
         [
