@@ -467,6 +467,7 @@ class ImportOut(serializers.Serializer):
     updated = serializers.IntegerField()
     unchanged = serializers.IntegerField()
     rejected = serializers.IntegerField()
-    errors = ImportProblemOut(many=True, help_text="Rejected rows, the first 1,000 by default.")
+    # Describes the output key "errors"; this serializer only documents, so shadowing Serializer.errors is harmless.
+    errors = ImportProblemOut(many=True, help_text="Rejected rows, the first 1,000 by default.")  # type: ignore[assignment]
     warnings = ImportProblemOut(many=True, help_text="Unknown columns, possible duplicates.")
     error_file = serializers.CharField(allow_null=True, help_text="The rejected lines with a reason column.")

@@ -14,13 +14,14 @@ reported as a possible duplicate, and the duplicates view lists the pair.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import datetime as dt
 import io
 import json
 import logging
 import uuid
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
@@ -93,7 +94,7 @@ class Problem:
     field: str
     message: str
     # For a line that could not be read as a record: its cells as read, for the error file.
-    original: list[str] | None = field(default=None, compare=False)
+    original: list[str] | None = dataclasses.field(default=None, compare=False)
 
     def as_dict(self) -> dict[str, Any]:
         return {"line": self.line, "field": self.field, "message": self.message}
@@ -113,9 +114,9 @@ class Outcomes:
     created: int = 0
     updated: int = 0
     unchanged: int = 0
-    rejected: list[tuple[Row, Problem]] = field(default_factory=list)
-    problems: list[Problem] = field(default_factory=list)
-    warnings: list[Problem] = field(default_factory=list)
+    rejected: list[tuple[Row, Problem]] = dataclasses.field(default_factory=list)
+    problems: list[Problem] = dataclasses.field(default_factory=list)
+    warnings: list[Problem] = dataclasses.field(default_factory=list)
 
 
 # --- reading ----------------------------------------------------------------------------------
@@ -252,6 +253,7 @@ def _keyed(row: Row, prefix: str) -> dict[str, str]:
 
 def _when(value: str) -> dt.datetime | None:
     """ISO 8601; a date alone is midnight UTC, a time without offset is UTC."""
+    parsed: dt.datetime | None
     try:
         parsed = dt.datetime.fromisoformat(value)  # C-fast for the usual forms (Python 3.11 reads "Z")
     except ValueError:
@@ -357,7 +359,7 @@ def customers_apply(records: list[CustomerRecord], *, actor, job: ImportJob, out
     for pk, ref, merged_into in Customer.objects.filter(external_ref__in=refs, erased_at__isnull=True).values_list(
         "pk", "external_ref", "merged_into_id"
     ):
-        by_ref[ref] = merged_into or pk
+        by_ref[str(ref)] = merged_into or pk
     account_owner = dict(
         Identity.objects.filter(kind=IdentityKind.ACCOUNT, normalized__in=accounts).values_list(
             "normalized", "customer_id"
@@ -446,9 +448,9 @@ def customers_apply(records: list[CustomerRecord], *, actor, job: ImportJob, out
             account_owner[account] = target
 
         for kind, value, norm in record.identities:
-            key = (kind, norm)
-            verified = key in record.verified
-            if key not in entry.identities:
+            held = (kind, norm)
+            verified = held in record.verified
+            if held not in entry.identities:
                 identity = Identity(
                     customer_id=target,
                     kind=kind,
@@ -458,15 +460,15 @@ def customers_apply(records: list[CustomerRecord], *, actor, job: ImportJob, out
                     verified_at=now if verified else None,
                 )
                 new_identities.append(identity)
-                entry.identities[key] = identity
+                entry.identities[held] = identity
                 changed = True
-                others = holders.get(key, set()) - {target}
+                others = holders.get(held, set()) - {target}
                 if others:
                     out.warnings.append(
                         Problem(line, kind, "Possible duplicate of " + ", ".join(sorted(str(o) for o in others)) + ".")
                     )
             elif verified:
-                existing = entry.identities[key]
+                existing = entry.identities[held]
                 if existing is not None and existing.verified_at is None:
                     existing.verified_at = now
                     if existing.pk:
@@ -556,7 +558,7 @@ def rows_insert(model: type[models.Model], columns: tuple[str, ...], rows: list[
         return
     if connection.vendor != "postgresql":
         json_columns = {f.column for f in model._meta.concrete_fields if isinstance(f, models.JSONField)}
-        model.objects.bulk_create(
+        model._default_manager.bulk_create(
             model(**{c: json.loads(v) if c in json_columns else v for c, v in zip(columns, row, strict=True)})
             for row in rows
         )
@@ -579,10 +581,10 @@ def bulk_insert(model: type[models.Model], objs: Iterable[models.Model]) -> None
     if not objs:
         return
     if connection.vendor != "postgresql":
-        model.objects.bulk_create(objs)
+        model._default_manager.bulk_create(objs)
         return
     fields = [f for f in model._meta.concrete_fields if not f.primary_key or not isinstance(f, models.AutoField)]
-    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
+    columns = ", ".join(connection.ops.quote_name(str(f.column)) for f in fields)
     with (
         connection.cursor() as cursor,
         cursor.copy(f"COPY {connection.ops.quote_name(model._meta.db_table)} ({columns}) FROM STDIN") as copy,
@@ -1028,13 +1030,13 @@ class _ErrorFile:
         self.path = Path(job.error_path) if job.error_path else Path(f"{job.path}.errors.{job.file_format}")
 
     def write(self, rejected: list[tuple[Row, Problem]], unreadable: list[Problem]) -> str:
-        entries = [(row.line, row.original, problem) for row, problem in rejected]
+        entries: list[tuple[int, Any, Problem]] = [(row.line, row.original, problem) for row, problem in rejected]
         entries += [(problem.line, problem.original, problem) for problem in unreadable]
         entries.sort(key=lambda entry: entry[0])
         first = not self.path.exists()
         with self.path.open("a", encoding="utf-8", newline="") as f:
             if self.job.file_format == "jsonl":
-                for _, original, problem in entries:
+                for _line, original, problem in entries:
                     record = dict(original) if isinstance(original, dict) else {"line": problem.line}
                     record[ERROR_COLUMN] = _reason(problem)
                     f.write(json.dumps(record, ensure_ascii=False) + "\n")
@@ -1043,7 +1045,7 @@ class _ErrorFile:
             if first:
                 writer.writerow([*self._header(), ERROR_COLUMN])
             skip = self._error_index()
-            for _, original, problem in entries:
+            for _line, original, problem in entries:
                 cells = [c for i, c in enumerate(original) if i != skip] if isinstance(original, list) else []
                 writer.writerow([*cells, _reason(problem)] if cells else [f"line {problem.line}: {_reason(problem)}"])
         return str(self.path)

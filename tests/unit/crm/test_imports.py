@@ -455,7 +455,7 @@ def test_the_sweep_takes_again_only_imports_left_queued_or_held_by_a_quiet_runne
     path.write_text("external_ref,display_name\nA,B\n")
     now = timezone.now()
     make = imports.import_job_create
-    fresh = make(actor=None, kind="customers", path=path, file_name="x.csv")
+    make(actor=None, kind="customers", path=path, file_name="x.csv")  # fresh: queued a moment ago
     old_queued = make(actor=None, kind="customers", path=path, file_name="x.csv")
     quiet = make(actor=None, kind="customers", path=path, file_name="x.csv")
     busy = make(actor=None, kind="customers", path=path, file_name="x.csv")
