@@ -7,6 +7,7 @@ from typing import Any
 
 from django.db import transaction
 from django.http import FileResponse
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.parsers import MultiPartParser
@@ -93,7 +94,7 @@ class ImportErrorFileApi(APIView):
 
     permission_classes = [IsSupervisor]
 
-    @extend_schema(responses={(200, "text/csv"): bytes})
+    @extend_schema(responses={(200, "text/csv"): OpenApiTypes.BINARY})
     def get(self, request, import_id):
         job = _job(import_id)
         if not job.error_path or not Path(job.error_path).exists():
