@@ -180,7 +180,7 @@ class Preference(models.Model):
         "Interaction", null=True, blank=True, on_delete=models.SET_NULL, related_name="preferences"
     )
     # Issue 15: "file:line" when the value came from a bulk import (the source the card names).
-    import_ref = models.CharField(max_length=200, blank=True, default="")
+    import_ref = models.CharField(max_length=200, blank=True, default="", db_default="")
 
     class Meta:
         constraints = [
@@ -208,7 +208,7 @@ class Fact(models.Model):
         "Interaction", null=True, blank=True, on_delete=models.SET_NULL, related_name="facts"
     )
     # Issue 15: "file:line" when the value came from a bulk import (the source the card names).
-    import_ref = models.CharField(max_length=200, blank=True, default="")
+    import_ref = models.CharField(max_length=200, blank=True, default="", db_default="")
 
     class Meta:
         constraints = [
