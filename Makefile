@@ -10,7 +10,7 @@ TEST_REDIS_URL ?= redis://127.0.0.1:6379/1
 
 .DEFAULT_GOAL := help
 .PHONY: help run test services test-sqlite lint typecheck format migrations-check browser bench clean worker beat bench-feedback \
-	bench-smoke bench-lookup bench-lookup-smoke
+	bench-smoke bench-lookup bench-lookup-smoke bench-import
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -92,3 +92,8 @@ screenshots: $(VENV)/.installed browser ## Take the pages' screenshots into docs
 
 clean: ## Remove the virtual environment and local data
 	rm -rf $(VENV) var .pytest_cache
+
+# --- issue 15: bulk import -------------------------------------------------------------------
+BENCH_IMPORT_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/goldfish_bench_import
+bench-import: $(VENV)/.installed ## Bulk import: 1M customers and 10M interactions from generated files (empties that database's crm tables)
+	DATABASE_URL=$(BENCH_IMPORT_DATABASE_URL) $(PY) -m bench.import_run --customers 1000000 $(BENCH_ARGS)

@@ -12,16 +12,18 @@ from __future__ import annotations
 
 import datetime as dt
 
+from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.forms import AdminAuthenticationForm
 from django.db.models import Count, Q
+from django.http import HttpResponseRedirect
 from django.shortcuts import redirect
 from django.urls import path, reverse
 from django.utils import timezone
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 from django.utils.text import Truncator
 
-from crm import admin_views, audit, follow_ups, models
+from crm import admin_views, audit, follow_ups, imports, models
 from crm.permissions import is_supervisor
 from crm.selectors import customer_search
 from crm.services import customer_update
@@ -509,3 +511,113 @@ class AccessAuditAdmin(ReadOnly, admin.ModelAdmin):
     ordering = ("-at",)
     show_full_result_count = False
     actions = None
+
+
+# --- issue 15: bulk import ---------------------------------------------------------------------
+
+
+class ImportUploadForm(forms.ModelForm):
+    upload = forms.FileField(label="File", help_text="CSV with a header line, or JSON Lines (.jsonl), UTF-8.")
+
+    class Meta:
+        model = models.ImportJob
+        fields = ("kind", "dry_run")
+        help_texts = {"dry_run": "Validate every row and report; write nothing."}
+
+
+@admin.register(models.ImportJob)
+class ImportJobAdmin(admin.ModelAdmin):
+    """Supervisors upload a file, watch its progress and read the report; the job itself is the system's."""
+
+    list_display = ("created_at", "file_name", "kind", "status", "progress", "created", "updated", "unchanged",
+                    "rejected", "started_by")  # fmt: skip
+    list_filter = ("kind", "status")
+    ordering = ("-created_at",)
+    list_select_related = ("started_by",)
+    readonly_fields = (
+        "file_name", "kind", "file_format", "dry_run", "status", "progress", "created", "updated", "unchanged",
+        "rejected", "started_by", "created_at", "finished_at", "report", "failure",
+    )  # fmt: skip
+
+    def has_module_permission(self, request):
+        return is_supervisor(request.user)
+
+    def has_view_permission(self, request, obj=None):
+        return is_supervisor(request.user)
+
+    def has_add_permission(self, request):
+        return is_supervisor(request.user)
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        if obj is None:
+            kwargs["form"] = ImportUploadForm
+        return super().get_form(request, obj, change=change, **kwargs)
+
+    def get_fields(self, request, obj=None):
+        if obj is None:
+            return ("upload", "kind", "dry_run")
+        return self.readonly_fields
+
+    def get_readonly_fields(self, request, obj=None):
+        return () if obj is None else self.readonly_fields
+
+    def save_model(self, request, obj, form, change):
+        """Store the upload and start the job; the page then shows its progress."""
+        upload = form.cleaned_data["upload"]
+        job = imports.import_job_create(
+            actor=request.user,
+            kind=form.cleaned_data["kind"],
+            path=imports.upload_store(upload),
+            file_name=upload.name,
+            dry_run=form.cleaned_data["dry_run"],
+        )
+        imports.import_enqueue(job)
+        for model_field in job._meta.concrete_fields:
+            setattr(obj, model_field.attname, getattr(job, model_field.attname))
+        obj._state.adding = False
+
+    def log_addition(self, request, obj, message):
+        """The job records who started it; the admin log would keep the file name beside it for good."""
+
+    def response_add(self, request, obj, post_url_continue=None):
+        return HttpResponseRedirect(reverse("admin:crm_importjob_change", args=[obj.pk]))
+
+    @admin.display(description="progress")
+    def progress(self, obj):
+        if obj.rows_total:
+            return f"{obj.rows_done:,} / {obj.rows_total:,} rows ({100 * obj.rows_done // max(obj.rows_total, 1)} %)"
+        return f"{obj.rows_done:,} rows"
+
+    @admin.display(description="report")
+    def report(self, obj):
+        rows = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            (
+                [("rejected", p["line"], p["field"] or "—", p["message"]) for p in obj.errors[:200]]
+                + [("warning", p["line"], p["field"] or "—", p["message"]) for p in obj.warnings[:200]]
+            ),
+        )
+        link = (
+            format_html(
+                '<p><a href="{}">Download the rejected lines with their reason</a> — fix them and import that file '
+                "again.</p>",
+                reverse("import-errors", args=[obj.pk]),
+            )
+            if obj.error_path
+            else ""
+        )
+        if not rows:
+            return format_html("{}<p>No problems.</p>", link)
+        return format_html(
+            '{}<table class="import-report"><thead><tr><th></th><th>line</th><th>field</th><th>problem</th></tr>'
+            "</thead><tbody>{}</tbody></table>",
+            link,
+            rows,
+        )

@@ -481,3 +481,34 @@ class ContactVerifyOut(serializers.Serializer):
 
     class Meta:
         ref_name = "ContactVerify"
+
+
+# --- issue 15: bulk import ---------------------------------------------------------------------
+
+
+class ImportAccepted(serializers.Serializer):
+    id = serializers.UUIDField()
+
+
+class ImportProblemOut(serializers.Serializer):
+    line = serializers.IntegerField(help_text="The record's first line in the file (1 is the CSV header).")
+    field = serializers.CharField(help_text="The column at fault; empty when the line itself cannot be read.")
+    message = serializers.CharField()
+
+
+class ImportOut(serializers.Serializer):
+    id = serializers.UUIDField()
+    kind = serializers.ChoiceField(choices=["customers", "interactions"])
+    status = serializers.ChoiceField(choices=["queued", "running", "done", "failed"])
+    dry_run = serializers.BooleanField()
+    file_name = serializers.CharField()
+    rows_total = serializers.IntegerField(help_text="Records in the file (an estimate until the import is done).")
+    rows_done = serializers.IntegerField()
+    created = serializers.IntegerField()
+    updated = serializers.IntegerField()
+    unchanged = serializers.IntegerField()
+    rejected = serializers.IntegerField()
+    # Describes the output key "errors"; this serializer only documents, so shadowing Serializer.errors is harmless.
+    errors = ImportProblemOut(many=True, help_text="Rejected rows, the first 1,000 by default.")  # type: ignore[assignment]
+    warnings = ImportProblemOut(many=True, help_text="Unknown columns, possible duplicates.")
+    error_file = serializers.CharField(allow_null=True, help_text="The rejected lines with a reason column.")

@@ -109,11 +109,17 @@ class Customer(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
     erased_at = models.DateTimeField(null=True, blank=True)
     merged_into = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="merged")
+    # Issue 15: the customer's id in the system it was imported from; an import row naming it updates this customer.
+    external_ref = models.CharField(max_length=128, null=True, blank=True)
 
     objects = CustomerQuerySet.as_manager()
 
     class Meta:
         constraints = [
+            # The import matches by it (and its unique index serves that lookup).
+            models.UniqueConstraint(
+                fields=["external_ref"], condition=Q(external_ref__isnull=False), name="customer_external_ref_once"
+            ),
             models.CheckConstraint(
                 condition=Q(merged_into__isnull=True) | ~Q(merged_into=models.F("id")),
                 name="customer_not_merged_into_itself",
@@ -202,6 +208,8 @@ class Preference(models.Model):
     interaction = models.ForeignKey(
         "Interaction", null=True, blank=True, on_delete=models.SET_NULL, related_name="preferences"
     )
+    # Issue 15: "file:line" when the value came from a bulk import (the source the card names).
+    import_ref = models.CharField(max_length=200, blank=True, default="", db_default="")
 
     class Meta:
         constraints = [
@@ -228,6 +236,8 @@ class Fact(models.Model):
     interaction = models.ForeignKey(
         "Interaction", null=True, blank=True, on_delete=models.SET_NULL, related_name="facts"
     )
+    # Issue 15: "file:line" when the value came from a bulk import (the source the card names).
+    import_ref = models.CharField(max_length=200, blank=True, default="", db_default="")
 
     class Meta:
         constraints = [
@@ -587,3 +597,62 @@ class MergeRecord(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["duplicate"], name="customer_merged_once")]
+
+
+# --- issue 15: bulk import ------------------------------------------------------------------
+
+
+class ImportKind(models.TextChoices):
+    CUSTOMERS = "customers"
+    INTERACTIONS = "interactions"
+
+
+class ImportStatus(models.TextChoices):
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+
+
+class ImportJob(models.Model):
+    """One file being imported; its progress commits with each batch, so a rerun resumes after it."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    kind = models.CharField(max_length=16, choices=ImportKind.choices)
+    file_format = models.CharField(max_length=8)
+    file_name = models.CharField(max_length=255)
+    # Where the uploaded file waits for the worker (settings.CRM_IMPORT_DIR); the command reads in place.
+    path = models.CharField(max_length=500)
+    dry_run = models.BooleanField(default=False)
+    status = models.CharField(max_length=16, choices=ImportStatus.choices, default=ImportStatus.QUEUED)
+    started_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    # The runner that holds the job and when it last committed a batch: another runner may take over
+    # only after the claim went stale (a killed worker), and a batch commits only while its runner holds it.
+    runner = models.CharField(max_length=64, blank=True, default="")
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    # Input lines up to here are committed (counts included): the resume point.
+    last_line = models.PositiveIntegerField(default=0)
+    rows_total = models.PositiveIntegerField(default=0)
+    rows_done = models.PositiveIntegerField(default=0)
+    created = models.PositiveIntegerField(default=0)
+    updated = models.PositiveIntegerField(default=0)
+    unchanged = models.PositiveIntegerField(default=0)
+    rejected = models.PositiveIntegerField(default=0)
+    # The first CRM_IMPORT_MAX_REPORTED problems: [{line, field, message}]; the error file has every rejected line.
+    errors = models.JSONField(default=list, blank=True)
+    warnings = models.JSONField(default=list, blank=True)
+    error_path = models.CharField(max_length=500, blank=True, default="")
+    failure = models.TextField(blank=True, default="")
+
+    class Meta:
+        indexes = [
+            # The sweep: unfinished jobs whose runner went quiet.
+            models.Index(
+                fields=["heartbeat_at"], condition=Q(status__in=["queued", "running"]), name="import_unfinished_idx"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} import: {self.file_name}"

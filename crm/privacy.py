@@ -410,7 +410,12 @@ def customer_erase(*, actor, customer: Customer) -> dict[str, int]:
         about |= Q(follow_up_id__in=follow_up_ids)
         counts["notifications"] = Notification.objects.filter(about).update(subject=ERASED, body="")
     counts["customers"] = Customer.objects.filter(pk__in=group).update(
-        display_name="", preferred_name="", timezone="", language="", erased_at=timezone.now()
+        display_name="",
+        preferred_name="",
+        timezone="",
+        language="",
+        erased_at=timezone.now(),
+        external_ref=None,  # issue 15: the source system's id is personal data too; a re-import starts afresh
     )
     audit_record(actor=actor, action=AuditAction.ERASE, customer=customer, detail={"counts": counts})
     return counts

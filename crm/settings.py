@@ -278,3 +278,15 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+
+# --- issue 15: bulk import ---------------------------------------------------------------
+# Uploaded files wait here for the worker (on the shared volume in a multi-host deployment).
+CRM_IMPORT_DIR = Path(os.environ.get("CRM_IMPORT_DIR", VAR_DIR / "imports"))
+# Rows per transaction: big enough that per-batch queries are amortized, small enough that a
+# killed runner redoes little and a batch's rows stay a few MB in memory.
+CRM_IMPORT_BATCH = envint("CRM_IMPORT_BATCH", 2000)
+# A running import whose runner has not committed a batch for this long is taken over (killed worker).
+CRM_IMPORT_STALE_SECONDS = envint("CRM_IMPORT_STALE_SECONDS", 120)
+# Problems kept on the job for the API and the admin; the error file holds every rejected line.
+CRM_IMPORT_MAX_REPORTED = envint("CRM_IMPORT_MAX_REPORTED", 1000)
+CELERY_BEAT_SCHEDULE["import-sweep"] = {"task": "crm.imports_sweep", "schedule": 60.0}

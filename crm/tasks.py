@@ -20,7 +20,7 @@ from django.db import InterfaceError as DbInterfaceError
 from django.db import OperationalError as DbOperationalError
 from kombu.exceptions import OperationalError as BrokerOperationalError
 
-from crm import feedback, follow_ups, outbox, recurring
+from crm import feedback, follow_ups, imports, outbox, recurring
 
 logger = logging.getLogger(__name__)
 
@@ -74,3 +74,21 @@ def recurring_problem_check_task(interaction_id: str) -> int | None:
     """After a contact got its reason: surface a recurring problem at the third contact."""
     problem = recurring.recurring_problem_check(interaction_id)
     return problem.pk if problem else None
+
+
+# --- issue 15: bulk import ---------------------------------------------------------------
+# An import of millions of rows runs for minutes: no short time limit. A duplicate delivery
+# (visibility timeout, the sweep) finds the job held by a live runner and returns at once.
+IMPORT_LIMITS = {"soft_time_limit": 6 * 3600, "time_limit": 6 * 3600 + 60}
+
+
+@shared_task(name="crm.import_run", **RETRY_POLICY, **IMPORT_LIMITS)
+def import_run_task(job_id: str) -> str:
+    job = imports.import_run(job_id, runner=import_run_task.request.id or None)
+    return job.status
+
+
+@shared_task(name="crm.imports_sweep", **RETRY_POLICY, **SWEEP_LIMITS)
+def imports_sweep_task() -> int:
+    """Imports never started (broker lost the message) or whose worker died: run them again."""
+    return imports.imports_sweep()

@@ -3,7 +3,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.permissions import AllowAny, IsAuthenticated
 
-from crm import api, feedback_api, health, verification_api  # verification_api: issue 12
+from crm import api, feedback_api, health, imports_api, verification_api  # verification_api: issue 12
 
 # crm's own routes; the site's root URLconf (context.urls) adds the lookup, call events
 # and the agent page, so the lower layer never imports the upper one.
@@ -33,6 +33,10 @@ api_v1 = [
     path("follow-ups", feedback_api.FollowUpListApi.as_view(), name="follow-up-list"),
     path("follow-ups/<uuid:follow_up_id>", feedback_api.FollowUpDetailApi.as_view(), name="follow-up-detail"),
     path("recurring-problems", feedback_api.RecurringProblemListApi.as_view(), name="recurring-problem-list"),
+    # issue 15: bulk import
+    path("imports", imports_api.ImportCreateApi.as_view(), name="import-list"),
+    path("imports/<uuid:import_id>", imports_api.ImportDetailApi.as_view(), name="import-detail"),
+    path("imports/<uuid:import_id>/errors", imports_api.ImportErrorFileApi.as_view(), name="import-errors"),
     # The contract does not mark the API's description public: any signed-in account reads
     # it. The docs page is only Swagger UI's shell; it loads the schema with the session.
     path("schema/", SpectacularAPIView.as_view(permission_classes=[IsAuthenticated]), name="schema"),

@@ -8,17 +8,26 @@ from crm.tasks import (
     feedback_outbox_sweep_task,
     feedback_process_task,
     follow_ups_escalate_task,
+    import_run_task,
+    imports_sweep_task,
     recurring_problem_check_task,
 )
 
-TASKS = [feedback_process_task, feedback_outbox_sweep_task, follow_ups_escalate_task, recurring_problem_check_task]
+TASKS = [
+    feedback_process_task,
+    feedback_outbox_sweep_task,
+    follow_ups_escalate_task,
+    recurring_problem_check_task,
+    import_run_task,
+    imports_sweep_task,
+]
 
 
 def test_every_periodic_task_in_the_beat_schedule_is_a_registered_task():
     app.loader.import_default_modules()
     scheduled = {entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()}
 
-    assert scheduled == {"crm.follow_ups_escalate", "crm.feedback_outbox_sweep"}
+    assert scheduled == {"crm.follow_ups_escalate", "crm.feedback_outbox_sweep", "crm.imports_sweep"}
     assert scheduled <= set(app.tasks)
 
 

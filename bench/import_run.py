@@ -1,0 +1,121 @@
+"""Bulk import benchmark: generate files, import them with the real commands, print rows/s and memory.
+
+    DATABASE_URL=postgres://.../goldfish_bench_import python -m bench.import_run --customers 1000000
+
+Customers come in the lookup benchmark's mix: every one has a phone (about 8 % shared by a
+household), half an e-mail, 30 % a fact and half a preference, so about 2.3 identities,
+facts and preferences per customer; a third carry an account number. Interactions name their
+customer by external_ref. Each file is imported twice: the second run finds every row
+unchanged (the idempotency path). Each import runs as `manage.py import_*` in a child process,
+so its peak RSS is the command's own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psycopg
+
+ROOT = Path(__file__).resolve().parents[1]
+REASONS = ["billing", "technical_fault", "payment", "outage", "complaint", "general"]
+OUTCOMES = ["resolved", "unresolved", "follow_up", "transferred"]
+CHANNELS = ["phone", "phone", "phone", "chat", "email", "sms"]
+FIRST = ["James", "Mary", "Robert", "Patricia", "John", "Jennifer", "Michael", "Linda", "Aiko", "Kofi", "Rosa"]
+LAST = ["Smith", "Johnson", "Garcia", "Walsh", "Okafor", "Nguyen", "Muller", "Oneil", "Kowalski", "Haddad"]
+
+
+def customers_file(path: Path, n: int, seed: int) -> None:
+    rnd = random.Random(seed)
+    with path.open("w", encoding="utf-8") as f:
+        f.write(
+            "external_ref,display_name,preferred_name,tier,phone,email,account,fact:router_model,pref:contact_channel\n"
+        )
+        for i in range(n):
+            household = i - 1 if i % 25 == 1 else i  # about 4 % pairs: 8 % of customers share a phone
+            phone = f"+1212{5_000_000 + household % 4_999_999:07d}"
+            first, last = rnd.choice(FIRST), rnd.choice(LAST)
+            email = f"{first}.{last}{i}@example.com".lower() if i % 2 == 0 else ""
+            account = f"GF{i:08d}" if i % 3 == 0 else ""
+            fact = rnd.choice(["TP-Link AX55", "Fritzbox 7590", "Hub 6"]) if i % 10 < 3 else ""
+            pref = rnd.choice(["email", "sms"]) if i % 2 == 1 else ""
+            tier = "vip" if i % 33 == 0 else "standard"
+            name = f'"{first} {last}"'
+            f.write(f"R{i},{name},{first if i % 4 == 0 else ''},{tier},{phone},{email},{account},{fact},{pref}\n")
+
+
+def interactions_file(path: Path, n: int, customers: int, seed: int) -> None:
+    rnd = random.Random(seed)
+    with path.open("w", encoding="utf-8") as f:
+        f.write("external_id,customer_ref,channel,started_at,reason,summary,outcome\n")
+        for i in range(n):
+            day = 1 + i % 28
+            f.write(
+                f"H{i},R{rnd.randrange(customers)},{rnd.choice(CHANNELS)},2025-{1 + i % 12:02d}-{day:02d}T"
+                f"{8 + i % 10:02d}:{i % 60:02d}:00Z,{rnd.choice(REASONS)},Contact {i} about the account,"
+                f"{rnd.choice(OUTCOMES)}\n"
+            )
+
+
+def run_import(command: str, path: Path) -> tuple[float, int, str]:
+    """Wall seconds, peak RSS (MB) of the child, and the report's first line."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    started = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "manage.py", command, str(path), "--no-progress"],
+        cwd=ROOT, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    seconds = time.perf_counter() - started
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return seconds, max(peak, before) // 1024, done.stdout.splitlines()[0]
+
+
+def reset(dsn: str) -> None:
+    subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, check=True)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(
+            "TRUNCATE crm_accessaudit, crm_fact, crm_preference, crm_identity, crm_interaction, crm_importjob, "
+            "crm_customer CASCADE"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--customers", type=int, default=1_000_000)
+    parser.add_argument("--interactions", type=int, help="default: 10 per customer")
+    parser.add_argument("--dir", type=Path, default=ROOT / "var" / "bench-import")
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args()
+    dsn = os.environ.get("DATABASE_URL", "")
+    if not dsn.startswith("postgres"):
+        sys.exit("Set DATABASE_URL to a PostgreSQL database for the benchmark (its crm tables are emptied).")
+    interactions = args.interactions if args.interactions is not None else 10 * args.customers
+    args.dir.mkdir(parents=True, exist_ok=True)
+    customers_csv, interactions_csv = args.dir / "customers.csv", args.dir / "interactions.csv"
+    started = time.perf_counter()
+    customers_file(customers_csv, args.customers, args.seed)
+    interactions_file(interactions_csv, interactions, args.customers, args.seed)
+    print(
+        f"files: {args.customers:,} customers, {interactions:,} interactions in {time.perf_counter() - started:.0f} s"
+    )
+    reset(dsn)
+    rows = [
+        ("customers, first run", "import_customers", customers_csv, args.customers),
+        ("customers, same file again", "import_customers", customers_csv, args.customers),
+        ("interactions, first run", "import_interactions", interactions_csv, interactions),
+        ("interactions, same file again", "import_interactions", interactions_csv, interactions),
+    ]
+    print("\n| import | rows | seconds | rows/s | peak RSS MB | report |\n| --- | --- | --- | --- | --- | --- |")
+    for label, command, path, n in rows:
+        seconds, rss, report = run_import(command, path)
+        print(f"| {label} | {n:,} | {seconds:.1f} | {n / seconds:,.0f} | {rss} | {report} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,465 @@
+"""Bulk import: matching, idempotency, every kind of bad row, dry runs, the API and the round trip.
+
+Runs on SQLite (make test-sqlite) and on PostgreSQL (make test) alike.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import json
+from pathlib import Path
+
+import pytest
+from django.core.management import call_command
+from django.utils import timezone
+
+from crm import imports
+from crm.models import (
+    AccessAudit,
+    AuditAction,
+    Customer,
+    Fact,
+    Identity,
+    ImportJob,
+    Interaction,
+    Preference,
+)
+from tests.factories import CustomerFactory, IdentityFactory, InteractionFactory
+
+pytestmark = pytest.mark.django_db
+
+CUSTOMERS_CSV = """\
+external_ref,display_name,preferred_name,tier,phone,email,account,verified,fact:router_model,pref:contact_channel
+C-1,Ada Lovelace,Ada,vip,+44 20 7946 0001;+44 7911 123456,ada@example.com,AC-1001,AC-1001,TP-Link AX55,email
+C-2,Charles Babbage,,standard,(212) 555-0102,charles@example.com,AC-1002,,,phone
+"""
+
+
+def write(tmp_path: Path, name: str, text: str) -> Path:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def run(path: Path, kind: str = "customers", *, actor=None, dry_run: bool = False) -> ImportJob:
+    job = imports.import_job_create(actor=actor, kind=kind, path=path, file_name=path.name, dry_run=dry_run)
+    return imports.import_run(job.pk)
+
+
+def counts(job: ImportJob) -> tuple[int, int, int, int]:
+    return job.created, job.updated, job.unchanged, job.rejected
+
+
+def test_customers_are_created_with_identities_facts_and_preferences_from_the_import(tmp_path, sam):
+    job = run(write(tmp_path, "crm.csv", CUSTOMERS_CSV), actor=sam)
+
+    assert job.status == "done"
+    assert counts(job) == (2, 0, 0, 0)
+    ada = Customer.objects.get(external_ref="C-1")
+    assert (ada.display_name, ada.preferred_name, ada.tier) == ("Ada Lovelace", "Ada", "vip")
+    assert set(ada.identities.values_list("kind", "normalized")) == {
+        ("phone", "+442079460001"),
+        ("phone", "+447911123456"),
+        ("email", "ada@example.com"),
+        ("account", "AC1001"),
+    }
+    assert ada.identities.get(kind="account").verified_at is not None
+    assert ada.identities.get(kind="email").verified_at is None
+    fact = Fact.objects.get(customer=ada, key="router_model")
+    assert (fact.value, fact.import_ref, fact.recorded_by) == ("TP-Link AX55", "crm.csv:2", sam)
+    assert Preference.objects.get(customer=ada, key="contact_channel", is_current=True).value == "email"
+    audit = AccessAudit.objects.filter(action=AuditAction.CREATE, actor=sam)
+    assert set(audit.values_list("customer__external_ref", flat=True)) == {"C-1", "C-2"}
+    assert all(a.detail["import"] == str(job.pk) for a in audit)
+
+
+def test_importing_the_same_file_twice_changes_nothing_the_second_time(tmp_path):
+    path = write(tmp_path, "crm.csv", CUSTOMERS_CSV)
+    run(path)
+    before = (Customer.objects.count(), Identity.objects.count(), Fact.objects.count(), Preference.objects.count())
+    audit_before = AccessAudit.objects.count()
+
+    again = run(path)
+
+    assert counts(again) == (0, 0, 2, 0)
+    assert (
+        Customer.objects.count(),
+        Identity.objects.count(),
+        Fact.objects.count(),
+        Preference.objects.count(),
+    ) == before
+    assert AccessAudit.objects.count() == audit_before
+
+
+def test_a_row_naming_an_existing_customer_updates_it_and_keeps_the_history(tmp_path):
+    run(write(tmp_path, "a.csv", CUSTOMERS_CSV))
+    changed = write(
+        tmp_path,
+        "b.csv",
+        "external_ref,email,fact:router_model,pref:contact_channel\nC-1,ada.l@example.com,Fritzbox 7590,email\n",
+    )
+
+    job = run(changed)
+
+    assert counts(job) == (0, 1, 0, 0)
+    ada = Customer.objects.get(external_ref="C-1")
+    assert ada.display_name == "Ada Lovelace"  # columns left out are not blanked
+    assert set(ada.identities.filter(kind="email").values_list("normalized", flat=True)) == {
+        "ada@example.com",
+        "ada.l@example.com",
+    }
+    history = list(
+        Fact.objects.filter(customer=ada, key="router_model").order_by("pk").values_list("value", "is_current")
+    )
+    assert history == [("TP-Link AX55", False), ("Fritzbox 7590", True)]
+    assert Preference.objects.filter(customer=ada, key="contact_channel").count() == 1  # unchanged: not appended
+
+
+def test_a_row_without_external_ref_is_matched_by_its_account(tmp_path):
+    held = CustomerFactory(display_name="Grace Hopper")
+    IdentityFactory(customer=held, kind="account", value="AC-77", normalized="AC77")
+
+    job = run(write(tmp_path, "c.csv", "account,tier\nac 77,vip\n"))
+
+    assert counts(job) == (0, 1, 0, 0)
+    held.refresh_from_db()
+    assert held.tier == "vip"
+    assert Customer.objects.count() == 1
+
+
+def test_a_shared_phone_never_merges_two_people_but_is_reported_as_a_possible_duplicate(tmp_path):
+    mother = CustomerFactory(display_name="Rosa Walsh")
+    IdentityFactory(customer=mother, kind="phone", value="+12125550177", normalized="+12125550177")
+
+    job = run(write(tmp_path, "d.csv", "external_ref,display_name,phone\nH-2,Nils Walsh,212 555 0177\n"))
+
+    assert counts(job) == (1, 0, 0, 0)
+    nils = Customer.objects.get(external_ref="H-2")
+    assert nils.pk != mother.pk
+    assert job.warnings == [{"line": 2, "field": "phone", "message": f"Possible duplicate of {mother.pk}."}]
+
+
+def test_every_bad_row_is_reported_by_line_and_field_and_the_good_rows_load(tmp_path):
+    other = CustomerFactory(display_name="Someone Else", external_ref="Z-1")
+    IdentityFactory(customer=other, kind="account", value="AC-9999", normalized="AC9999")
+    text = (
+        "external_ref,display_name,phone,account,tier,shoe_size\n"
+        "G-1,Good One,+12125550111,,standard,42\n"  # line 2: fine
+        "B-1,Bad Phone,not a phone,,standard,\n"  # line 3
+        "B-2,Bad Tier,,,platinum,\n"  # line 4
+        "B-3,Stolen Account,,AC-9999,,\n"  # line 5
+        "B-4,Too,Many,Fields,standard,,,\n"  # line 6: not valid CSV
+        "B-5,,+12125550112,,,\n"  # line 7: a new customer without a name
+        ",No Key,+12125550113,,,\n"  # line 8: nothing to match a re-import by
+        'G-2,"Good, Two",+12125550114,,,\n'  # line 9: fine
+    )
+
+    job = run(write(tmp_path, "bad.csv", text))
+
+    assert counts(job) == (2, 0, 0, 6)
+    assert set(Customer.objects.values_list("external_ref", flat=True)) == {"Z-1", "G-1", "G-2"}
+    assert [(e["line"], e["field"]) for e in job.errors] == [
+        (3, "phone"),
+        (4, "tier"),
+        (5, "account"),
+        (6, ""),
+        (7, "display_name"),
+        (8, "external_ref"),
+    ]
+    assert "not a phone number" in job.errors[0]["message"]
+    assert job.errors[2]["message"] == "This account already belongs to another customer."
+    assert job.errors[3]["message"] == "Not valid CSV: 8 fields where the header has 6."
+    assert job.warnings == [{"line": 1, "field": "shoe_size", "message": "Unknown column, ignored."}]
+    # The error file: the rejected lines with a reason column, ready to fix and import again.
+    with open(job.error_path, newline="", encoding="utf-8") as f:
+        rows = list(csv.reader(f))
+    assert rows[0] == ["external_ref", "display_name", "phone", "account", "tier", "shoe_size", "error"]
+    assert [r[0] for r in rows[1:]] == ["B-1", "B-2", "B-3", "B-4", "B-5", ""]
+    assert rows[1][-1].startswith("phone: ")
+
+
+def test_a_fixed_error_file_imports_cleanly(tmp_path):
+    job = run(write(tmp_path, "bad.csv", "external_ref,display_name,tier\nB-2,Bad Tier,platinum\nG-1,Good,\n"))
+    assert counts(job) == (1, 0, 0, 1)
+    fixed = Path(job.error_path).read_text(encoding="utf-8").replace("platinum", "vip")
+
+    again = run(write(tmp_path, "fixed.csv", fixed))
+
+    assert counts(again) == (1, 0, 0, 0)
+    assert again.warnings == []  # the reason column is known, not an unknown column
+    assert Customer.objects.get(external_ref="B-2").tier == "vip"
+
+
+def test_a_dry_run_validates_everything_and_writes_nothing(tmp_path):
+    path = write(tmp_path, "crm.csv", CUSTOMERS_CSV + "C-3,Bad,,platinum,,,,,,\n")
+
+    job = run(path, dry_run=True)
+
+    assert counts(job) == (2, 0, 0, 1)
+    assert job.errors[0]["line"] == 4
+    assert Customer.objects.count() == 0
+    assert Identity.objects.count() == 0
+    assert AccessAudit.objects.count() == 0
+
+
+def test_json_lines_take_lists_or_semicolons_and_report_bad_json_by_line(tmp_path):
+    lines = [
+        json.dumps({"external_ref": "J-1", "display_name": "Jay", "phone": ["+12125550121", "+12125550122"]}),
+        "{not json",
+        json.dumps(["an", "array"]),
+        json.dumps({"external_ref": "J-2", "display_name": "Kay", "email": "KAY@example.com;kay2@example.com"}),
+    ]
+
+    job = run(write(tmp_path, "people.jsonl", "\n".join(lines) + "\n"))
+
+    assert counts(job) == (2, 0, 0, 2)
+    assert [(e["line"], e["field"]) for e in job.errors] == [(2, ""), (3, "")]
+    assert Identity.objects.filter(customer__external_ref="J-1", kind="phone").count() == 2
+    assert Identity.objects.filter(customer__external_ref="J-2", normalized="kay@example.com").exists()
+
+
+INTERACTIONS_CSV = """\
+external_id,customer_ref,account,channel,started_at,reason,summary,outcome,agent
+X-1,C-1,,phone,2024-03-12T09:30:00Z,billing,Asked about a refund,resolved,alice
+X-2,C-2,,chat,2024-03-13,technical_fault,Router drops at night,unresolved,
+X-3,C-9,,phone,2024-03-14T10:00:00Z,billing,,,
+X-4,C-1,,phone,2099-01-01T00:00:00Z,billing,,,
+X-5,C-1,,phone,2024-03-15T10:00:00Z,no_such_reason,,,
+X-6,C-1,,phone,2024-03-15T11:00:00Z,billing,,,mallory
+,C-1,,phone,2024-03-15T12:00:00Z,billing,,,
+X-8,,,phone,2024-03-16T12:00:00Z,billing,,,
+X-9,,AC-1002,phone,2024-03-16T13:00:00Z,billing,,resolved,
+"""
+
+
+def test_contact_history_loads_onto_the_customers_and_bad_rows_are_reported(tmp_path, alice, sam):
+    run(write(tmp_path, "crm.csv", CUSTOMERS_CSV))
+    path = write(tmp_path, "contacts.csv", INTERACTIONS_CSV)
+
+    job = run(path, "interactions", actor=sam)
+
+    assert counts(job) == (3, 0, 0, 6)
+    assert [(e["line"], e["field"]) for e in job.errors] == [
+        (4, "customer_ref"),
+        (5, "started_at"),
+        (6, "reason"),
+        (7, "agent"),
+        (8, "external_id"),
+        (9, "customer_ref"),
+    ]
+    assert job.errors[1]["message"] == "This date is in the future."
+    first = Interaction.objects.get(external_id="X-1")
+    assert (first.customer.external_ref, first.agent, first.reason.code, first.outcome) == (
+        "C-1",
+        alice,
+        "billing",
+        "resolved",
+    )
+    assert first.started_at == dt.datetime(2024, 3, 12, 9, 30, tzinfo=dt.UTC)
+    assert Interaction.objects.get(external_id="X-9").customer.external_ref == "C-2"
+    assert AccessAudit.objects.filter(action=AuditAction.UPDATE, actor=sam, detail__import=str(job.pk)).count() == 2
+
+    again = run(path, "interactions")
+    assert counts(again) == (0, 0, 3, 6)
+    assert Interaction.objects.filter(external_id__isnull=False).count() == 3
+
+
+def test_an_interaction_already_posted_through_the_api_is_unchanged(tmp_path):
+    customer = CustomerFactory(external_ref="C-1")
+    InteractionFactory(customer=customer, source="api", external_id="X-1")
+
+    job = run(
+        write(tmp_path, "i.csv", "external_id,customer_ref,started_at\nX-1,C-1,2024-01-01T00:00:00Z\n"),
+        "interactions",
+    )
+
+    assert counts(job) == (0, 0, 1, 0)
+
+
+def test_a_resumed_import_skips_the_batches_already_committed(tmp_path, settings):
+    settings.CRM_IMPORT_BATCH = 2
+    body = "".join(f"R-{n},Person {n}\n" for n in range(1, 8))
+    path = write(tmp_path, "many.csv", "external_ref,display_name\n" + body)
+    job = imports.import_job_create(actor=None, kind="customers", path=path, file_name=path.name)
+    # A runner committed the first two batches (lines 2-5), then died.
+    imports.import_claim(job.pk, "dead-runner")
+    ImportJob.objects.filter(pk=job.pk).update(
+        last_line=5, rows_done=4, created=4, heartbeat_at=timezone.now() - dt.timedelta(hours=1)
+    )
+
+    finished = imports.import_run(job.pk, runner="new-runner")
+
+    assert counts(finished) == (7, 0, 0, 0)
+    assert finished.rows_done == 7
+    # Only lines 6-8 were loaded by this runner: the committed ones were not read again.
+    assert sorted(Customer.objects.values_list("external_ref", flat=True)) == ["R-5", "R-6", "R-7"]
+
+
+def test_a_live_runner_keeps_its_job(tmp_path):
+    path = write(tmp_path, "one.csv", "external_ref,display_name\nR-1,One\n")
+    job = imports.import_job_create(actor=None, kind="customers", path=path, file_name=path.name)
+    assert imports.import_claim(job.pk, "first")
+
+    assert not imports.import_claim(job.pk, "second")
+    assert imports.import_run(job.pk, runner="second").status == "running"
+    assert Customer.objects.count() == 0
+
+
+def test_export_then_import_into_an_empty_database_reproduces_the_customers(tmp_path):
+    run(write(tmp_path, "crm.csv", CUSTOMERS_CSV))
+    no_ref = CustomerFactory(display_name="Alan Turing", language="en-GB")
+    IdentityFactory(customer=no_ref, kind="email", value="alan@example.com", normalized="alan@example.com")
+
+    def snapshot():
+        return sorted(
+            (
+                c.display_name,
+                c.preferred_name,
+                c.language,
+                c.tier,
+                tuple(sorted((i.kind, i.normalized, i.verified_at is not None) for i in c.identities.all())),
+                tuple(sorted(c.facts.filter(is_current=True).values_list("key", "value"))),
+                tuple(sorted(c.preferences.filter(is_current=True).values_list("key", "value"))),
+            )
+            for c in Customer.objects.live()
+        )
+
+    before = snapshot()
+    for fmt in ("csv", "jsonl"):
+        out = io.StringIO()
+        assert imports.customers_export(out, file_format=fmt) == 3
+        export = write(tmp_path, f"export.{fmt}", out.getvalue())
+        Fact.objects.all().delete()
+        Preference.objects.all().delete()
+        Identity.objects.all().delete()
+        AccessAudit.objects.all()._raw_delete(AccessAudit.objects.db)
+        Customer.objects.all().delete()
+
+        job = run(export)
+
+        assert counts(job) == (3, 0, 0, 0)
+        assert snapshot() == before
+
+
+def test_the_commands_print_the_report_and_the_dry_run_writes_nothing(tmp_path):
+    path = write(tmp_path, "crm.csv", CUSTOMERS_CSV)
+    out = io.StringIO()
+
+    call_command("import_customers", str(path), "--dry-run", "--no-progress", stdout=out)
+    assert "2 rows read: 2 would be created, 0 updated, 0 unchanged, 0 rejected." in out.getvalue()
+    assert Customer.objects.count() == 0
+
+    call_command("import_customers", str(path), "--no-progress", stdout=out)
+    assert Customer.objects.count() == 2
+    export = tmp_path / "out.csv"
+    call_command("export_customers", str(export), stdout=out)
+    assert "2 customers written" in out.getvalue()
+    assert export.read_text().splitlines()[0].startswith("external_ref,display_name,preferred_name,language,tier")
+
+
+def test_the_api_takes_a_file_and_reports_progress_to_supervisors(tmp_path, supervisor_api, agent_api, settings):
+    settings.CRM_IMPORT_DIR = tmp_path / "uploads"
+    upload = io.BytesIO(CUSTOMERS_CSV.encode())
+    upload.name = "crm.csv"
+
+    refused = agent_api.post("/api/v1/imports", {"file": upload, "kind": "customers"}, format="multipart")
+    assert refused.status_code == 403
+    upload.seek(0)
+    response = supervisor_api.post("/api/v1/imports", {"file": upload, "kind": "customers"}, format="multipart")
+
+    assert response.status_code == 202, response.content
+    job_id = response.json()["id"]
+    imports.import_run(job_id)  # what the worker does once the request commits
+    report = supervisor_api.get(f"/api/v1/imports/{job_id}").json()
+    assert {k: report[k] for k in ("status", "rows_total", "rows_done", "created", "rejected")} == {
+        "status": "done",
+        "rows_total": 2,
+        "rows_done": 2,
+        "created": 2,
+        "rejected": 0,
+    }
+    assert report["errors"] == [] and report["error_file"] is None
+    assert agent_api.get(f"/api/v1/imports/{job_id}").status_code == 403
+
+
+def test_the_api_refuses_a_bad_kind_or_no_file_and_stores_nothing(tmp_path, supervisor_api, settings):
+    settings.CRM_IMPORT_DIR = tmp_path / "uploads"
+    upload = io.BytesIO(b"external_ref\n")
+    upload.name = "x.csv"
+
+    bad_kind = supervisor_api.post("/api/v1/imports", {"file": upload, "kind": "cases"}, format="multipart")
+    no_file = supervisor_api.post("/api/v1/imports", {"kind": "customers"}, format="multipart")
+
+    assert bad_kind.status_code == 400 and "kind" in bad_kind.json()
+    assert no_file.status_code == 400 and "file" in no_file.json()
+    assert ImportJob.objects.count() == 0
+    assert supervisor_api.get("/api/v1/imports/00000000-0000-0000-0000-000000000000").status_code == 404
+
+
+def test_the_error_file_is_served_to_supervisors(tmp_path, supervisor_api, settings):
+    settings.CRM_IMPORT_DIR = tmp_path / "uploads"
+    upload = io.BytesIO(b"external_ref,display_name,tier\nB-1,Bad,platinum\n")
+    upload.name = "bad.csv"
+    job_id = supervisor_api.post("/api/v1/imports", {"file": upload, "kind": "customers"}, format="multipart").json()[
+        "id"
+    ]
+    imports.import_run(job_id)
+
+    response = supervisor_api.get(f"/api/v1/imports/{job_id}/errors")
+
+    assert response.status_code == 200
+    body = b"".join(response.streaming_content).decode()
+    assert body.splitlines() == [
+        "external_ref,display_name,tier,error",
+        "B-1,Bad,platinum,\"tier: 'platinum' is not a tier (standard, vip).\"",
+    ]
+
+
+def test_erasure_forgets_the_source_systems_id(tmp_path, sam):
+    from crm.privacy import customer_erase
+
+    run(write(tmp_path, "crm.csv", CUSTOMERS_CSV))
+    ada = Customer.objects.get(external_ref="C-1")
+
+    customer_erase(actor=sam, customer=ada)
+
+    ada.refresh_from_db()
+    assert ada.external_ref is None
+
+
+def test_the_admin_upload_starts_an_import_and_its_page_shows_the_report(tmp_path, sam, alice, client, settings):
+    settings.CRM_IMPORT_DIR = tmp_path / "uploads"
+    upload = io.BytesIO(b"external_ref,display_name,tier\nG-1,Good,vip\nB-1,Bad,platinum\n")
+    upload.name = "people.csv"
+    client.force_login(alice)
+    assert client.get("/admin/crm/importjob/add/").status_code == 302  # agents are sent to the login
+    client.force_login(sam)
+
+    response = client.post("/admin/crm/importjob/add/", {"upload": upload, "kind": "customers", "dry_run": ""})
+
+    job = ImportJob.objects.get()
+    assert response.status_code == 302 and response["Location"].endswith(f"/admin/crm/importjob/{job.pk}/change/")
+    assert (job.kind, job.file_name, job.started_by) == ("customers", "people.csv", sam)
+    imports.import_run(job.pk)
+    page = client.get(response["Location"]).content.decode()
+    assert "2 / 2 rows" in page
+    assert "&#x27;platinum&#x27; is not a tier" in page
+    assert f"/api/v1/imports/{job.pk}/errors" in page
+
+
+def test_the_sweep_takes_again_only_imports_left_queued_or_held_by_a_quiet_runner(tmp_path, settings):
+    settings.CRM_IMPORT_STALE_SECONDS = 60
+    path = tmp_path / "x.csv"
+    path.write_text("external_ref,display_name\nA,B\n")
+    now = timezone.now()
+    make = imports.import_job_create
+    make(actor=None, kind="customers", path=path, file_name="x.csv")  # fresh: queued a moment ago
+    old_queued = make(actor=None, kind="customers", path=path, file_name="x.csv")
+    quiet = make(actor=None, kind="customers", path=path, file_name="x.csv")
+    busy = make(actor=None, kind="customers", path=path, file_name="x.csv")
+    ImportJob.objects.filter(pk=old_queued.pk).update(created_at=now - dt.timedelta(minutes=5))
+    ImportJob.objects.filter(pk=quiet.pk).update(status="running", heartbeat_at=now - dt.timedelta(minutes=5))
+    ImportJob.objects.filter(pk=busy.pk).update(status="running", heartbeat_at=now)
+    assert set(imports.imports_stalled(now=now)) == {old_queued.pk, quiet.pk}
