@@ -23,6 +23,7 @@ from crm import audit, charts, follow_ups, privacy
 from crm import duplicates as dup
 from crm import reports as rep
 from crm.card import customer_card
+from crm.db_router import reads_may_lag
 from crm.exceptions import DomainError
 from crm.models import (
     OPEN_FOLLOW_UP,
@@ -72,6 +73,7 @@ def _page(request, template: str, title: str, **context) -> TemplateResponse:
 
 
 @supervisor_required
+@reads_may_lag
 def customer_360(request, customer_id):
     """One customer whole: identities, preferences and facts with their source, flags, the timeline."""
     customer = get_object_or_404(Customer, pk=customer_id)
@@ -241,6 +243,7 @@ BLUE, GREEN, ORANGE, PURPLE = "#2563eb", "#16a34a", "#ea580c", "#7c3aed"
 
 
 @supervisor_required
+@reads_may_lag
 def reports(request):
     """Charts a supervisor reads at a glance; every figure comes from a grouped query."""
     try:

@@ -8,6 +8,7 @@ from typing import Any
 from django.db.models import Q, QuerySet
 from django.db.models.functions import Upper
 
+from crm.db_router import reads_may_lag
 from crm.identifiers import guess_identifiers
 from crm.models import Case, Customer, Feedback, FollowUp, Identity, Interaction, contact_counts
 
@@ -20,6 +21,7 @@ def live_customers() -> QuerySet[Customer]:
     return Customer.objects.live()
 
 
+@reads_may_lag
 def customer_search(term: str, *, limit: int = SEARCH_LIMIT) -> list[Customer]:
     """Customers by name, or by any identifier the term could be (phone in any form, e-mail, account)."""
     term = (term or "").strip()

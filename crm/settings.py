@@ -290,3 +290,17 @@ CRM_IMPORT_STALE_SECONDS = envint("CRM_IMPORT_STALE_SECONDS", 120)
 # Problems kept on the job for the API and the admin; the error file holds every rejected line.
 CRM_IMPORT_MAX_REPORTED = envint("CRM_IMPORT_MAX_REPORTED", 1000)
 CELERY_BEAT_SCHEDULE["import-sweep"] = {"task": "crm.imports_sweep", "schedule": 60.0}
+
+
+# --- issue 14: a PostgreSQL read replica for reads that tolerate lag (crm/db_router.py) -------
+DATABASE_REPLICA_URL = os.environ.get("DATABASE_REPLICA_URL", "")
+if DATABASE_REPLICA_URL:
+    DATABASES["replica"] = {
+        **dj_database_url.parse(DATABASE_REPLICA_URL, conn_max_age=600),
+        "CONN_HEALTH_CHECKS": True,
+        "OPTIONS": dict(DATABASES["default"].get("OPTIONS", {})),
+        # Tests run against the primary's test database (no second server to create one on).
+        "TEST": {"MIRROR": "default"},
+    }
+CRM_READ_REPLICA = bool(DATABASE_REPLICA_URL)
+DATABASE_ROUTERS = ["crm.db_router.ReplicaRouter"]

@@ -12,3 +12,8 @@ REST_FRAMEWORK = {
     **REST_FRAMEWORK,  # noqa: F405
     "DEFAULT_THROTTLE_RATES": {"feedback": "1000/minute", "login": "10000/minute"},
 }
+
+# issue 14: a "replica" alias mirroring the test database, so the read-replica router can be
+# tested without a second server; it stays unused unless a test turns CRM_READ_REPLICA on.
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":  # noqa: F405
+    DATABASES["replica"] = {**DATABASES["default"], "TEST": {"MIRROR": "default"}}  # noqa: F405
