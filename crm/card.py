@@ -26,6 +26,8 @@ from django.db import connection, transaction
 from django.db.models import Count, Q
 from django.utils import timezone
 
+from crm.exceptions import Conflict, NotFound
+from crm.identifiers import erased_key
 from crm.models import (
     TRUTHY,
     AccessAudit,
@@ -168,7 +170,11 @@ _USER_TABLE = get_user_model()._meta.db_table
 # does not name (direction, queue, reason_text, summary, outcome) take the models' db_default.
 # A repeat of the call (ringing, then connected, then the desktop's own lookup) is the same
 # contact, and what it learnt sticks: a caller identified or verified only now is linked now,
-# so the wrap-up lands on the customer the card shows.
+# so the wrap-up lands on the customer the card shows. A contact already linked is never
+# moved by a repeat: the DO UPDATE's WHERE leaves a repeat that identifies someone else
+# without a row, so nothing is updated or audited and contact_open_and_card answers 409.
+# A call whose customer was erased holds erased_key(call_id): the insert is skipped
+# (NOT EXISTS) and the repeat answers 404 instead of opening the call again.
 # Data-modifying CTEs run to completion whether or not the SELECT reads them, and the card's
 # reads see the snapshot from before the insert, so the contact being opened is not in
 # "recent". Each card read is served by an index named in crm/models.py:
@@ -259,14 +265,18 @@ _CONTACT_SQL = _compact(f"""
 WITH ins AS (
     INSERT INTO {_T["Interaction"]} (id,customer_id,channel,started_at,agent_id,identifiers,verified,ivr,source,call_id,
                                      created_at)
-    VALUES (%(id)s,%(cid)s,%(channel)s,%(now)s,%(agent_id)s,%(identifiers)s::jsonb,%(verified)s::jsonb,%(ivr)s::jsonb,
-            '{CONTACT_SOURCE}',%(call_id)s,%(now)s)
+    SELECT %(id)s,%(cid)s,%(channel)s,%(now)s,%(agent_id)s,%(identifiers)s::jsonb,%(verified)s::jsonb,%(ivr)s::jsonb,
+            '{CONTACT_SOURCE}',%(call_id)s,%(now)s
+    WHERE NOT EXISTS (SELECT 1 FROM {_T["Interaction"]} e
+                      WHERE e.source='{CONTACT_SOURCE}' AND e.call_id=%(erased_call_id)s)
     ON CONFLICT (source,call_id) WHERE call_id IS NOT NULL DO UPDATE SET
         customer_id=COALESCE(EXCLUDED.customer_id,{_T["Interaction"]}.customer_id),
         verified=CASE WHEN jsonb_array_length(EXCLUDED.verified)>0
                       THEN EXCLUDED.verified ELSE {_T["Interaction"]}.verified END,
         identifiers={_T["Interaction"]}.identifiers||EXCLUDED.identifiers,
         ivr={_T["Interaction"]}.ivr||EXCLUDED.ivr
+    WHERE {_T["Interaction"]}.customer_id IS NULL OR EXCLUDED.customer_id IS NULL
+          OR {_T["Interaction"]}.customer_id=EXCLUDED.customer_id
     RETURNING id
 ), contact AS (
     SELECT id FROM ins
@@ -313,6 +323,7 @@ def contact_open_and_card(
         "cid": customer_id,
         "channel": channel,
         "call_id": call_id,
+        "erased_call_id": erased_key(call_id) if call_id else None,
         "agent_id": agent_id,
         "actor_id": actor_id,
         "identifiers": json.dumps(dict(identifiers)),
@@ -331,7 +342,21 @@ def contact_open_and_card(
         cursor.execute(_GENERIC_PLAN_SQL)
         cursor.execute(_CONTACT_SQL, params)
         interaction_id, _commit_mode, card = cursor.fetchone()
+    if interaction_id is None:
+        repeat_refuse(call_id)
     return OpenedContact(interaction_id=interaction_id, rows=CardRows(**card))
+
+
+def repeat_refuse(call_id: str | None) -> None:
+    """A repeat of a call that may not be served: its customer was erased (404) or it is
+    linked to someone other than this lookup identifies (409). Nothing was written."""
+    if call_id and Interaction.objects.filter(source=CONTACT_SOURCE, call_id=erased_key(call_id)).exists():
+        raise NotFound("This call's customer has been erased.", field="call_id")
+    raise Conflict(
+        "This call is already linked to another customer; a repeat does not move it "
+        "(an agent or supervisor may relink it in the wrap-up, with customer_id).",
+        field="call_id",
+    )
 
 
 # --- the portable path -------------------------------------------------------------------
@@ -356,9 +381,20 @@ def contact_open_and_card_orm(
     with transaction.atomic():
         interaction = None
         if call_id:
-            interaction = Interaction.objects.select_for_update().filter(source=CONTACT_SOURCE, call_id=call_id).first()
+            interaction = (
+                Interaction.objects.select_for_update()
+                .filter(source=CONTACT_SOURCE, call_id__in=[call_id, erased_key(call_id)])
+                .first()
+            )
         if interaction is not None:
-            # A repeat of the call: what it learnt sticks (as ON CONFLICT DO UPDATE above).
+            # A repeat of the call: what it learnt sticks (as ON CONFLICT DO UPDATE above),
+            # but a linked contact never moves and an erased customer's call stays closed.
+            if interaction.call_id != call_id or (
+                customer_id is not None
+                and interaction.customer_id is not None
+                and interaction.customer_id != customer_id
+            ):
+                repeat_refuse(call_id)
             interaction.customer_id = customer_id or interaction.customer_id
             interaction.verified = list(verified) or interaction.verified
             interaction.identifiers = {**interaction.identifiers, **identifiers}
