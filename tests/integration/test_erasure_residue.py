@@ -16,7 +16,6 @@ from django.db import connection
 from django.test import Client
 
 from crm.models import Customer, FollowUp
-from tests.conftest import client_for
 
 MARKER = "qx7residue"
 
