@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+import weakref
 from collections.abc import Generator, Iterator
 from functools import wraps
 
@@ -171,12 +172,12 @@ def _slot_release(user_id) -> None:
 
 class _SlotStream:
     """The stream's iterator; closing it (the server does, also for a page that never read
-    a byte) gives the slot back exactly once."""
+    a byte) gives the slot back, exactly once; so does its collection, should a server
+    drop a response without closing it."""
 
     def __init__(self, user_id) -> None:
-        self._user_id = user_id
         self._events = _stream(user_id)
-        self._released = False
+        self._release = weakref.finalize(self, _slot_release, user_id)
 
     def __iter__(self) -> Iterator[str]:
         return self._events
@@ -185,9 +186,7 @@ class _SlotStream:
         try:
             self._events.close()
         finally:
-            if not self._released:
-                self._released = True
-                _slot_release(self._user_id)
+            self._release()
 
 
 @require_GET
