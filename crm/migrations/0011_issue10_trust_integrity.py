@@ -13,18 +13,18 @@ from django.db import migrations, models
 def _existing_rows_comply(apps, schema_editor):
     Feedback = apps.get_model("crm", "Feedback")
     Interaction = apps.get_model("crm", "Interaction")
-    seen = set()
-    for pk, interaction_id in (
+    repeated = (
         Feedback.objects.filter(interaction__isnull=False)
-        .order_by("received_at", "pk")
-        .values_list("pk", "interaction_id")
-    ):
-        if interaction_id in seen:
-            Feedback.objects.filter(pk=pk).update(interaction=None)
-        seen.add(interaction_id)
-    for interaction in Interaction.objects.annotate(n=django.db.models.functions.text.Length("summary")).filter(
-        n__gt=10000
-    ):
+        .values("interaction")
+        .annotate(n=models.Count("pk"))
+        .filter(n__gt=1)
+        .values_list("interaction", flat=True)
+    )
+    for interaction_id in repeated:
+        later = Feedback.objects.filter(interaction_id=interaction_id).order_by("received_at", "pk")[1:]
+        Feedback.objects.filter(pk__in=[f.pk for f in later]).update(interaction=None)
+    too_long = Interaction.objects.annotate(n=django.db.models.functions.text.Length("summary")).filter(n__gt=10000)
+    for interaction in too_long:
         Interaction.objects.filter(pk=interaction.pk).update(summary=interaction.summary[:10000])
 
 
