@@ -167,6 +167,23 @@ def test_after_erasure_nothing_reaches_the_customer_through_an_old_contact(
     assert Interaction.objects.get(pk=contact_id).summary == ""
 
 
+def test_after_erasure_a_follow_up_note_cannot_be_written_about_the_customer(
+    anon_api, supervisor_api, alice, jim, eager_tasks, django_capture_on_commit_callbacks
+):
+    contact = InteractionFactory(customer=jim, agent=alice)
+    with django_capture_on_commit_callbacks(execute=True):
+        anon_api.post(FEEDBACK, {"interaction_id": str(contact.pk), "rating": 1, "text": "Awful"}, format="json")
+    follow_up = supervisor_api.get("/api/v1/follow-ups").json()["results"][0]
+    assert supervisor_api.delete(f"/api/v1/customers/{jim.pk}").status_code == 204
+
+    response = supervisor_api.patch(
+        f"/api/v1/follow-ups/{follow_up['id']}", {"note": "Called Jim at home, he said..."}, format="json"
+    )
+
+    assert response.status_code == 404
+    assert supervisor_api.get("/api/v1/follow-ups").json()["results"][0]["note"] == ""
+
+
 def test_a_contact_reached_after_a_merge_shows_the_survivor(agent_api, supervisor_api, alice, jim, olga):
     contact = InteractionFactory(customer=olga, agent=alice)
     merged = supervisor_api.post(f"/api/v1/customers/{jim.pk}/merge", {"duplicate_id": str(olga.pk)}, format="json")
