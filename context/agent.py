@@ -6,7 +6,9 @@ REST API (session-authenticated) and from the event stream below.
 The stream is a server-sent-events response that holds one worker thread per
 open page for as long as the page is open: fine under runserver (threaded) for
 the demo; in production serve it under gunicorn with threads
-(`--worker-class gthread --threads N`), N at least the number of agents per worker.
+(`--worker-class gthread --threads N`). Streams are capped per user and per
+process (issue 10, `stream_slot_take`) so they never hold every thread; the
+README's "Deployment: event streams" says how to size N and the caps.
 """
 
 from __future__ import annotations
@@ -154,7 +156,7 @@ def stream_slot_take(user_id) -> HttpResponse | None:
             },
             status=429,
         )
-        response["Retry-After"] = str(RECONNECT_MS // 1000 * 10)
+        response["Retry-After"] = "10"
         return response
     return None
 
