@@ -79,6 +79,18 @@ def test_a_repeat_that_identifies_the_same_customer_or_nobody_still_works(agent_
     assert Interaction.objects.get(pk=first["interaction_id"]).customer_id == jim.pk
 
 
+def test_a_repeat_after_a_merge_resolves_to_the_survivor_and_still_works(agent_api, supervisor_api, jim, olga):
+    first = agent_api.post(LOOKUP, {"account": "ZZ-9999-0000", "call_id": "call-M"}, format="json").json()
+    supervisor_api.post(f"/api/v1/customers/{jim.pk}/merge", {"duplicate_id": str(olga.pk)}, format="json")
+
+    by_account = agent_api.post(LOOKUP, {"account": "ZZ-9999-0000", "call_id": "call-M"}, format="json")
+    by_old_id = agent_api.post(LOOKUP, {"customer_id": str(olga.pk), "call_id": "call-M"}, format="json")
+
+    assert (by_account.status_code, by_old_id.status_code) == (200, 200)
+    assert by_account.json()["interaction_id"] == by_old_id.json()["interaction_id"] == first["interaction_id"]
+    assert by_old_id.json()["customer"]["id"] == str(jim.pk)
+
+
 def test_a_call_event_that_identifies_someone_else_is_refused_and_moves_nothing(
     integration_api, alice, jim, olga, django_capture_on_commit_callbacks
 ):
