@@ -357,3 +357,24 @@ def test_the_agent_page_has_a_strict_csp_and_no_inline_script(alice):
     assert "script-src 'self'" in csp and "unsafe-inline" not in csp and "frame-ancestors 'none'" in csp
     html = response.content.decode()
     assert html.count("<script") == html.count("<script src=")
+
+
+# --- Finding 8 (completed): the supervisors' queues are reads of the customers they show ------
+
+
+def test_the_supervisors_queues_audit_each_customer_they_show(
+    anon_api, supervisor_api, sam, alice, jim, eager_tasks, django_capture_on_commit_callbacks
+):
+    for rating, text in ((1, "Awful"), (5, "Alice was great")):
+        contact = InteractionFactory(customer=jim, agent=alice)
+        with django_capture_on_commit_callbacks(execute=True):
+            anon_api.post(FEEDBACK, {"interaction_id": str(contact.pk), "rating": rating, "text": text}, format="json")
+    AccessAudit.objects.all().delete()
+
+    for path in ("/api/v1/follow-ups", "/api/v1/recognitions", "/api/v1/recurring-problems"):
+        assert supervisor_api.get(path).status_code == 200
+
+    pages = set(
+        AccessAudit.objects.filter(actor=sam, customer=jim, action="view").values_list("detail__page", flat=True)
+    )
+    assert {"follow_ups", "recognitions"} <= pages
