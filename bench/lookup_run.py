@@ -152,6 +152,7 @@ def measure_floor(dsn: str, bodies: list[dict], run_id: str) -> dict[str, float]
 
     from context import selectors
     from crm import card
+    from crm.identifiers import erased_key
     from crm.services import identifiers_normalize
 
     with psycopg.connect(dsn, autocommit=True) as conn:
@@ -171,6 +172,7 @@ def measure_floor(dsn: str, bodies: list[dict], run_id: str) -> dict[str, float]
                     {
                         "channel": body.get("channel", "phone"),
                         "call_id": f"floor-{run_id}-{n}",
+                        "erased_call_id": erased_key(f"floor-{run_id}-{n}"),
                         "agent_id": user_id,
                         "actor_id": user_id,
                         "identifiers": json.dumps(identifiers),

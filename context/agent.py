@@ -6,19 +6,24 @@ REST API (session-authenticated) and from the event stream below.
 The stream is a server-sent-events response that holds one worker thread per
 open page for as long as the page is open: fine under runserver (threaded) for
 the demo; in production serve it under gunicorn with threads
-(`--worker-class gthread --threads N`), N at least the number of agents per worker.
+(`--worker-class gthread --threads N`). Streams are capped per user and per
+process (issue 10, `stream_slot_take`) so they never hold every thread; the
+README's "Deployment: event streams" says how to size N and the caps.
 """
 
 from __future__ import annotations
 
 import json
+import threading
 import time
-from collections.abc import Iterator
+import weakref
+from collections.abc import Generator, Iterator
 from functools import wraps
 
 from django.conf import settings
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
+from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
 from django.db import connections
 from django.http import HttpResponse, JsonResponse, StreamingHttpResponse
@@ -86,7 +91,7 @@ def _sse(payload: dict) -> str:
     return f"event: {payload.get('type', 'message')}\ndata: {data}\n\n"
 
 
-def _stream(agent_id) -> Iterator[str]:
+def _stream(agent_id) -> Generator[str, None, None]:
     with events.subscribe(agent_id) as subscription:
         # Subscribed before reading the current card, so nothing published in
         # between is lost (at worst it arrives twice; the page ignores repeats).
@@ -113,6 +118,79 @@ def _still_live(card: dict) -> bool:
     return live_customers().filter(pk=customer["id"]).exists()
 
 
+# --- stream slots (issue 10): a user's streams are capped (CRM_MAX_STREAMS_PER_USER, counted
+# in the cache, so across web processes), and so are a process's (CRM_MAX_STREAMS_PER_PROCESS):
+# each stream holds a server thread, and the API must always keep threads to answer with.
+_process_lock = threading.Lock()
+_process_streams = 0
+
+
+def _user_slots_key(user_id) -> str:
+    return f"agent-streams:{user_id}"
+
+
+def stream_slot_take(user_id) -> HttpResponse | None:
+    """Take a stream slot for this user; the refusal to send when there is none."""
+    global _process_streams
+    with _process_lock:
+        if _process_streams >= settings.CRM_MAX_STREAMS_PER_PROCESS:
+            response = JsonResponse({"detail": "This server holds all the event streams it may; retry."}, status=503)
+            response["Retry-After"] = "5"
+            return response
+        _process_streams += 1
+    key = _user_slots_key(user_id)
+    # The count expires a little after the longest stream, so one a killed process never
+    # released is forgotten within minutes.
+    cache.add(key, 0, getattr(settings, "AGENT_EVENTS_MAX_SECONDS", STREAM_MAX_SECONDS) + 30)
+    try:
+        open_now = cache.incr(key)
+    except ValueError:  # expired just now
+        cache.add(key, 1, getattr(settings, "AGENT_EVENTS_MAX_SECONDS", STREAM_MAX_SECONDS) + 30)
+        open_now = 1
+    if open_now > settings.CRM_MAX_STREAMS_PER_USER:
+        _slot_release(user_id)
+        response = JsonResponse(
+            {
+                "detail": f"At most {settings.CRM_MAX_STREAMS_PER_USER} open agent pages per user; "
+                "close one (or wait for it to time out) and retry."
+            },
+            status=429,
+        )
+        response["Retry-After"] = "10"
+        return response
+    return None
+
+
+def _slot_release(user_id) -> None:
+    global _process_streams
+    with _process_lock:
+        _process_streams = max(0, _process_streams - 1)
+    try:
+        if cache.decr(_user_slots_key(user_id)) < 0:
+            cache.delete(_user_slots_key(user_id))
+    except ValueError:  # the count expired meanwhile
+        pass
+
+
+class _SlotStream:
+    """The stream's iterator; closing it (the server does, also for a page that never read
+    a byte) gives the slot back, exactly once; so does its collection, should a server
+    drop a response without closing it."""
+
+    def __init__(self, user_id) -> None:
+        self._events = _stream(user_id)
+        self._release = weakref.finalize(self, _slot_release, user_id)
+
+    def __iter__(self) -> Iterator[str]:
+        return self._events
+
+    def close(self) -> None:
+        try:
+            self._events.close()
+        finally:
+            self._release()
+
+
 @require_GET
 def agent_events(request):
     """The page's event stream: the current call card on connect, then each call event."""
@@ -120,7 +198,10 @@ def agent_events(request):
         return HttpResponse("Log in first.", status=401, content_type="text/plain")
     if not is_agent(request.user):
         return HttpResponse("This needs the agent or supervisor role.", status=403, content_type="text/plain")
-    response = StreamingHttpResponse(_stream(request.user.pk), content_type="text/event-stream")
+    refused = stream_slot_take(request.user.pk)
+    if refused is not None:
+        return refused
+    response = StreamingHttpResponse(_SlotStream(request.user.pk), content_type="text/event-stream")
     response["Cache-Control"] = "no-cache"
     response["X-Accel-Buffering"] = "no"  # nginx: pass each event through at once
     return response

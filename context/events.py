@@ -60,6 +60,25 @@ def current_clear(agent_id, *, interaction_id: str | None = None) -> bool:
     return True
 
 
+def cards_forget(*, customer_ids, interaction_ids, **_signal) -> int:
+    """Drop every agent's current card that shows one of these customers or contacts (an
+    erasure: the card holds their name, identifiers and history). One read of all the users'
+    card keys; erasures are rare. Returns how many were dropped."""
+    from django.contrib.auth import get_user_model
+
+    customers, contacts = {str(c) for c in customer_ids}, {str(i) for i in interaction_ids}
+    keys = [_current_key(pk) for pk in get_user_model().objects.values_list("pk", flat=True)]
+    stale = []
+    for key, raw in cache.get_many(keys).items():
+        card = json.loads(raw) if raw else {}
+        body = card.get("card") or {}
+        shown = {(body.get("customer") or {}).get("id")} | {c.get("id") for c in body.get("candidates") or ()}
+        if card.get("interaction_id") in contacts or shown & customers:
+            stale.append(key)
+    cache.delete_many(stale)
+    return len(stale)
+
+
 class _LocalBroadcaster:
     """One process: a queue per open page, guarded by a lock."""
 

@@ -270,13 +270,23 @@ class ToReviewFilter(admin.SimpleListFilter):
 
 @admin.register(models.Feedback)
 class FeedbackAdmin(AuditedChangeView, SupervisorOnly, admin.ModelAdmin):
-    list_display = ("received_at", "customer_name", "rating", "nps", "sentiment", "said", "status", "case")
+    list_display = (
+        "received_at",
+        "customer_name",
+        "rating",
+        "nps",
+        "sentiment",
+        "said",
+        "status",
+        "case",
+        "unverified",
+    )
     list_filter = (ToReviewFilter, "status", "sentiment", "rating", team_filter("interaction__agent"))
     date_hierarchy = "received_at"
     list_select_related = ("customer", "case")
     ordering = ("-received_at",)
     fields = ("customer", "interaction", "rating", "nps", "text", "staff_named", "sentiment", "status", "case")
-    readonly_fields = ("customer", "interaction", "rating", "nps", "text", "staff_named", "sentiment")
+    readonly_fields = ("customer", "interaction", "rating", "nps", "text", "staff_named", "sentiment", "unverified")
     raw_id_fields = ("case",)
 
     def has_add_permission(self, request, *args):

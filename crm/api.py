@@ -36,6 +36,8 @@ from crm.throttling import LoginThrottle
 MAX_IDENTITIES = 20
 MAX_FACTS = 50
 MAX_PREFERENCES = 50
+# A wrap-up note, not a transcript (CONTRACT: Interactions); also a database constraint.
+MAX_SUMMARY = Interaction.SUMMARY_MAX_LENGTH
 
 
 def validate_timezone(value: str) -> None:
@@ -297,7 +299,7 @@ class InteractionCreateApi(APIView):
         ended_at = serializers.DateTimeField(required=False)
         reason = serializers.CharField(max_length=50, required=False, allow_blank=True)
         reason_text = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
-        summary = serializers.CharField(required=False, allow_blank=True, default="")
+        summary = serializers.CharField(required=False, allow_blank=True, default="", max_length=MAX_SUMMARY)
         outcome = serializers.ChoiceField(choices=Outcome.choices, required=False, allow_blank=True, default="")
         agent = serializers.CharField(max_length=150, required=False)
         queue = serializers.CharField(max_length=64, required=False, allow_blank=True, default="")
@@ -329,7 +331,7 @@ class InteractionDetailApi(APIView):
     class InputSerializer(StrictSerializer):
         reason = serializers.CharField(max_length=50, required=False)
         reason_text = serializers.CharField(max_length=200, required=False, allow_blank=True)
-        summary = serializers.CharField(required=False, allow_blank=True)
+        summary = serializers.CharField(required=False, allow_blank=True, max_length=MAX_SUMMARY)
         outcome = serializers.ChoiceField(choices=Outcome.choices, required=False)
         ended_at = serializers.DateTimeField(required=False)
         customer_id = serializers.UUIDField(required=False)
@@ -353,13 +355,14 @@ class InteractionDetailApi(APIView):
 
     @extend_schema(responses={200: schema.InteractionOut})
     def get(self, request, interaction_id):
-        interaction = get_object_or_404(Interaction.objects.select_related("agent", "reason"), pk=interaction_id)
+        interaction = services.interaction_live_get(interaction_id)
         audit.interaction_view(request.user, interaction)
         return Response(interaction_out(interaction))
 
-    @extend_schema(request=InputSerializer, responses={200: schema.InteractionOut, **schema.errors(409)})
+    @extend_schema(request=InputSerializer, responses={200: schema.InteractionOut, **schema.errors(403, 409)})
     def patch(self, request, interaction_id):
-        interaction = get_object_or_404(Interaction, pk=interaction_id)
+        interaction = services.interaction_live_get(interaction_id)
+        services.wrap_up_authorize(request.user, interaction)
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         interaction = services.interaction_wrap_up(actor=request.user, interaction=interaction, **data.validated_data)

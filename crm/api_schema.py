@@ -306,6 +306,7 @@ class FeedbackOut(serializers.Serializer):
     processed_at = serializers.DateTimeField(allow_null=True)
     interaction_id = serializers.UUIDField(allow_null=True)
     customer_id = serializers.UUIDField(allow_null=True)
+    unverified = serializers.BooleanField(help_text="The customer was named only by an identifier, not a contact.")
     recognitions = FeedbackRecognitionOut(many=True)
     follow_ups = FollowUpOut(many=True)
     case_id = serializers.UUIDField(allow_null=True)

@@ -77,3 +77,14 @@ def merge_preview_view(actor, survivor: Customer, duplicate: Customer) -> int:
             detail=_detail("merge_preview", other=str(other.pk)),
         )
     return 2
+
+
+def queue_view(actor, customer_ids: Iterable[Any], *, via: str) -> int:
+    """A supervisors' queue (follow-ups, recurring problems, recognitions) shows what customers
+    said or how often they called: one row per customer shown, in one INSERT (issue 10)."""
+    ids = sorted({str(pk) for pk in customer_ids if pk})
+    actor = actor if actor is not None and actor.is_authenticated else None
+    AccessAudit.objects.bulk_create(
+        AccessAudit(actor=actor, action=AuditAction.VIEW, customer_id=pk, detail=_detail(via, queue=True)) for pk in ids
+    )
+    return len(ids)

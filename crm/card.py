@@ -26,6 +26,8 @@ from django.db import connection, transaction
 from django.db.models import Count, Q
 from django.utils import timezone
 
+from crm.exceptions import Conflict, NotFound
+from crm.identifiers import erased_key
 from crm.models import (
     CONTACT_SOURCE,
     TRUTHY,
@@ -148,7 +150,9 @@ def iso(value: dt.datetime | None) -> str | None:
 
 
 def _iso_sql(column: str) -> str:
-    return f"""to_char({column} AT TIME ZONE 'UTC','YYYY-MM-DD"T"HH24:MI:SS.US"Z"')"""
+    """The API's timestamp form, computed in PostgreSQL by crm_iso() (migration 0019: an inlined SQL
+    function, the same to_char as before, written once so the statement stays under psycopg's cache limit)."""
+    return f"crm_iso({column})"
 
 
 def _obj(**fields: str) -> str:
@@ -173,7 +177,11 @@ _USER_TABLE = get_user_model()._meta.db_table
 # does not name (direction, queue, reason_text, summary, outcome) take the models' db_default.
 # A repeat of the call (ringing, then connected, then the desktop's own lookup) is the same
 # contact, and what it learnt sticks: a caller identified or verified only now is linked now,
-# so the wrap-up lands on the customer the card shows.
+# so the wrap-up lands on the customer the card shows. A contact already linked is never
+# moved by a repeat: the DO UPDATE's WHERE leaves a repeat that identifies someone else
+# without a row, so nothing is updated or audited and contact_open_and_card answers 409.
+# A call whose customer was erased holds erased_key(call_id): the insert is skipped
+# (NOT EXISTS) and the repeat answers 404 instead of opening the call again.
 # Data-modifying CTEs run to completion whether or not the SELECT reads them, and the card's
 # reads see the snapshot from before the insert, so the contact being opened is not in
 # "recent". Each card read is served by an index named in crm/models.py:
@@ -277,14 +285,17 @@ _CONTACT_SQL = _compact(f"""
 WITH ins AS (
     INSERT INTO {_T["Interaction"]} AS t (id,customer_id,channel,started_at,agent_id,identifiers,verified,ivr,source,
                                           call_id,created_at)
-    VALUES (%(id)s,%(cid)s,%(channel)s,%(now)s,%(agent_id)s,%(identifiers)s::jsonb,%(verified)s::jsonb,%(ivr)s::jsonb,
-            '{CONTACT_SOURCE}',%(call_id)s,%(now)s)
+    SELECT %(id)s,%(cid)s,%(channel)s,%(now)s,%(agent_id)s,%(identifiers)s::jsonb,%(verified)s::jsonb,%(ivr)s::jsonb,
+            '{CONTACT_SOURCE}',%(call_id)s,%(now)s
+    WHERE NOT EXISTS (SELECT 1 FROM {_T["Interaction"]} e
+                      WHERE e.source='{CONTACT_SOURCE}' AND e.call_id=%(erased_call_id)s)
     ON CONFLICT (source,call_id) WHERE call_id IS NOT NULL DO UPDATE SET
         customer_id=COALESCE(EXCLUDED.customer_id,t.customer_id),
         verified=t.verified||coalesce((SELECT jsonb_agg(v) FROM jsonb_array_elements(EXCLUDED.verified) v
                                        WHERE NOT t.verified@>jsonb_build_array(v)),'[]'),
         identifiers=t.identifiers||EXCLUDED.identifiers,
         ivr=t.ivr||EXCLUDED.ivr
+    WHERE t.customer_id IS NULL OR EXCLUDED.customer_id IS NULL OR t.customer_id=EXCLUDED.customer_id
     RETURNING id,verified
 ), contact AS (
     SELECT id,verified FROM ins
@@ -332,6 +343,7 @@ def contact_open_and_card(
         "cid": customer_id,
         "channel": channel,
         "call_id": call_id,
+        "erased_call_id": erased_key(call_id) if call_id else None,
         "agent_id": agent_id,
         "actor_id": actor_id,
         "identifiers": json.dumps(dict(identifiers)),
@@ -350,9 +362,23 @@ def contact_open_and_card(
         cursor.execute(_GENERIC_PLAN_SQL)
         cursor.execute(_CONTACT_SQL, params)
         interaction_id, verified_now, _commit_mode, card = cursor.fetchone()
+    if interaction_id is None:
+        repeat_refuse(call_id)
     # Django reads jsonb as text (its JSONField decodes it); json columns come decoded.
     verified_now = json.loads(verified_now) if isinstance(verified_now, str) else verified_now
     return OpenedContact(interaction_id=interaction_id, rows=CardRows(**card), verified=verified_now)
+
+
+def repeat_refuse(call_id: str | None) -> None:
+    """A repeat of a call that may not be served: its customer was erased (404) or it is
+    linked to someone other than this lookup identifies (409). Nothing was written."""
+    if call_id and Interaction.objects.filter(source=CONTACT_SOURCE, call_id=erased_key(call_id)).exists():
+        raise NotFound("This call's customer has been erased.", field="call_id")
+    raise Conflict(
+        "This call is already linked to another customer; a repeat does not move it "
+        "(an agent or supervisor may relink it in the wrap-up, with customer_id).",
+        field="call_id",
+    )
 
 
 # --- the portable path -------------------------------------------------------------------
@@ -377,10 +403,21 @@ def contact_open_and_card_orm(
     with transaction.atomic():
         interaction = None
         if call_id:
-            interaction = Interaction.objects.select_for_update().filter(source=CONTACT_SOURCE, call_id=call_id).first()
+            interaction = (
+                Interaction.objects.select_for_update()
+                .filter(source=CONTACT_SOURCE, call_id__in=[call_id, erased_key(call_id)])
+                .first()
+            )
         if interaction is not None:
-            # A repeat of the call: what it learnt sticks (as ON CONFLICT DO UPDATE above);
-            # verification only ever adds (a transfer keeps what the first agent verified).
+            # A repeat of the call: what it learnt sticks (as ON CONFLICT DO UPDATE above), but a
+            # linked contact never moves and an erased customer's call stays closed; verification
+            # only ever adds (a transfer keeps what the first agent verified).
+            if interaction.call_id != call_id or (
+                customer_id is not None
+                and interaction.customer_id is not None
+                and interaction.customer_id != customer_id
+            ):
+                repeat_refuse(call_id)
             interaction.customer_id = customer_id or interaction.customer_id
             interaction.verified = interaction.verified + [k for k in verified if k not in interaction.verified]
             interaction.identifiers = {**interaction.identifiers, **identifiers}

@@ -27,6 +27,12 @@ class Conflict(DomainError):
     status_code = status.HTTP_409_CONFLICT
 
 
+class Forbidden(DomainError):
+    """Outside what this user may do to this object (the role alone allows the call)."""
+
+    status_code = status.HTTP_403_FORBIDDEN
+
+
 def api_exception_handler(exc, context):
     """DRF's handler plus domain errors, in the same shape: {field: [message]} or {detail}."""
     if isinstance(exc, DomainError):

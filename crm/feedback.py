@@ -23,7 +23,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from crm.exceptions import DomainError
@@ -32,6 +32,7 @@ from crm.models import (
     AuditAction,
     Case,
     CaseKind,
+    Customer,
     Feedback,
     FeedbackStatus,
     FollowUp,
@@ -86,22 +87,39 @@ def feedback_submit(
         try:
             interaction = Interaction.objects.select_related("customer").get(pk=interaction_id)
         except (Interaction.DoesNotExist, DjangoValidationError, ValueError):
-            raise DomainError(f"No contact with id '{interaction_id}'.", field="interaction_id") from None
-        customer = customer_resolve(interaction.customer_id) if interaction.customer_id else None
-    if customer is None and identifiers:
-        matches = customers_matching(identifiers)
-        customer = matches[0] if len(matches) == 1 else None
-    feedback = Feedback.objects.create(
-        interaction=interaction,
-        customer=customer,
-        rating=rating,
-        nps=nps,
-        text=(text or "").strip(),
-        staff_named=[s.strip() for s in staff if s and s.strip()],
-        identifiers=identifiers,
-        contact_consent=contact_consent,
-        received_at=timezone.now(),
-    )
+            interaction = None
+        # A contact of an erased customer is answered like an unknown one: nothing is written.
+        if interaction is not None and interaction.customer_id is not None:
+            customer = customer_resolve(interaction.customer_id)
+            if customer is None:
+                interaction = None
+        if interaction is None:
+            raise DomainError(f"No contact with id '{interaction_id}'.", field="interaction_id")
+        first = Feedback.objects.filter(interaction=interaction).first()
+        if first is not None:
+            return first  # one feedback per contact: a repeat starts nothing new
+    # Named only by an identifier: not linked here (the task does it), so neither the answer
+    # nor its timing tells the poster whether the identifier belongs to a customer.
+    try:
+        with transaction.atomic():
+            feedback = Feedback.objects.create(
+                interaction=interaction,
+                customer=customer,
+                rating=rating,
+                nps=nps,
+                text=(text or "").strip(),
+                staff_named=[s.strip() for s in staff if s and s.strip()],
+                identifiers=identifiers,
+                unverified=customer is None and bool(identifiers),
+                contact_consent=contact_consent,
+                received_at=timezone.now(),
+            )
+    except IntegrityError:
+        # A concurrent repeat for the same contact won (feedback_once_per_interaction).
+        first = Feedback.objects.filter(interaction=interaction).first() if interaction is not None else None
+        if first is None:
+            raise
+        return first
     if customer is not None:
         audit_record(actor=None, action=AuditAction.CREATE, customer=customer, detail={"feedback": str(feedback.pk)})
     feedback_id = str(feedback.pk)
@@ -203,6 +221,8 @@ def feedback_process(feedback_id: str) -> str:
         if feedback.status == FeedbackStatus.PROCESSED:
             return "already"
         _follow_merge(feedback)
+        if feedback.unverified and feedback.customer_id is None:
+            _unverified_link(feedback)
         sentiment, score = feedback_classify(rating=feedback.rating, nps=feedback.nps, text=feedback.text)
         if feedback.sentiment != sentiment:
             feedback.sentiment, feedback.sentiment_score = sentiment, score
@@ -232,6 +252,25 @@ def _follow_merge(feedback: Feedback) -> None:
     if survivor is not None:
         feedback.customer = survivor
         feedback.save(update_fields=["customer"])
+
+
+def _unverified_link(feedback: Feedback) -> None:
+    """Link feedback that names a customer only by an identifier, at most
+    CRM_UNVERIFIED_FEEDBACK_PER_DAY a day per customer: beyond that it stays unlinked (kept,
+    starting no case on their card), so one e-mail address cannot be flooded with complaints.
+    The customer's row lock makes the count exact under concurrent deliveries."""
+    matches = customers_matching(feedback.identifiers or {})
+    if len(matches) != 1:
+        return
+    target = Customer.objects.select_for_update().get(pk=matches[0].pk)
+    since = timezone.now() - dt.timedelta(days=1)
+    linked_today = Feedback.objects.filter(customer=target, unverified=True, received_at__gte=since).count()
+    if linked_today >= settings.CRM_UNVERIFIED_FEEDBACK_PER_DAY:
+        logger.warning("feedback %s: unverified feedback limit reached for its customer; left unlinked", feedback.pk)
+        return
+    feedback.customer = target
+    feedback.save(update_fields=["customer"])
+    audit_record(actor=None, action=AuditAction.CREATE, customer=target, detail={"feedback": str(feedback.pk)})
 
 
 def _positive(feedback: Feedback) -> tuple[list[int], FollowUp | None]:
@@ -293,7 +332,7 @@ def _negative(feedback: Feedback) -> list[int]:
     if feedback.case_id is None:
         case = Case.objects.create(
             customer=feedback.customer,
-            subject=f"Service recovery: {_headline(feedback)}",
+            subject=f"Service recovery{' (unverified)' if feedback.unverified else ''}: {_headline(feedback)}",
             kind=CaseKind.SERVICE_RECOVERY,
             reason=interaction.reason if interaction is not None else None,
             owner=owner,
@@ -313,7 +352,12 @@ def _negative(feedback: Feedback) -> list[int]:
             "owner": owner,
             "channel": "phone",
             "due_at": due,
-            "note": "Contact the customer and put things right.",
+            "note": (
+                "Unverified: the poster named the customer only by an identifier; check before acting. "
+                if feedback.unverified
+                else ""
+            )
+            + "Contact the customer and put things right.",
         },
     )
     recipients = [owner] if owner is not None else supervisors()

@@ -19,7 +19,7 @@ from crm import feedback_selectors as reads
 from crm.api import StrictSerializer
 from crm.exceptions import DomainError
 from crm.forms import FeedbackForm
-from crm.models import FollowUpStatus
+from crm.models import Feedback, FollowUpStatus
 from crm.permissions import IsSupervisor
 from crm.throttling import FeedbackThrottle
 
@@ -83,7 +83,14 @@ class RecognitionListApi(APIView):
     def get(self, request):
         query = self.RecognitionQuery(data=request.query_params.dict())
         query.is_valid(raise_exception=True)
-        return Response({"results": reads.recognitions_list(**query.validated_data)})
+        results = reads.recognitions_list(**query.validated_data)
+        feedback_ids = [r["feedback_id"] for r in results]
+        audit.queue_view(
+            request.user,
+            Feedback.objects.filter(pk__in=feedback_ids).values_list("customer_id", flat=True),
+            via="recognitions",
+        )
+        return Response({"results": results})
 
 
 class FollowUpListApi(APIView):
@@ -97,7 +104,9 @@ class FollowUpListApi(APIView):
     def get(self, request):
         query = self.FollowUpQuery(data=request.query_params.dict())
         query.is_valid(raise_exception=True)
-        return Response({"results": reads.follow_ups_list(**query.validated_data)})
+        results = reads.follow_ups_list(**query.validated_data)
+        audit.queue_view(request.user, (f["customer_id"] for f in results), via="follow_ups")
+        return Response({"results": results})
 
 
 class FollowUpDetailApi(APIView):
@@ -126,9 +135,11 @@ class RecurringProblemListApi(APIView):
 
     @extend_schema(responses={200: schema.RecurringProblemsOut})
     def get(self, request):
+        problems = reads.recurring_problems_list()
+        audit.queue_view(request.user, (p["customer_id"] for p in problems), via="recurring_problems")
         return Response(
             {
-                "results": reads.recurring_problems_list(),
+                "results": problems,
                 "top_reasons": reads.repeat_reasons_ranking(),
                 "feedback_by_sentiment": reads.feedback_sentiment_counts(),
             }

@@ -42,6 +42,8 @@ def feedback_detail(feedback: Feedback) -> dict[str, Any]:
         "processed_at": feedback.processed_at,
         "interaction_id": str(feedback.interaction_id) if feedback.interaction_id else None,
         "customer_id": str(feedback.customer_id) if feedback.customer_id else None,
+        # issue 10: named the customer only by an identifier (anyone could have sent it).
+        "unverified": feedback.unverified,
         "recognitions": [
             {"id": str(pk), "staff": username}
             for pk, username in feedback.recognitions.order_by("staff__username").values_list("pk", "staff__username")

@@ -296,6 +296,9 @@ def follow_up_update(
         follow_up = FollowUp.objects.select_for_update().get(pk=follow_up_id)
     except (FollowUp.DoesNotExist, DjangoValidationError, ValueError):
         raise NotFound(f"No follow-up with id '{follow_up_id}'.", field="id") from None
+    if follow_up.customer_id is not None and customer_resolve(follow_up.customer_id) is None:
+        # issue 10: nothing new is written about an erased customer (a note would be personal data).
+        raise NotFound(f"No follow-up with id '{follow_up_id}'.", field="id")
     changed: list[str] = []
     complete = status == FollowUpStatus.DONE and status != follow_up.status
     if status is not None and status != follow_up.status and not complete:

@@ -4,6 +4,7 @@ One place decides what "the same phone / e-mail / account" means, for storage,
 search, lookup and feedback alike.
 """
 
+import hashlib
 import re
 
 import phonenumbers
@@ -87,3 +88,15 @@ def guess_identifiers(text: str) -> dict[str, str]:
         except InvalidIdentifier:
             continue
     return found
+
+
+ERASED_KEY_PREFIX = "erased:"
+
+
+def erased_key(value: str) -> str:
+    """What an erased customer's idempotency key (call_id, external_id) becomes: a hash.
+
+    It still dedupes (a repeat of the call or record finds it and is refused with 404)
+    but no longer says which call or which other system's record it was.
+    """
+    return ERASED_KEY_PREFIX + hashlib.sha256(value.encode()).hexdigest()

@@ -10,6 +10,8 @@ import uuid
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.db.models.functions import Length
+from django.db.models.lookups import LessThanOrEqual
 
 
 class Channel(models.TextChoices):
@@ -301,6 +303,9 @@ class Direction(models.TextChoices):
 class Interaction(models.Model):
     """One contact, on any channel. Unlinked (customer empty) until identified."""
 
+    # issue 10: a wrap-up note, not a transcript (interaction_summary_bounded).
+    SUMMARY_MAX_LENGTH = 10_000
+
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     # No single-column index: interaction_recent_idx (customer, -started_at) serves every
     # read by customer, and each extra index is written by every screen-pop lookup's insert.
@@ -344,6 +349,10 @@ class Interaction(models.Model):
                 fields=["source", "external_id"],
                 condition=Q(external_id__isnull=False),
                 name="interaction_external_id_once",
+            ),
+            # issue 10: the API's bound on summary, kept by the database too.
+            models.CheckConstraint(
+                condition=LessThanOrEqual(Length("summary"), 10_000), name="interaction_summary_bounded"
             ),
         ]
         indexes = [
@@ -396,10 +405,17 @@ class Feedback(models.Model):
     processed_at = models.DateTimeField(null=True, blank=True)
     # Outbox: set once the workflow message reached the broker; the sweep resends the rest.
     dispatched_at = models.DateTimeField(null=True, blank=True)
+    # issue 10: the poster named the customer only by an identifier (no contact of theirs), so
+    # anyone who knows an e-mail could have sent it; linked in the task, rate-limited per customer.
+    unverified = models.BooleanField(default=False, db_default=False)
 
     class Meta:
         verbose_name_plural = "feedback"
         constraints = [
+            # issue 10: one feedback per contact; a repeat answers with the first.
+            models.UniqueConstraint(
+                fields=["interaction"], condition=Q(interaction__isnull=False), name="feedback_once_per_interaction"
+            ),
             models.CheckConstraint(
                 condition=Q(rating__isnull=True) | Q(rating__gte=1, rating__lte=5), name="feedback_rating_1_to_5"
             ),

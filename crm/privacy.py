@@ -5,11 +5,15 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from django.contrib.admin.models import LogEntry
+from django.contrib.contenttypes.models import ContentType
 from django.db import transaction
 from django.db.models import Q
+from django.dispatch import Signal
 from django.utils import timezone
 
 from crm.exceptions import DomainError, NotFound
+from crm.identifiers import ERASED_KEY_PREFIX, erased_key
 from crm.models import (
     AccessAudit,
     AuditAction,
@@ -30,6 +34,10 @@ from crm.models import (
 from crm.services import audit_record
 
 ERASED = "(erased)"
+# Sent once an erasure commits, with customer_ids and interaction_ids (strings): layers above
+# crm that keep copies of customer data outside the database (the agent page's current card
+# in the cache) drop them.
+customer_erased = Signal()
 # Related rows that simply change owner in a merge: (name in MergeRecord.moved, model).
 MOVED_WHOLESALE = (
     ("interactions", Interaction),
@@ -372,12 +380,17 @@ def customer_erase(*, actor, customer: Customer) -> dict[str, int]:
         raise NotFound("This customer has already been erased.", field="id")
     group = [customer.pk, *_merged_family(customer.pk)]
     former = list(Identity.objects.filter(customer_id__in=group).values_list("kind", "normalized"))
+    # Rows the admin's change log may name (object_repr, change_message), gathered before deletion.
+    logged: dict[type, list[str]] = {
+        model: _ids(model.objects.filter(customer_id__in=group)) for model in (Identity, Fact, Preference)
+    }
+    interaction_ids = _ids(Interaction.objects.filter(customer_id__in=group))
     counts = {
         "identities": Identity.objects.filter(customer_id__in=group).delete()[0],
         "facts": Fact.objects.filter(customer_id__in=group).delete()[0],
         "preferences": Preference.objects.filter(customer_id__in=group).delete()[0],
     }
-    scrub = {"summary": "", "reason_text": "", "identifiers": {}, "ivr": {}, "verified": []}
+    scrub = {"summary": "", "reason_text": "", "queue": "", "identifiers": {}, "ivr": {}, "verified": []}
     counts["interactions"] = Interaction.objects.filter(customer_id__in=group).update(**scrub)
     # Their feedback: linked to them, or to one of their contacts (a contact linked to
     # them after the feedback came in), or (below) never linked but carrying one of
@@ -390,11 +403,14 @@ def customer_erase(*, actor, customer: Customer) -> dict[str, int]:
         given = Q()
         for kind, normalized in former:
             given |= Q(**{f"identifiers__{kind}": normalized})
-        counts["unlinked_interactions"] = Interaction.objects.filter(given, customer__isnull=True).update(**scrub)
+        unlinked_contacts = Interaction.objects.filter(given, customer__isnull=True)
+        interaction_ids += _ids(unlinked_contacts)
+        counts["unlinked_interactions"] = unlinked_contacts.update(**scrub)
         unlinked = _ids(Feedback.objects.filter(given, customer__isnull=True))
         counts["unlinked_feedback"] = len(unlinked)
         feedback_ids = list(dict.fromkeys([*feedback_ids, *unlinked]))
-    counts["feedback"] = Feedback.objects.filter(pk__in=feedback_ids).update(text="", identifiers={})
+    counts["feedback"] = Feedback.objects.filter(pk__in=feedback_ids).update(text="", identifiers={}, staff_named=[])
+    counts["idempotency_keys"] = _idempotency_keys_hash(interaction_ids)
     recognition_ids = _ids(Recognition.objects.filter(feedback_id__in=feedback_ids))
     counts["recognitions"] = Recognition.objects.filter(pk__in=recognition_ids).update(quote="")
     feedback_cases = Feedback.objects.filter(pk__in=feedback_ids, case__isnull=False).values_list("case_id", flat=True)
@@ -417,8 +433,55 @@ def customer_erase(*, actor, customer: Customer) -> dict[str, int]:
         erased_at=timezone.now(),
         external_ref=None,  # issue 15: the source system's id is personal data too; a re-import starts afresh
     )
+    logged.update(
+        {
+            Customer: [str(pk) for pk in group],
+            Interaction: interaction_ids,
+            Feedback: feedback_ids,
+            Recognition: recognition_ids,
+            Case: _ids(Case.objects.filter(Q(customer_id__in=group) | Q(pk__in=list(feedback_cases)))),
+            FollowUp: follow_up_ids,
+        }
+    )
+    counts["admin_log"] = _admin_log_scrub(logged)
     audit_record(actor=actor, action=AuditAction.ERASE, customer=customer, detail={"counts": counts})
+    erased_ids = [str(pk) for pk in group]
+    transaction.on_commit(
+        lambda: customer_erased.send(sender=Customer, customer_ids=erased_ids, interaction_ids=interaction_ids),
+        robust=True,
+    )
     return counts
+
+
+def _idempotency_keys_hash(interaction_ids: list[str]) -> int:
+    """call_id and external_id become erased_key(...): a repeat of the call is still recognized
+    (and refused), but the key no longer names the call or the other system's record."""
+    changed = 0
+    rows = Interaction.objects.filter(pk__in=interaction_ids).filter(
+        Q(call_id__isnull=False) | Q(external_id__isnull=False)
+    )
+    for pk, call_id, external_id in rows.values_list("pk", "call_id", "external_id"):
+        keys = {
+            name: erased_key(value)
+            for name, value in (("call_id", call_id), ("external_id", external_id))
+            if value and not value.startswith(ERASED_KEY_PREFIX)
+        }
+        if keys:
+            changed += Interaction.objects.filter(pk=pk).update(**keys)
+    return changed
+
+
+def _admin_log_scrub(rows: dict[type, list[str]]) -> int:
+    """The admin's change log names objects by their str() and lists changed inlines by name:
+    keep who changed what when, drop the words."""
+    condition = Q()
+    for model, ids in rows.items():
+        if ids:
+            content_type = ContentType.objects.get_for_model(model)
+            condition |= Q(content_type=content_type, object_id__in=[str(pk) for pk in ids])
+    if not condition:
+        return 0
+    return LogEntry.objects.filter(condition).update(object_repr=ERASED, change_message="")
 
 
 def customer_related_counts(customer: Customer) -> dict[str, int]:

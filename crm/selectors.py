@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import Q, QuerySet
 from django.db.models.functions import Upper
 
@@ -89,6 +90,12 @@ def timeline_cursor_parse(raw: str) -> tuple[dt.datetime, str, str]:
     moment = dt.datetime.fromisoformat(at)
     if moment.tzinfo is None or kind not in TIMELINE_KINDS or not entry_id:
         raise ValueError(raw)
+    # The id must be one of that kind's keys (a UUID, say): the query compares it with them.
+    model = next(m for m, k in KIND_OF.items() if k == kind)
+    try:
+        model._meta.pk.to_python(entry_id)
+    except DjangoValidationError:
+        raise ValueError(raw) from None
     return moment, kind, entry_id
 
 

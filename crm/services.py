@@ -18,8 +18,8 @@ from django.db.models import Q
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
-from crm.exceptions import Conflict, DomainError, NotFound
-from crm.identifiers import InvalidIdentifier, normalize
+from crm.exceptions import Conflict, DomainError, Forbidden, NotFound
+from crm.identifiers import InvalidIdentifier, erased_key, normalize
 from crm.models import (
     AccessAudit,
     AuditAction,
@@ -34,6 +34,7 @@ from crm.models import (
     Interaction,
     Preference,
 )
+from crm.permissions import is_agent, is_supervisor
 from crm.queue import enqueue_on_commit
 
 User = get_user_model()
@@ -100,6 +101,35 @@ def live_customer_get(customer_id, *, field: str = "customer_id") -> Customer:
     if customer is None:
         raise NotFound(f"No customer with id '{customer_id}'.", field=field)
     return customer
+
+
+def interaction_live_get(interaction_id, *, field: str = "id") -> Interaction:
+    """A contact by id under the one live-customer rule: a contact of an erased customer is not
+    found (nothing may be read or written through it); one still on a merged-away customer is
+    shown on its survivor."""
+    try:
+        interaction = (
+            Interaction.objects.select_related("customer", "agent", "reason").filter(pk=interaction_id).first()
+        )
+    except (ValueError, TypeError, DjangoValidationError):
+        interaction = None
+    if interaction is not None and interaction.customer_id is not None:
+        live = customer_resolve(interaction.customer_id)
+        if live is None:
+            interaction = None
+        elif live.pk != interaction.customer_id:
+            interaction.customer = live
+    if interaction is None:
+        raise NotFound(f"No contact with id '{interaction_id}'.", field=field)
+    return interaction
+
+
+def wrap_up_authorize(actor, interaction: Interaction) -> None:
+    """Only the contact's own agent or a supervisor may wrap it up (or relink it)."""
+    if is_supervisor(actor):
+        return
+    if actor is None or not actor.is_authenticated or interaction.agent_id != actor.pk:
+        raise Forbidden("Only the contact's own agent or a supervisor may change it.")
 
 
 def reason_get(code: str | None, *, field: str = "reason") -> ContactReason | None:
@@ -308,11 +338,16 @@ def interaction_record(
     another channel is still the same contact. Returns (interaction, created).
     """
     if external_id:
-        existing = Interaction.objects.filter(source=source, external_id=external_id).first()
+        existing = Interaction.objects.filter(
+            source=source, external_id__in=[external_id, erased_key(external_id)]
+        ).first()
         if existing is not None:
-            return existing, False
+            # A replay reaches the contact, so the live-customer rule holds (erased: 404).
+            return interaction_live_get(existing.pk, field="external_id"), False
     reason_obj = reason_get(reason)
     agent_obj = staff_get(agent)
+    if agent_obj is not None and not is_agent(agent_obj):
+        raise DomainError(f"'{agent}' does not have the agent or supervisor role.", field="agent")
     started_at = started_at or timezone.now()
     if ended_at is not None and ended_at < started_at:
         raise DomainError("ended_at is before the contact started.", field="ended_at")
@@ -376,12 +411,31 @@ def interaction_wrap_up(
     """
     facts = list(facts)
     interaction = Interaction.objects.select_for_update().get(pk=interaction.pk)
+    wrap_up_authorize(actor, interaction)
+    if interaction.customer_id is not None:
+        live = customer_resolve(interaction.customer_id)
+        if live is None:
+            raise NotFound(f"No contact with id '{interaction.pk}'.", field="id")
+        interaction.customer = live
     changed: list[str] = []
+    relinked_from = None
     if customer_id is not None:
         customer = live_customer_get(customer_id)
         if interaction.customer_id is not None and interaction.customer_id != customer.pk:
-            raise Conflict("This contact is already linked to another customer.", field="customer_id")
-        if interaction.customer_id is None:
+            # An explicit relink by the contact's agent or a supervisor (a repeat lookup never
+            # relinks): the contact and the feedback about it move; both customers' audits say so.
+            relinked_from = interaction.customer_id
+            interaction.customer = customer
+            changed.append("customer")
+            Feedback.objects.filter(interaction=interaction, customer_id=relinked_from).update(customer=customer)
+            audit_record(
+                actor=actor,
+                action=AuditAction.UPDATE,
+                customer_id=relinked_from,
+                interaction_id=interaction.pk,
+                detail={"relinked_to": str(customer.pk)},
+            )
+        elif interaction.customer_id is None:
             interaction.customer = customer
             changed.append("customer")
             for kind, normalized in (interaction.identifiers or {}).items():
@@ -422,7 +476,12 @@ def interaction_wrap_up(
             action=AuditAction.UPDATE,
             customer_id=interaction.customer_id,
             interaction_id=interaction.pk,
-            detail={"wrap_up": sorted(changed), "facts": len(facts), "preferences": len(preferences or {})},
+            detail={
+                "wrap_up": sorted(changed),
+                "facts": len(facts),
+                "preferences": len(preferences or {}),
+                **({"relinked_from": str(relinked_from)} if relinked_from else {}),
+            },
         )
     return interaction
 

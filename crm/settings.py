@@ -304,3 +304,14 @@ if DATABASE_REPLICA_URL:
     }
 CRM_READ_REPLICA = bool(DATABASE_REPLICA_URL)
 DATABASE_ROUTERS = ["crm.db_router.ReplicaRouter"]
+
+
+# --- issue 10 (trust, part B): integrity and access ------------------------------------------
+# Customer data is never kept by a browser or proxy cache; the agent page gets a strict CSP.
+MIDDLEWARE += ["crm.middleware.PrivacyHeadersMiddleware"]
+# Feedback naming a customer only by an identifier, linked to them per day at most (crm.feedback).
+CRM_UNVERIFIED_FEEDBACK_PER_DAY = envint("CRM_UNVERIFIED_FEEDBACK_PER_DAY", 3)
+# Open /agent/events streams per user (then 429), and per web process (then 503), so streams
+# never take every server thread (see README, deployment).
+CRM_MAX_STREAMS_PER_USER = envint("CRM_MAX_STREAMS_PER_USER", 3)
+CRM_MAX_STREAMS_PER_PROCESS = envint("CRM_MAX_STREAMS_PER_PROCESS", 24)

@@ -7,7 +7,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("crm", "0009_interaction_db_defaults"),
+        ("crm", "0011_issue10_trust_integrity"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

@@ -85,6 +85,11 @@ def open_agent_page(chromium, live_server, user, viewport=None):
     page = context.new_page()
     page.script_errors = []
     page.on("pageerror", lambda error: page.script_errors.append(str(error)))
+    # issue 10: the page runs under a strict CSP; anything it blocks is reported on the console.
+    page.on(
+        "console",
+        lambda message: page.script_errors.append(message.text) if "Content Security Policy" in message.text else None,
+    )
     page.goto(f"{live_server.url}/agent/")
     expect(page.locator("#status")).to_have_text("Ready for a contact")
     expect(page.locator("#link")).to_have_text("live")

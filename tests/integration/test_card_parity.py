@@ -180,3 +180,42 @@ def test_a_repeated_call_updates_the_contact_the_same_way_on_both_paths(people):
     assert sql == orm
     assert sql["contact"]["identifiers"] == {"phone": "+12125550100", "email": "jim@example.com"}
     assert sql["contact"]["customer_id"] == jim.pk and sql["audits"] == 2
+
+
+# --- issue 10: both paths refuse a repeat that would move a linked contact, and an erased call --
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("path", [card.contact_open_and_card, card.contact_open_and_card_orm], ids=["sql", "orm"])
+def test_both_paths_refuse_to_move_a_linked_contact_and_write_nothing(path):
+    from crm.exceptions import Conflict, NotFound
+    from crm.identifiers import erased_key
+    from tests.factories import CustomerFactory, InteractionFactory
+
+    first, second = CustomerFactory(), CustomerFactory()
+    now = timezone.now()
+    common = {
+        "channel": "phone",
+        "agent_id": None,
+        "actor_id": None,
+        "identifiers": {},
+        "verified": [],
+        "ivr": {},
+        "audit_detail": {},
+        "now": now,
+        "window_start": now - dt.timedelta(days=30),
+        "intent": None,
+    }
+    opened = path(customer_id=first.pk, call_id="parity-409", **common)
+    counts = (Interaction.objects.count(), AccessAudit.objects.count())
+
+    with pytest.raises(Conflict), transaction.atomic():
+        path(customer_id=second.pk, call_id="parity-409", **common)
+    assert (Interaction.objects.count(), AccessAudit.objects.count()) == counts
+    assert Interaction.objects.get(pk=opened.interaction_id).customer_id == first.pk
+
+    InteractionFactory(customer=first, source=card.CONTACT_SOURCE, call_id=erased_key("parity-erased"))
+    counts = (Interaction.objects.count(), AccessAudit.objects.count())
+    with pytest.raises(NotFound), transaction.atomic():
+        path(customer_id=None, call_id="parity-erased", **common)
+    assert (Interaction.objects.count(), AccessAudit.objects.count()) == counts

@@ -139,6 +139,7 @@ def test_opening_the_contact_and_reading_the_card_is_served_by_indexes(crowd, ji
         "cid": jim.pk,
         "channel": "phone",
         "call_id": "explain-1",
+        "erased_call_id": "erased:explain-1",  # issue 10: an erased customer's call, found by its hash
         "agent_id": None,
         "actor_id": None,
         "identifiers": "{}",

@@ -284,11 +284,13 @@ def test_escalation_through_the_worker_escalates_an_overdue_follow_up_once(world
 
 
 def test_feedback_sent_while_the_broker_is_down_is_stored_and_processed_once_it_is_back(world, mail_dir):
-    # given the broker is unreachable (a closed port) when the feedback about Jane's contact arrives
-    body = {"interaction_id": str(InteractionFactory(customer=world["jim"], agent=world["jane"]).pk), "rating": 5}
+    # given the broker is unreachable (a closed port) when feedback about two of Jane's contacts arrives
+    # (one feedback per contact: issue 10)
     with broker_at("redis://127.0.0.1:9/0"):
         timings, responses = [], []
         for _ in range(2):
+            contact = InteractionFactory(customer=world["jim"], agent=world["jane"])
+            body = {"interaction_id": str(contact.pk), "rating": 5}
             started = time.monotonic()
             responses.append(client_for(None).post("/api/v1/feedback", body, format="json"))
             timings.append(time.monotonic() - started)

@@ -155,7 +155,9 @@ WRAP_UP_CASES = [
         "ended_at",
         400,
     ),
-    ("linking to another customer", {"customer_id": "{other}"}, "customer_id", 409),
+    # Linking to another customer is an explicit relink now (issue 10): tests/unit/crm/test_trust.py.
+    ("linking to an erased customer", {"customer_id": "{erased}"}, "customer_id", 404),
+    ("a summary over 10,000 characters", {"summary": "x" * 10_001}, "summary", 400),
 ]
 
 LOOKUP = {"phone": "+1 212 555 0100"}
@@ -270,7 +272,8 @@ def test_bad_interaction_is_refused_and_writes_nothing(agent_api, jim, body, fie
 
 @pytest.mark.parametrize(("body", "field", "status"), _params(WRAP_UP_CASES), ids=_ids(WRAP_UP_CASES))
 def test_bad_wrap_up_is_refused_and_changes_nothing(agent_api, interaction, other, body, field, status):
-    body = _fill(body, other=other.pk)
+    erased = CustomerFactory(display_name="", erased_at=timezone.now())
+    body = _fill(body, other=other.pk, erased=erased.pk)
     before, fields_before = row_counts(), model_to_dict(interaction)
     response = _send(agent_api, "patch", f"/api/v1/interactions/{interaction.pk}", body)
     _assert_rejected(response, field, status)
@@ -278,8 +281,8 @@ def test_bad_wrap_up_is_refused_and_changes_nothing(agent_api, interaction, othe
     assert (row_counts(), model_to_dict(interaction)) == (before, fields_before)
 
 
-def test_facts_on_an_unlinked_contact_are_refused_and_the_summary_is_not_half_saved(agent_api):
-    unlinked = InteractionFactory(customer=None, summary="Before")
+def test_facts_on_an_unlinked_contact_are_refused_and_the_summary_is_not_half_saved(agent_api, alice):
+    unlinked = InteractionFactory(customer=None, agent=alice, summary="Before")
     before = row_counts()
     response = agent_api.patch(
         f"/api/v1/interactions/{unlinked.pk}",

@@ -57,9 +57,9 @@ def test_wrap_up_lands_facts_and_preferences_with_provenance(agent_api, alice, j
     assert timeline[0]["id"] == str(interaction.pk) and timeline[0]["summary"] == "Router reboots nightly"
 
 
-def test_a_changed_fact_keeps_the_earlier_value_as_history(agent_api, jim):
+def test_a_changed_fact_keeps_the_earlier_value_as_history(agent_api, alice, jim):
     for value in ("Hub 5", "Hub 6"):
-        interaction = InteractionFactory(customer=jim)
+        interaction = InteractionFactory(customer=jim, agent=alice)
         agent_api.patch(
             f"/api/v1/interactions/{interaction.pk}",
             {"facts": [{"key": "router_model", "value": value}]},
@@ -73,8 +73,8 @@ def test_a_changed_fact_keeps_the_earlier_value_as_history(agent_api, jim):
     ]
 
 
-def test_linking_an_unknown_caller_attaches_the_number(agent_api, jim):
-    interaction = InteractionFactory(customer=None, identifiers={"phone": "+12125550777"})
+def test_linking_an_unknown_caller_attaches_the_number(agent_api, alice, jim):
+    interaction = InteractionFactory(customer=None, agent=alice, identifiers={"phone": "+12125550777"})
     response = agent_api.patch(f"/api/v1/interactions/{interaction.pk}", {"customer_id": str(jim.pk)}, format="json")
     assert response.status_code == 200
     assert jim.identities.filter(kind="phone", normalized="+12125550777", verified_at__isnull=True).exists()

@@ -19,7 +19,7 @@ URL = "/api/v1/feedback"
 
 
 def test_feedback_is_stored_and_answered_before_the_workflow_is_enqueued(
-    anon_api, jim, django_capture_on_commit_callbacks
+    anon_api, jim, django_capture_on_commit_callbacks, eager_tasks
 ):
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         response = anon_api.post(URL, {"email": "JIM@example.com", "rating": 5, "text": "Great"}, format="json")
@@ -27,8 +27,17 @@ def test_feedback_is_stored_and_answered_before_the_workflow_is_enqueued(
     assert response.status_code == 202
     feedback = Feedback.objects.get()
     assert response.json() == {"id": str(feedback.pk), "status": "received"}
-    assert (feedback.customer, feedback.status, feedback.dispatched_at) == (jim, "received", None)
+    # Named only by an identifier: linked by the workflow, not at intake (issue 10), so the
+    # answer cannot tell a known e-mail from an unknown one.
+    assert (feedback.customer, feedback.status, feedback.dispatched_at) == (None, "received", None)
+    assert feedback.unverified
     assert len(callbacks) == 1  # the workflow is sent only once this commits
+    assert not AccessAudit.objects.filter(customer=jim).exists()
+
+    callbacks[0]()
+
+    feedback.refresh_from_db()
+    assert (feedback.customer, feedback.status) == (jim, "processed")
     assert AccessAudit.objects.filter(customer=jim, action="create").exists()
 
 
@@ -45,11 +54,15 @@ def test_feedback_links_to_the_contact_given(anon_api, jim):
 @pytest.mark.parametrize(
     ("field", "value"), [("phone", "(212) 555-0100"), ("account", "ac-1234 5678"), ("email", "Jim@EXAMPLE.com")]
 )
-def test_feedback_links_to_the_customer_by_any_form_of_an_identifier(anon_api, jim, field, value):
-    response = anon_api.post(URL, {field: value, "rating": 4}, format="json")
+def test_feedback_links_to_the_customer_by_any_form_of_an_identifier(
+    anon_api, jim, field, value, django_capture_on_commit_callbacks, eager_tasks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        response = anon_api.post(URL, {field: value, "rating": 4}, format="json")
 
     assert response.status_code == 202
-    assert Feedback.objects.get().customer == jim
+    feedback = Feedback.objects.get()
+    assert (feedback.customer, feedback.unverified) == (jim, True)
 
 
 def test_feedback_nobody_can_be_found_for_is_kept_unlinked(anon_api, db):
@@ -252,15 +265,18 @@ def test_the_form_refuses_a_post_without_its_csrf_token(db):
     assert not Feedback.objects.exists()
 
 
-def test_sending_the_form_stores_the_feedback_and_says_thank_you(db, jim):
+def test_sending_the_form_stores_the_feedback_and_says_thank_you(
+    db, jim, django_capture_on_commit_callbacks, eager_tasks
+):
     client = Client(enforce_csrf_checks=True)
     token = client.get("/feedback/").cookies["csrftoken"].value
 
-    response = client.post(
-        "/feedback/",
-        {"csrfmiddlewaretoken": token, "rating": "5", "text": "Thanks!", "phone": "212 555 0100", "staff": "jane"},
-        follow=True,
-    )
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(
+            "/feedback/",
+            {"csrfmiddlewaretoken": token, "rating": "5", "text": "Thanks!", "phone": "212 555 0100", "staff": "jane"},
+            follow=True,
+        )
 
     assert response.redirect_chain == [("/feedback/thanks/", 302)]
     assert "Thank you" in response.content.decode()
@@ -314,9 +330,10 @@ def test_the_supervisors_lists_take_a_fixed_number_of_queries(
     for _ in range(3):
         FollowUp.objects.create(kind="callback", owner=jane, due_at=timezone.now())
 
-    # token, roles, then one query for the page, however many rows
-    with django_assert_num_queries(3):
+    # token, roles, one query for the page, however many rows, then its access audit (issue 10):
+    # one INSERT for all the customers shown (recognitions first read whose feedback they quote)
+    with django_assert_num_queries(5):
         assert len(supervisor_api.get("/api/v1/recognitions").json()["results"]) == 3
-    with django_assert_num_queries(3):
+    with django_assert_num_queries(4):
         # 3 callbacks, 1 service recovery, 2 thank-you callbacks for Jim
         assert len(supervisor_api.get("/api/v1/follow-ups", {"status": "open"}).json()["results"]) == 6

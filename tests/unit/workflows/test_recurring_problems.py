@@ -72,7 +72,7 @@ def test_wrapping_up_a_contact_with_its_reason_checks_for_recurring_problems(
 ):
     contact(jim, days_ago=9)
     contact(jim, days_ago=8)
-    interaction = InteractionFactory(customer=jim, started_at=timezone.now())
+    interaction = InteractionFactory(customer=jim, agent=alice, started_at=timezone.now())
 
     with django_capture_on_commit_callbacks(execute=True):
         services.interaction_wrap_up(actor=alice, interaction=interaction, reason="billing", outcome="unresolved")
@@ -81,7 +81,7 @@ def test_wrapping_up_a_contact_with_its_reason_checks_for_recurring_problems(
 
 
 def test_a_wrap_up_without_a_reason_enqueues_nothing(alice, jim, django_capture_on_commit_callbacks):
-    interaction = InteractionFactory(customer=jim)
+    interaction = InteractionFactory(customer=jim, agent=alice)
 
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         services.interaction_wrap_up(actor=alice, interaction=interaction, summary="Chat about nothing")
