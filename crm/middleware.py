@@ -1,0 +1,54 @@
+"""Per request: the X-Request-ID, one JSON access-log line and the HTTP metrics (issue 17)."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from crm import metrics, observability
+
+logger = logging.getLogger("goldfish.access")
+
+# Probes and scrapes come every few seconds: logged at DEBUG, counted all the same.
+QUIET_ROUTES = frozenset({"healthz", "readyz", "metrics"})
+
+
+def _route(request) -> str:
+    """The URL pattern's name (bounded, never a raw path that could carry an identifier)."""
+    match = getattr(request, "resolver_match", None)
+    if match is None:
+        return "unmatched"
+    return match.view_name or match.route or "unnamed"
+
+
+class RequestObservabilityMiddleware:
+    """Outermost middleware: binds the request id for every log line and task of the request."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        request_id = observability.request_id_accept(request.META.get("HTTP_X_REQUEST_ID"))
+        request.request_id = request_id
+        tokens = observability.request_bind(request_id, request)
+        request.started_at = time.time()
+        started = time.perf_counter()
+        try:
+            response = self.get_response(request)
+            duration = time.perf_counter() - started
+            response["X-Request-ID"] = request_id
+            route = _route(request)
+            metrics.http_observe(route, request.method, response.status_code, duration)
+            logger.log(
+                logging.DEBUG if route in QUIET_ROUTES else logging.INFO,
+                "request",
+                extra={
+                    "method": request.method,
+                    "route": route,
+                    "status": response.status_code,
+                    "duration_ms": round(duration * 1000, 2),
+                },
+            )
+            return response
+        finally:
+            observability.request_unbind(tokens)
