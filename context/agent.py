@@ -114,8 +114,8 @@ def _stream_events(agent_id) -> Iterator[str]:
             if payload is None:
                 yield ": keepalive\n\n"
                 continue
-            yield _sse(payload)
             metrics.pop_pushed(subscription.event_at)
+            yield _sse(payload)
 
 
 def _still_live(card: dict) -> bool:

@@ -255,14 +255,14 @@ class StateCollector(Collector):
 
     @staticmethod
     def _queue() -> Iterator[GaugeMetricFamily]:
-        if not settings.REDIS_URL:
-            return
         queue_name = getattr(settings, "CELERY_TASK_DEFAULT_QUEUE", "celery")
-        client = redis.Redis.from_url(settings.CELERY_BROKER_URL, socket_connect_timeout=1, socket_timeout=1)
-        try:
-            depth = client.llen(queue_name)
-        finally:
-            client.close()
+        depth = 0  # no broker (REDIS_URL unset): tasks run in-process, nothing waits
+        if settings.REDIS_URL:
+            client = redis.Redis.from_url(settings.CELERY_BROKER_URL, socket_connect_timeout=1, socket_timeout=1)
+            try:
+                depth = client.llen(queue_name)
+            finally:
+                client.close()
         depth_family = GaugeMetricFamily("goldfish_queue_depth", "Messages waiting on the broker", labels=["queue"])
         depth_family.add_metric([queue_name], float(depth))
         yield depth_family

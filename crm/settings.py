@@ -297,6 +297,8 @@ MIDDLEWARE = ["crm.middleware.RequestObservabilityMiddleware", *MIDDLEWARE]
 CRM_METRICS_ALLOW = envlist("CRM_METRICS_ALLOW", "127.0.0.1,::1")
 CRM_METRICS_TOKEN = os.environ.get("CRM_METRICS_TOKEN", "")
 SECURE_REDIRECT_EXEMPT = [*SECURE_REDIRECT_EXEMPT, r"^metrics$"]
+# Rotating SECRET_KEY: the previous key(s) here keep sessions and signed links valid meanwhile.
+SECRET_KEY_FALLBACKS = envlist("SECRET_KEY_FALLBACKS", "")
 if os.environ.get("SENTRY_DSN"):
     from crm.observability import sentry_init
 

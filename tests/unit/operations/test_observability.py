@@ -235,3 +235,54 @@ def test_the_sentry_scrubber_drops_personal_data_and_keeps_what_locates_the_bug(
     frame = scrubbed["exception"]["values"][0]["stacktrace"]["frames"][0]
     assert (frame["function"], frame["lineno"]) == ("customer_create", 12)
     assert scrubbed["exception"]["values"][0]["type"] == "IntegrityError"
+
+
+# --- the operator's docs name real metrics -----------------------------------------------------------
+
+
+def test_every_metric_the_dashboard_and_alert_rules_use_is_exported(client, db):
+    """docs/grafana-dashboard.json and docs/operations.md stay true to /metrics."""
+    import re
+    from pathlib import Path
+
+    docs = Path(__file__).resolve().parents[3] / "docs"
+    dashboard = json.loads((docs / "grafana-dashboard.json").read_text())
+    exprs = " ".join(target["expr"] for panel in dashboard["panels"] for target in panel["targets"])
+    not_metrics = {"goldfish_sent_at", "goldfish_request_id", "goldfish_restored"}  # headers, a database name
+    used = set(re.findall(r"goldfish_[a-z_]+", exprs + (docs / "operations.md").read_text())) - not_metrics
+    # Every family is declared ("# TYPE"), labelled ones before their first sample too.
+    declared = set(re.findall(r"^# TYPE (goldfish_[a-z_]+)", client.get("/metrics").content.decode(), re.M))
+    assert {name for name in used if re.sub(r"_(bucket|count|sum)$", "", name) not in declared} == set()
+    assert len(used) >= 15
+
+
+# --- the agent desk --------------------------------------------------------------------------------
+
+
+def test_agent_streams_pops_and_event_to_push_latency_are_counted(client, alice, settings):
+    from django.test import Client
+
+    from context import events
+
+    settings.AGENT_EVENTS_KEEPALIVE = 0.2
+    page = Client()
+    page.force_login(alice)
+    before = scrape(client)
+    response = page.get("/agent/events")
+    chunks = iter(response.streaming_content)
+    assert next(chunks).decode().startswith("retry: ")
+    assert value(scrape(client), "goldfish_agent_streams") == value(before, "goldfish_agent_streams") + 1
+    events.publish(alice.pk, {"type": "call", "interaction_id": "i-9", "card": {"match": "none"}}, remember=False)
+    body = ""
+    for _ in range(10):
+        body += next(chunks).decode()
+        if "event: call" in body:
+            break
+    assert "event: call" in body, body
+    assert "_event_at" not in body  # the timing rides along with the push, not into the page
+    response.close()
+    after = scrape(client)
+    assert value(after, "goldfish_agent_pops_pushed_total") == value(before, "goldfish_agent_pops_pushed_total") + 1
+    latency = "goldfish_agent_event_to_push_seconds_count"
+    assert value(after, latency) == value(before, latency) + 1
+    assert value(after, "goldfish_agent_streams") == value(before, "goldfish_agent_streams")
