@@ -99,14 +99,31 @@ task_runtime = Histogram("goldfish_task_runtime_seconds", "Task run time", ["tas
 SENT_AT_HEADER = "goldfish_sent_at"
 
 
+# Labelled children, looked up once: .labels() costs more than the update itself (per request).
+_http_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+_lookup_children: dict[str, Any] = {}
+
+
+HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
 def http_observe(route: str, method: str, status: int, seconds: float) -> None:
-    status_class = f"{status // 100}xx"
-    http_requests.labels(route, method, status_class).inc()
-    http_duration.labels(route, status_class).observe(seconds)
+    method = method if method in HTTP_METHODS else "other"  # a client's made-up verbs are not new series
+    key = (route, method, status // 100)
+    children = _http_children.get(key)
+    if children is None:
+        status_class = f"{status // 100}xx"
+        children = (http_requests.labels(route, method, status_class), http_duration.labels(route, status_class))
+        _http_children[key] = children
+    children[0].inc()
+    children[1].observe(seconds)
 
 
 def lookup_observe(match: str, seconds: float) -> None:
-    lookup_duration.labels(match).observe(seconds)
+    child = _lookup_children.get(match)
+    if child is None:
+        child = _lookup_children[match] = lookup_duration.labels(match)
+    child.observe(seconds)
 
 
 def pop_pushed(event_at: float | None) -> None:

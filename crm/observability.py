@@ -10,14 +10,15 @@ scrubber below removes what an exception might carry).
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
+import random
 import re
 import time
-import uuid
 from contextvars import ContextVar, Token
 from typing import Any
 
+from django.utils.functional import empty
+from pythonjsonlogger.core import RESERVED_ATTRS
 from pythonjsonlogger.json import JsonFormatter as _JsonFormatter
 
 # What a caller's X-Request-ID may be; anything else is replaced by a generated id,
@@ -32,10 +33,14 @@ _task: ContextVar[tuple[str, str] | None] = ContextVar("goldfish_task", default=
 
 
 def request_id_accept(raw: str | None) -> str:
-    """The caller's request id when it is a sane token, else a new one."""
+    """The caller's request id when it is a sane token, else a new one.
+
+    New ids need to be unique, not secret: 128 bits from `random` (reseeded in each
+    forked process) cost a fraction of uuid4's system call.
+    """
     if raw and REQUEST_ID_PATTERN.match(raw):
         return raw
-    return uuid.uuid4().hex
+    return f"{random.getrandbits(128):032x}"
 
 
 def request_id_current() -> str | None:
@@ -74,21 +79,32 @@ def user_id_of(request: Any) -> int | None:
     if user is None:
         return None
     wrapped = getattr(user, "_wrapped", user)
-    from django.utils.functional import empty
-
     if wrapped is empty:
         return None
     return wrapped.pk if getattr(wrapped, "is_authenticated", False) else None
 
 
+# LogRecord's own attributes; anything else on a record came from `extra=` and is logged as a field.
+_RECORD_ATTRS = frozenset(RESERVED_ATTRS) | {"message", "asctime"}
+
+
 class JsonFormatter(_JsonFormatter):
-    """One JSON object per line: timestamp, level, logger, event, request/user/task ids, then extras."""
+    """One JSON object per line: timestamp, level, logger, event, pid, request/user/task ids, then extras.
+
+    Lean on purpose: it runs for every request (the access line), inside the lookup's budget.
+    """
 
     def add_fields(self, log_data: dict[str, Any], record: logging.LogRecord, message_dict: dict[str, Any]) -> None:
-        log_data["timestamp"] = dt.datetime.fromtimestamp(record.created, dt.UTC).isoformat(timespec="milliseconds")
+        log_data["timestamp"] = "%s.%03d+00:00" % (  # noqa: UP031 - the fastest spelling, per log line
+            time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)),
+            record.msecs,
+        )
         log_data["level"] = record.levelname
         log_data["logger"] = record.name
-        log_data["event"] = record.getMessage()
+        # Defence in depth: the log calls name ids only, but a library's message or an
+        # exception's text can quote a value (an e-mail in a constraint error).
+        log_data["event"] = _scrub_text(record.message if hasattr(record, "message") else record.getMessage())
+        log_data["pid"] = record.process
         request_id = _request_id.get()
         if request_id:
             log_data["request_id"] = request_id
@@ -98,14 +114,11 @@ class JsonFormatter(_JsonFormatter):
         task = _task.get()
         if task is not None:
             log_data["task_name"], log_data["task_id"] = task
-        log_data["pid"] = record.process
-        super().add_fields(log_data, record, message_dict)
-        log_data.pop("message", None)  # the same text is "event"
-        # Defence in depth: the log calls name ids only, but a library's message or an
-        # exception's text can quote a value (an e-mail in a constraint error).
-        for key in ("event", "exc_info", "stack_info"):
-            if isinstance(log_data.get(key), str):
-                log_data[key] = _scrub_text(log_data[key])
+        for key, value in record.__dict__.items():
+            if key not in _RECORD_ATTRS:
+                log_data[key] = value
+        for key, value in message_dict.items():  # exc_info, stack_info
+            log_data[key] = _scrub_text(value) if isinstance(value, str) else value
 
 
 # --- Sentry (SENTRY_DSN) ------------------------------------------------------------------------
