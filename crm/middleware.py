@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import time
 
+from django.conf import settings
+
 from crm import metrics, observability
 
 logger = logging.getLogger("goldfish.access")
@@ -26,6 +28,9 @@ class RequestObservabilityMiddleware:
 
     def __init__(self, get_response):
         self.get_response = get_response
+        # CRM_ACCESS_LOG=false drops the per-request line (its write is most of this
+        # middleware's cost); the request id, metrics and every other log line stay.
+        self.access_log = getattr(settings, "CRM_ACCESS_LOG", True)
 
     def __call__(self, request):
         request_id = observability.request_id_accept(request.META.get("HTTP_X_REQUEST_ID"))
@@ -39,16 +44,21 @@ class RequestObservabilityMiddleware:
             response["X-Request-ID"] = request_id
             route = _route(request)
             metrics.http_observe(route, request.method, response.status_code, duration)
-            logger.log(
-                logging.DEBUG if route in QUIET_ROUTES else logging.INFO,
-                "request",
-                extra={
-                    "method": request.method,
-                    "route": route,
-                    "status": response.status_code,
-                    "duration_ms": round(duration * 1000, 2),
-                },
-            )
+            if self.access_log:
+                self._log(request, route, response.status_code, duration)
             return response
         finally:
             observability.request_unbind(tokens)
+
+    @staticmethod
+    def _log(request, route: str, status: int, duration: float) -> None:
+        logger.log(
+            logging.DEBUG if route in QUIET_ROUTES else logging.INFO,
+            "request",
+            extra={
+                "method": request.method,
+                "route": route,
+                "status": status,
+                "duration_ms": round(duration * 1000, 2),
+            },
+        )

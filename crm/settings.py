@@ -293,6 +293,8 @@ logging.captureWarnings(True)
 # The worker logs through LOGGING above instead of installing Celery's plain-text handler.
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 MIDDLEWARE = ["crm.middleware.RequestObservabilityMiddleware", *MIDDLEWARE]
+# One JSON access line per request (route, status, duration, ids); false drops only that line.
+CRM_ACCESS_LOG = envbool("CRM_ACCESS_LOG", True)
 # GET /metrics: these addresses or networks (CIDR), or `Authorization: Bearer CRM_METRICS_TOKEN`.
 CRM_METRICS_ALLOW = envlist("CRM_METRICS_ALLOW", "127.0.0.1,::1")
 CRM_METRICS_TOKEN = os.environ.get("CRM_METRICS_TOKEN", "")

@@ -286,3 +286,20 @@ def test_agent_streams_pops_and_event_to_push_latency_are_counted(client, alice,
     latency = "goldfish_agent_event_to_push_seconds_count"
     assert value(after, latency) == value(before, latency) + 1
     assert value(after, "goldfish_agent_streams") == value(before, "goldfish_agent_streams")
+
+
+def test_the_access_line_can_be_switched_off_without_losing_the_request_id_or_metrics(settings, db):
+    from django.test import Client
+
+    settings.CRM_ACCESS_LOG = False
+    client = Client()  # its handler reads the setting when it loads the middleware
+    before = scrape(client)
+    with json_log_lines() as lines:
+        response = client.get("/healthz", HTTP_X_REQUEST_ID="quiet-1")
+    assert response["X-Request-ID"] == "quiet-1"
+    assert [line for line in lines if line["logger"] == "goldfish.access"] == []
+    after = scrape(client)
+    key = {"route": "healthz", "method": "GET", "status": "2xx"}
+    assert (
+        value(after, "goldfish_http_requests_total", **key) == value(before, "goldfish_http_requests_total", **key) + 1
+    )
