@@ -33,6 +33,7 @@ from django.views.decorators.http import require_GET, require_POST
 from rest_framework.utils.encoders import JSONEncoder
 
 from context import events, recognitions
+from crm import metrics
 from crm.models import Channel, Outcome
 from crm.permissions import is_agent
 from crm.selectors import live_customers
@@ -92,6 +93,14 @@ def _sse(payload: dict) -> str:
 
 
 def _stream(agent_id) -> Generator[str, None, None]:
+    metrics.agent_streams.inc()
+    try:
+        yield from _stream_events(agent_id)
+    finally:
+        metrics.agent_streams.dec()
+
+
+def _stream_events(agent_id) -> Generator[str, None, None]:
     with events.subscribe(agent_id) as subscription:
         # Subscribed before reading the current card, so nothing published in
         # between is lost (at worst it arrives twice; the page ignores repeats).
@@ -107,7 +116,11 @@ def _stream(agent_id) -> Generator[str, None, None]:
         ends_at = time.monotonic() + getattr(settings, "AGENT_EVENTS_MAX_SECONDS", STREAM_MAX_SECONDS)
         while time.monotonic() < ends_at:
             payload = subscription.get(timeout=getattr(settings, "AGENT_EVENTS_KEEPALIVE", KEEPALIVE_SECONDS))
-            yield _sse(payload) if payload is not None else ": keepalive\n\n"
+            if payload is None:
+                yield ": keepalive\n\n"
+                continue
+            metrics.pop_pushed(subscription.event_at)
+            yield _sse(payload)
 
 
 def _still_live(card: dict) -> bool:

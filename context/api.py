@@ -9,6 +9,7 @@ test keeps the two in step. The body is rendered straight to JSON bytes.
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from typing import Any
 
@@ -22,6 +23,7 @@ from rest_framework.views import APIView
 from context.auth import TokenRolesAuthentication
 from context.services import context_lookup
 from crm import api_schema as schema
+from crm import metrics
 from crm.api import StrictSerializer
 from crm.models import VERIFIABLE, Channel
 
@@ -146,5 +148,8 @@ class LookupApi(APIView):
 
     @extend_schema(request=LookupInput, responses={200: schema.CardOut, **schema.errors(404)})
     def post(self, request):
-        card = context_lookup(actor=request.user, **lookup_input(request.data))
+        arguments = lookup_input(request.data)
+        started = time.perf_counter()
+        card = context_lookup(actor=request.user, **arguments)
+        metrics.lookup_observe(card["match"], time.perf_counter() - started)
         return HttpResponse(json.dumps(card, ensure_ascii=False).encode(), content_type="application/json")

@@ -24,7 +24,13 @@ from django.core.cache import cache
 from django.db import connection, transaction
 from rest_framework.utils.encoders import JSONEncoder
 
+from crm import observability
+
 logger = logging.getLogger(__name__)
+
+# Issue 17: the time the call event arrived rides along with the push (for the
+# event-to-push latency metric); the subscription takes it off again.
+EVENT_AT_KEY = "_event_at"
 
 # Long enough for a call plus its wrap-up; a stale card must not pop the next morning.
 CURRENT_CARD_TTL = 4 * 60 * 60
@@ -163,11 +169,17 @@ class _RedisBroadcaster:
 class _Subscription:
     def __init__(self, getter) -> None:
         self._getter = getter
+        # When the call event behind the last payload reached the service (epoch seconds).
+        self.event_at: float | None = None
 
     def get(self, timeout: float) -> dict[str, Any] | None:
         """The next event for this agent, or None after `timeout` seconds."""
         raw = self._getter(timeout)
-        return json.loads(raw) if raw else None
+        if not raw:
+            return None
+        payload = json.loads(raw)
+        self.event_at = payload.pop(EVENT_AT_KEY, None)
+        return payload
 
 
 _local = _LocalBroadcaster()
@@ -190,7 +202,7 @@ def publish(agent_id, payload: dict[str, Any], *, remember: bool = True) -> None
     """Send an event to the agent's open pages now; `remember` keeps it as the current card."""
     if remember:
         current_set(agent_id, payload)
-    broadcaster().publish(agent_id, _encode(payload))
+    broadcaster().publish(agent_id, _encode({**payload, EVENT_AT_KEY: observability.event_time()}))
     logger.info("agent event %s to agent %s", payload.get("type"), agent_id)
 
 

@@ -18,6 +18,8 @@ from drf_spectacular.utils import OpenApiResponse
 from rest_framework import serializers
 from rest_framework.permissions import AllowAny
 
+from crm.models import ImportKind
+
 # --- errors ------------------------------------------------------------------------------------------
 
 
@@ -499,7 +501,7 @@ class ImportProblemOut(serializers.Serializer):
 
 class ImportOut(serializers.Serializer):
     id = serializers.UUIDField()
-    kind = serializers.ChoiceField(choices=["customers", "interactions"])
+    kind = serializers.ChoiceField(choices=ImportKind.choices)
     status = serializers.ChoiceField(choices=["queued", "running", "done", "failed"])
     dry_run = serializers.BooleanField()
     file_name = serializers.CharField()

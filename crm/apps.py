@@ -33,3 +33,5 @@ class CrmConfig(AppConfig):
 
     def ready(self):
         post_migrate.connect(restore_roles_and_reasons, sender=self, dispatch_uid="crm-restore-roles-and-reasons")
+        # Issue 17: Celery's signals feed the task metrics and carry request ids (web and worker).
+        importlib.import_module("crm.metrics")

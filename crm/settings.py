@@ -5,6 +5,7 @@ Celery tasks run in-process after commit. With DATABASE_URL and REDIS_URL set,
 the same code runs on PostgreSQL, a Redis cache and a real Celery broker.
 """
 
+import logging
 import os
 from pathlib import Path
 
@@ -216,6 +217,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Several fields are called "kind": name their enums after what they are.
+    "ENUM_NAME_OVERRIDES": {
+        "IdentityKindEnum": "crm.models.IdentityKind",
+        "ImportKindEnum": "crm.models.ImportKind",
+    },
 }
 
 # --- Domain settings -------------------------------------------------------------
@@ -270,13 +276,20 @@ STORAGES = {
 }
 WHITENOISE_USE_FINDERS = True
 
+# --- Issue 17: operations (logs, metrics, optional Sentry / OpenTelemetry) ---------------------
+# One JSON object per line on stderr, web and worker alike, with the request id, user id and
+# (in the worker) task name and id: crm/observability.py. Ids only, never personal data.
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {"json": {"()": "crm.observability.JsonFormatter"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "json"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        # Celery's own loggers propagate to the root: JSON too.
+        "celery": {"level": os.environ.get("LOG_LEVEL", "INFO")},
+    },
 }
 
 # --- issue 15: bulk import ---------------------------------------------------------------
@@ -315,3 +328,29 @@ CRM_UNVERIFIED_FEEDBACK_PER_DAY = envint("CRM_UNVERIFIED_FEEDBACK_PER_DAY", 3)
 # never take every server thread (see README, deployment).
 CRM_MAX_STREAMS_PER_USER = envint("CRM_MAX_STREAMS_PER_USER", 3)
 CRM_MAX_STREAMS_PER_PROCESS = envint("CRM_MAX_STREAMS_PER_PROCESS", 24)
+
+
+# The broker queue tasks go to (one per deployment sharing a Redis; the ops tests use their own).
+CELERY_TASK_DEFAULT_QUEUE = os.environ.get("CELERY_TASK_DEFAULT_QUEUE", "celery")
+# Python's warnings (a library's deprecation, Celery's "running as root") as JSON log lines too.
+logging.captureWarnings(True)
+# The worker logs through LOGGING above instead of installing Celery's plain-text handler.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+MIDDLEWARE = ["crm.middleware.RequestObservabilityMiddleware", *MIDDLEWARE]
+# One JSON access line per request (route, status, duration, ids); false drops only that line.
+CRM_ACCESS_LOG = envbool("CRM_ACCESS_LOG", True)
+# GET /metrics: these addresses or networks (CIDR), or `Authorization: Bearer CRM_METRICS_TOKEN`.
+CRM_METRICS_ALLOW = envlist("CRM_METRICS_ALLOW", "127.0.0.1,::1")
+CRM_METRICS_TOKEN = os.environ.get("CRM_METRICS_TOKEN", "")
+SECURE_REDIRECT_EXEMPT = [*SECURE_REDIRECT_EXEMPT, r"^metrics$"]
+# Rotating SECRET_KEY: the previous key(s) here keep sessions and signed links valid meanwhile.
+SECRET_KEY_FALLBACKS = envlist("SECRET_KEY_FALLBACKS", "")
+if os.environ.get("SENTRY_DSN"):
+    from crm.observability import sentry_init
+
+    sentry_init(os.environ["SENTRY_DSN"], environment=os.environ.get("SENTRY_ENVIRONMENT") or None)
+if os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
+    from crm.observability import otel_init
+
+    otel_init(os.environ.get("OTEL_SERVICE_NAME", "goldfish"))
+# --- end issue 17 ---------------------------------------------------------------------------

@@ -3,7 +3,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.permissions import AllowAny, IsAuthenticated
 
-from crm import api, feedback_api, health, imports_api, verification_api  # verification_api: issue 12
+from crm import api, feedback_api, health, imports_api, metrics, verification_api  # verification_api: issue 12
 
 # crm's own routes; the site's root URLconf (context.urls) adds the lookup, call events
 # and the agent page, so the lower layer never imports the upper one.
@@ -46,6 +46,7 @@ api_v1 = [
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
+    path("metrics", metrics.metrics_view, name="metrics"),  # issue 17
     path("api/v1/", include(api_v1)),
     path("admin/", admin.site.urls),
     path("feedback/", feedback_api.feedback_form, name="feedback-form"),
