@@ -351,6 +351,10 @@ class Feedback(models.Model):
     identifiers = models.JSONField(default=dict, blank=True)
     sentiment = models.CharField(max_length=16, choices=Sentiment.choices, blank=True)
     sentiment_score = models.FloatField(null=True, blank=True)
+    # issue 13: a supervisor who reclassified this feedback; the workflow then keeps their sentiment.
+    sentiment_set_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     status = models.CharField(max_length=16, choices=FeedbackStatus.choices, default=FeedbackStatus.RECEIVED)
     case = models.ForeignKey(Case, null=True, blank=True, on_delete=models.SET_NULL, related_name="feedback")
     received_at = models.DateTimeField()
