@@ -234,6 +234,18 @@ class CustomerAdmin(AuditedChangeView, SupervisorOnly, admin.ModelAdmin):
         view = self.admin_site.admin_view
         return [
             path("duplicates/", view(admin_views.duplicates), name="crm_customer_duplicates"),
+            # issue 13: "not a duplicate", its undo, and unmerge
+            path(
+                "<uuid:customer_id>/not-duplicate/<uuid:duplicate_id>/",
+                view(admin_views.duplicate_dismiss),
+                name="crm_customer_dismiss",
+            ),
+            path(
+                "dismissals/<int:dismissal_id>/undo/",
+                view(admin_views.duplicate_dismissal_undo),
+                name="crm_dismissal_undo",
+            ),
+            path("<uuid:customer_id>/unmerge/<int:merge_id>/", view(admin_views.customer_unmerge), name="crm_unmerge"),
             path("<uuid:customer_id>/360/", view(admin_views.customer_360), name="crm_customer_360"),
             path(
                 "<uuid:customer_id>/merge/<uuid:duplicate_id>/",

@@ -19,16 +19,17 @@ from django.template.response import TemplateResponse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
-from crm import audit, charts, follow_ups, privacy
+from crm import audit, charts, follow_ups, merges, privacy
 from crm import duplicates as dup
 from crm import reports as rep
 from crm.card import customer_card
-from crm.exceptions import DomainError
+from crm.exceptions import Conflict, DomainError
 from crm.models import (
     OPEN_FOLLOW_UP,
     AccessAudit,
     CaseStatus,
     Customer,
+    DuplicateDismissal,
     Fact,
     FollowUp,
     MergeRecord,
@@ -136,7 +137,47 @@ def duplicates(request):
         pairs=pairs,
         likely_only=likely_only,
         likely_score=dup.LIKELY_SCORE,
+        dismissals=DuplicateDismissal.objects.select_related("customer_low", "customer_high", "dismissed_by").order_by(
+            "-dismissed_at"
+        )[:50],
     )
+
+
+# issue 13: "not a duplicate" and its undo; unmerge.
+@supervisor_required
+@require_POST
+def duplicate_dismiss(request, customer_id, duplicate_id):
+    try:
+        merges.duplicate_dismiss(
+            actor=request.user, customer_id=customer_id, other_id=duplicate_id, reason=request.POST.get("reason", "")
+        )
+    except DomainError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, "Marked as two different people; the pair is no longer offered for merging.")
+    return redirect("admin:crm_customer_duplicates")
+
+
+@supervisor_required
+@require_POST
+def duplicate_dismissal_undo(request, dismissal_id):
+    if merges.duplicate_dismissal_undo(actor=request.user, dismissal_id=dismissal_id):
+        messages.success(request, "Undone: the pair is offered for merging again.")
+    return redirect("admin:crm_customer_duplicates")
+
+
+@supervisor_required
+@require_POST
+def customer_unmerge(request, customer_id, merge_id):
+    try:
+        record = merges.customer_unmerge(actor=request.user, survivor_id=customer_id, merge_id=merge_id)
+    except DomainError as exc:
+        messages.error(request, exc.message)
+        return redirect("admin:crm_customer_360", customer_id)
+    messages.success(
+        request, f"Merge #{record.pk} undone: “{record.duplicate.display_name}” is a customer of their own again."
+    )
+    return redirect("admin:crm_customer_360", record.duplicate_id)
 
 
 @supervisor_required
@@ -151,7 +192,15 @@ def customer_merge(request, customer_id, duplicate_id):
         return redirect("admin:crm_customer_duplicates")
     if request.method == "POST":
         try:
-            record = privacy.customer_merge(actor=request.user, survivor=survivor, duplicate_id=duplicate.pk)
+            record = privacy.customer_merge(
+                actor=request.user,
+                survivor=survivor,
+                duplicate_id=duplicate.pk,
+                reason=request.POST.get("reason", "") if request.POST.get("confirm_different") else "",
+            )
+        except Conflict as exc:  # the reason was missing: stay on the preview, which says why
+            messages.error(request, exc.message)
+            return redirect("admin:crm_customer_merge", survivor.pk, duplicate.pk)
         except DomainError as exc:
             messages.error(request, exc.message)
             return redirect("admin:crm_customer_duplicates")

@@ -98,8 +98,15 @@ class RecentRow(TypedDict):
 
 class FeedbackRow(TypedDict):
     rating: int | None
+    nps: int | None
     sentiment: str | None
+    # issue 13: the customer's words (first CARD_FEEDBACK_TEXT characters), not only the score.
+    text: str
     received_at: str
+
+
+# The card quotes this many characters of the last feedback; the 360 shows the rest.
+CARD_FEEDBACK_TEXT = 280
 
 
 @dataclass(frozen=True)
@@ -248,7 +255,13 @@ _CARD = _obj(
                              GROUP BY cr.code) t)""",
     intent_known=f"EXISTS (SELECT 1 FROM {_T['ContactReason']} WHERE code=%(intent)s)",
     last_feedback=f"""(SELECT {
-        _obj(rating="fb.rating", sentiment="nullif(fb.sentiment,'')", received_at=_iso_sql("fb.received_at"))
+        _obj(
+            rating="fb.rating",
+            nps="fb.nps",
+            sentiment="nullif(fb.sentiment,'')",
+            text=f"left(fb.text,{CARD_FEEDBACK_TEXT})",
+            received_at=_iso_sql("fb.received_at"),
+        )
     }
                        FROM {_T["Feedback"]} fb WHERE fb.customer_id=%(cid)s ORDER BY fb.received_at DESC LIMIT 1)""",
     recent_complaint=f"""EXISTS (SELECT 1 FROM {_T["Feedback"]} fb
@@ -468,7 +481,13 @@ def card_rows_orm(
         ),
         intent_known=intent_known,
         last_feedback=(
-            FeedbackRow(rating=last.rating, sentiment=last.sentiment or None, received_at=iso(last.received_at))
+            FeedbackRow(
+                rating=last.rating,
+                nps=last.nps,
+                sentiment=last.sentiment or None,
+                text=last.text[:CARD_FEEDBACK_TEXT],
+                received_at=iso(last.received_at),
+            )
             if last
             else None
         ),
@@ -544,7 +563,13 @@ def card_from_rows(customer_id: uuid.UUID, rows: CardRows, *, intent: str | None
         ],
         "flags": flags,
         "last_feedback": (
-            {"rating": last["rating"], "sentiment": last["sentiment"], "received_at": last["received_at"]}
+            {
+                "rating": last["rating"],
+                "nps": last["nps"],
+                "sentiment": last["sentiment"],
+                "text": last["text"],
+                "received_at": last["received_at"],
+            }
             if last is not None
             else None
         ),

@@ -9,7 +9,7 @@ import uuid
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
 
 
 class Channel(models.TextChoices):
@@ -517,6 +517,8 @@ class AuditAction(models.TextChoices):
     CREATE = "create"
     UPDATE = "update"
     MERGE = "merge"
+    UNMERGE = "unmerge"  # issue 13
+    DISMISS = "dismiss"  # issue 13: "not a duplicate" set or undone
     EXPORT = "export"
     ERASE = "erase"
 
@@ -559,6 +561,39 @@ class MergeRecord(models.Model):
     merged_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     merged_at = models.DateTimeField(auto_now_add=True)
     moved = models.JSONField(default=dict)
+    # issue 13: why a merge the preview warned about went ahead; who undid it and when.
+    reason = models.TextField(blank=True)
+    undone_at = models.DateTimeField(null=True, blank=True)
+    undone_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["duplicate"], name="customer_merged_once")]
+        constraints = [
+            # An undone merge no longer counts: the same pair may be merged again later.
+            models.UniqueConstraint(
+                fields=["duplicate"], condition=Q(undone_at__isnull=True), name="customer_merged_once"
+            )
+        ]
+
+
+# --- issue 13: "not a duplicate" ------------------------------------------------------------
+
+
+class DuplicateDismissal(models.Model):
+    """A supervisor's judgement that two customers are different people (kept until undone).
+
+    The pair is stored in primary-key order so one judgement covers both directions.
+    """
+
+    customer_low = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="+")
+    customer_high = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="+")
+    reason = models.CharField(max_length=200, blank=True)
+    dismissed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    dismissed_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["customer_low", "customer_high"], name="dismissal_once_per_pair"),
+            models.CheckConstraint(condition=Q(customer_low__lt=F("customer_high")), name="dismissal_pair_ordered"),
+        ]

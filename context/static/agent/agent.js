@@ -259,7 +259,8 @@
       var fb = card.last_feedback;
       mem.appendChild(section("Last feedback", h("p", null,
         fb.rating ? "Rated " + fb.rating + "/5 " : "", fb.sentiment ? h("span", { class: "chip sent-" + fb.sentiment }, fb.sentiment) : null,
-        h("span", { class: "muted small" }, " " + when(fb.received_at))), "feedback"));
+        h("span", { class: "muted small" }, " " + when(fb.received_at)),
+        fb.text ? h("q", { class: "fb-words" }, fb.text) : null), "feedback"));
     }
   }
 

@@ -3,6 +3,7 @@
 lookup_golden.json was recorded from the code before the move (context/selectors.py's
 positional arrays); each scenario's response must stay byte-for-byte the same, except
 the ids of the contacts the lookups open, which are random (numbered in order).
+Re-recorded once on purpose by issue 13: `last_feedback` gained `nps` and `text`.
 """
 
 import datetime as dt
