@@ -86,3 +86,9 @@ bench-lookup-smoke: $(VENV)/.installed ## The lookup benchmark at 2,000 customer
 
 clean: ## Remove the virtual environment and local data
 	rm -rf $(VENV) var .pytest_cache
+
+# --- issue 13: the supervisor desk's screenshots (issue 12 adds the agent's; the lead joins the two) ---
+.PHONY: screenshots-admin
+screenshots-admin: services $(VENV)/.installed browser ## Screenshots of the supervisor desk into docs/screens/admin-*.png
+	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} REDIS_URL=$${REDIS_URL:-$(TEST_REDIS_URL)} \
+		$(PY) scripts/screenshots_admin.py

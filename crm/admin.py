@@ -31,6 +31,7 @@ admin.site.site_header = "Goldfish — supervisors"
 admin.site.site_title = "Goldfish"
 admin.site.index_title = "Run the floor"
 admin.site.index_template = "admin/goldfish_index.html"
+admin.site.login_template = "admin/goldfish_login.html"  # issue 13: an agent who lands here gets a way back
 
 
 def _admits(user) -> bool:

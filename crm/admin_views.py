@@ -28,6 +28,7 @@ from crm.models import (
     OPEN_FOLLOW_UP,
     AccessAudit,
     CaseStatus,
+    ContactReason,
     Customer,
     DuplicateDismissal,
     Fact,
@@ -38,6 +39,7 @@ from crm.models import (
 )
 from crm.permissions import is_supervisor
 from crm.selectors import TIMELINE_PAGE, customer_timeline, live_customers, timeline_cursor, timeline_cursor_parse
+from crm.surveys import survey_suppressed_until
 
 # History rows shown per customer on the 360 page; older ones are in the export.
 HISTORY_LIMIT = 100
@@ -120,6 +122,8 @@ def customer_360(request, customer_id):
         next_cursor=timeline_cursor(entries[-1]) if len(entries) == TIMELINE_PAGE else None,
         merges=MergeRecord.objects.filter(survivor=customer).select_related("duplicate", "merged_by")[:20],
         recent_access=AccessAudit.objects.filter(customer=customer).select_related("actor").order_by("-at")[:8],
+        survey_until=survey_suppressed_until(customer.pk) if not erased else None,  # issue 13
+        reason_labels=dict(ContactReason.objects.values_list("code", "label")),  # issue 13: labels, not codes
     )
 
 

@@ -36,7 +36,7 @@ TRUTHY = {"1", "true", "yes", "y", "on"}
 
 class Tier(models.TextChoices):
     STANDARD = "standard"
-    VIP = "vip"
+    VIP = "vip", "VIP"  # issue 13: not "Vip"
 
 
 class Outcome(models.TextChoices):
