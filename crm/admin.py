@@ -21,7 +21,7 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.text import Truncator
 
-from crm import admin_views, audit, desk, follow_ups, models
+from crm import admin_views, audit, desk, follow_ups, models, reports
 from crm.feedback import feedback_reclassify
 from crm.permissions import is_supervisor
 from crm.selectors import customer_search
@@ -350,10 +350,26 @@ class FeedbackAdmin(AuditedChangeView, SupervisorOnly, admin.ModelAdmin):
         audit.feedback_view(actor, obj, via="admin_change")
 
 
+class ReportPeriodFilter(admin.SimpleListFilter):
+    """issue 13: the reports' period selector (complete weeks), so the board and the report agree."""
+
+    title = "period"
+    parameter_name = "weeks"
+
+    def lookups(self, request, model_admin):
+        return [(str(w), f"last {w} complete weeks") for w in (4, 8, 12, 26, 52)]
+
+    def queryset(self, request, queryset):
+        if not (self.value() or "").isdigit():
+            return queryset
+        period = reports.Period.complete_weeks(min(max(int(self.value()), 1), 52))
+        return queryset.filter(created_at__gte=period.start, created_at__lt=period.end)
+
+
 @admin.register(models.Recognition)
 class RecognitionAdmin(ReadOnly, admin.ModelAdmin):
     list_display = ("created_at", "agent", "team", "quote_short", "customer_rating")
-    list_filter = (team_filter("staff"), ("staff", admin.RelatedOnlyFieldListFilter))
+    list_filter = (ReportPeriodFilter, team_filter("staff"), ("staff", admin.RelatedOnlyFieldListFilter))
     date_hierarchy = "created_at"
     list_select_related = ("staff", "staff__staff_profile__team", "feedback")
     ordering = ("-created_at",)
@@ -387,6 +403,14 @@ class RecognitionAdmin(ReadOnly, admin.ModelAdmin):
                 .annotate(count=Count("id"))
                 .order_by("-count", "staff__username")[:12]
             )
+            weeks = request.GET.get("weeks", "")
+            if weeks.isdigit():
+                period = reports.Period.complete_weeks(min(max(int(weeks), 1), 52))
+                response.context_data["board_period"] = (
+                    f"{weeks} complete weeks, {period.start:%d %b %Y} to {period.last_day:%d %b %Y}"
+                )
+            else:
+                response.context_data["board_period"] = "all time (choose a period on the right)"
             response.context_data["board"] = [
                 {
                     "name": f"{r['staff__first_name']} {r['staff__last_name']}".strip() or r["staff__username"],

@@ -7,15 +7,18 @@ Mounted by crm/admin.py (ModelAdmin.get_urls), behind admin_site.admin_view
 
 from __future__ import annotations
 
+import csv
 import json
 from functools import wraps
 
+from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.core.serializers.json import DjangoJSONEncoder
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
+from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
@@ -294,7 +297,11 @@ BLUE, GREEN, ORANGE, PURPLE = "#2563eb", "#16a34a", "#ea580c", "#7c3aed"
 
 @supervisor_required
 def reports(request):
-    """Charts a supervisor reads at a glance; every figure comes from a grouped query."""
+    """Charts a supervisor reads at a glance; every figure comes from a grouped query.
+
+    issue 13: complete weeks only (the current week is reported apart, with its n), the same
+    weeks on every chart, a sample size beside every rate, and the same table as CSV.
+    """
     try:
         weeks = min(max(int(request.GET.get("weeks", 12)), 2), 52)
     except ValueError:
@@ -302,17 +309,23 @@ def reports(request):
     teams = list(Team.objects.order_by("name"))
     team_id = request.GET.get("team")
     team = next((t for t in teams if str(t.pk) == team_id), None)
-    period = rep.Period.last_weeks(weeks, team_id=team.pk if team else None)
+    period = rep.Period.complete_weeks(weeks, team_id=team.pk if team else None)
+    if request.GET.get("format") == "csv":
+        return _csv_response(
+            rep.csv_rows(period), f"goldfish-report-{period.start:%Y%m%d}-{period.last_day:%Y%m%d}.csv"
+        )
 
-    quality = rep.contact_quality_by_week(period)
-    satisfaction = rep.satisfaction_by_week(period)
+    quality = rep.by_week(rep.contact_quality_by_week(period), period)
+    satisfaction = rep.by_week(rep.satisfaction_by_week(period), period)
     reasons = rep.top_reasons(period)
     agents = rep.recognitions_per_agent(period)
     totals = rep.totals(period)
-    responses = sum(w["responses"] for w in satisfaction)
+    responses = sum(w["responses"] for w in satisfaction if w)
+    current = rep.Period(start=period.end, end=timezone.now(), team_id=period.team_id)
+    labels = [monday.strftime("%d %b") for monday in period.week_starts()]
 
-    def labels(rows):
-        return [r["week"].strftime("%d %b") for r in rows]
+    def values(rows, key):
+        return [r[key] if r else None for r in rows]
 
     return _page(
         request,
@@ -322,22 +335,51 @@ def reports(request):
         week_choices=[4, 8, 12, 26, 52],
         teams=teams,
         team=team,
+        period=period,
         totals=totals,
         responses=responses,
+        current=rep.totals(current),
+        current_start=current.start,
         fcr_window=rep.FCR_WINDOW_DAYS,
+        repeat_window=settings.CRM_REPEAT_WINDOW_DAYS,
         quality_chart=charts.line_chart(
-            labels(quality),
+            labels,
             [
-                {"name": "Repeat-contact rate", "color": ORANGE, "values": [r["repeat_rate"] for r in quality]},
-                {"name": "First-contact resolution", "color": GREEN, "values": [r["fcr_rate"] for r in quality]},
+                {
+                    "name": "Repeat-contact rate",
+                    "color": ORANGE,
+                    "values": values(quality, "repeat_rate"),
+                    "n": values(quality, "contacts"),
+                },
+                {
+                    "name": "First-contact resolution",
+                    "color": GREEN,
+                    "values": values(quality, "fcr_rate"),
+                    "n": values(quality, "contacts"),
+                },
             ],
         ),
         csat_chart=charts.line_chart(
-            labels(satisfaction), [{"name": "CSAT", "color": BLUE, "values": [r["csat"] for r in satisfaction]}]
+            labels,
+            [
+                {
+                    "name": "CSAT",
+                    "color": BLUE,
+                    "values": values(satisfaction, "csat"),
+                    "n": values(satisfaction, "rated"),
+                }
+            ],
         ),
         nps_chart=charts.line_chart(
-            labels(satisfaction),
-            [{"name": "NPS", "color": PURPLE, "values": [r["nps"] for r in satisfaction]}],
+            labels,
+            [
+                {
+                    "name": "NPS",
+                    "color": PURPLE,
+                    "values": values(satisfaction, "nps"),
+                    "n": values(satisfaction, "scored"),
+                }
+            ],
             y_min=-100,
             y_max=100,
             y_step=50,
@@ -346,3 +388,10 @@ def reports(request):
         reasons_chart=charts.bar_chart(reasons, value="contacts", overlay="repeats"),
         agents_chart=charts.bar_chart(agents, value="count"),
     )
+
+
+def _csv_response(rows: list[list], filename: str) -> HttpResponse:
+    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    csv.writer(response).writerows(rows)
+    return response
