@@ -16,7 +16,7 @@ from playwright.sync_api import expect
 from crm import models
 from tests.browser.test_admin_browser import ARTIFACTS, login, roles  # noqa: F401 - fixtures
 from tests.browser.test_admin_browser import browser as browser
-from tests.factories import CustomerFactory, FeedbackFactory, IdentityFactory, UserFactory
+from tests.factories import CustomerFactory, FeedbackFactory, IdentityFactory, InteractionFactory, UserFactory, reason
 from tests.fixtures.admin import make_person
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -88,6 +88,7 @@ def test_a_merge_of_two_verified_accounts_needs_a_reason_and_undo_restores_every
     page.goto(f"{base}/admin/crm/customer/{survivor.pk}/360/")
     page.click(".unmerge-btn")
     expect(page.locator(".messagelist")).to_contain_text("undone")
+    page.screenshot(path=str(ARTIFACTS / "admin-360-after-unmerge.png"), full_page=True)
     assert {survivor.pk: owned(survivor), duplicate.pk: owned(duplicate)} == {
         rosa.pk: before_rosa,
         nils.pk: before_nils,
@@ -136,9 +137,36 @@ def test_queues_put_overdue_first_highlighted_and_home_tiles_count_them(browser,
     plain = rows.nth(2).locator("td").first.evaluate("e => getComputedStyle(e).backgroundColor")
     assert red != plain
     shot(page, "admin-queue")
-    page.goto(f"{live_server.url}/admin/crm/interaction/reports/")
-    expect(page.locator("svg").first).to_be_visible()
+    seed_weeks(sofia)
+    page.goto(f"{live_server.url}/admin/crm/interaction/reports/?weeks=8")
+    expect(page.locator("#chart-quality")).to_be_visible()
+    expect(page.locator("#chart-reasons")).to_contain_text("Broadband fault that keeps coming back")
     shot(page, "admin-reports")
+    page.click("#board-same-period")
+    expect(page.locator("#board-period")).to_contain_text("8 complete weeks")
+
+
+def seed_weeks(agent) -> None:
+    """Eight weeks of contacts, feedback and praise, so the report has something to show."""
+    now = timezone.now()
+    long_reason, _ = models.ContactReason.objects.update_or_create(
+        code="broadband_fault", defaults={"label": "Broadband fault that keeps coming back"}
+    )
+    billing = reason("billing")
+    for week in range(1, 9):
+        for i in range(3 + week % 3):
+            customer = CustomerFactory(display_name=f"Caller {week}-{i}")
+            when = now - dt.timedelta(days=7 * week + i % 5, hours=i)
+            code = long_reason if i % 2 else billing
+            InteractionFactory(customer=customer, agent=agent, reason=code, outcome="resolved", started_at=when)
+            if i % 3 == 0:
+                InteractionFactory(customer=customer, agent=agent, reason=code, started_at=when + dt.timedelta(days=2))
+            feedback = FeedbackFactory(
+                customer=customer, rating=1 + (week + i) % 5, nps=(week * 3 + i) % 11, received_at=when
+            )
+            if feedback.rating >= 4:
+                models.Recognition.objects.create(feedback=feedback, staff=agent)
+    models.Recognition.objects.update(created_at=now - dt.timedelta(days=10))
 
 
 def test_the_feedback_form_has_typed_inputs_an_nps_scale_and_a_complaint_is_told_what_happens(browser, live_server):
