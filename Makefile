@@ -86,7 +86,7 @@ bench-lookup-smoke: $(VENV)/.installed ## The lookup benchmark at 2,000 customer
 
 # --- issue 12: screenshots (scripts/screenshots.py; one function per page group) ---
 .PHONY: screenshots
-screenshots: $(VENV)/.installed browser ## Take the pages' screenshots into docs/screens/ (demo data, throwaway SQLite, Chromium)
+screenshots: $(VENV)/.installed browser screenshots-admin ## Take the pages' screenshots into docs/screens/: the agent desk (demo data, throwaway SQLite) and the supervisor desk (make screenshots-admin)
 	$(PY) scripts/screenshots.py $(SCREENS)
 # --- end issue 12 ---
 
@@ -97,3 +97,10 @@ clean: ## Remove the virtual environment and local data
 BENCH_IMPORT_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/goldfish_bench_import
 bench-import: $(VENV)/.installed ## Bulk import: 1M customers and 10M interactions from generated files (empties that database's crm tables)
 	DATABASE_URL=$(BENCH_IMPORT_DATABASE_URL) $(PY) -m bench.import_run --customers 1000000 $(BENCH_ARGS)
+
+
+# --- issue 13: the supervisor desk's screenshots (issue 12 adds the agent's; the lead joins the two) ---
+.PHONY: screenshots-admin
+screenshots-admin: services $(VENV)/.installed browser ## Screenshots of the supervisor desk into docs/screens/admin-*.png
+	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} REDIS_URL=$${REDIS_URL:-$(TEST_REDIS_URL)} \
+		$(PY) scripts/screenshots_admin.py

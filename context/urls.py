@@ -6,7 +6,7 @@ lists the customer memory's own routes and never imports context.
 
 from django.urls import include, path
 
-from context import agent_urls
+from context import agent_urls, landing
 from context.api import LookupApi
 from crm import urls as crm_urls
 
@@ -19,6 +19,9 @@ urlpatterns = [
     *crm_urls.urlpatterns,
     path("api/v1/", include(api_v1)),
     path("agent/", include(agent_urls.agent_urlpatterns)),
+    # issue 13: `/` routes each role to its desk; the favicon every browser asks for
+    path("", landing.landing, name="landing"),
+    path("favicon.ico", landing.favicon, name="favicon"),
 ]
 
 handler404 = crm_urls.handler404

@@ -23,7 +23,8 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.text import Truncator
 
-from crm import admin_views, audit, follow_ups, imports, models
+from crm import admin_views, audit, desk, follow_ups, imports, models, reports
+from crm.feedback import feedback_reclassify
 from crm.permissions import is_supervisor
 from crm.selectors import customer_search
 from crm.services import customer_update
@@ -32,6 +33,7 @@ admin.site.site_header = "Goldfish — supervisors"
 admin.site.site_title = "Goldfish"
 admin.site.index_title = "Run the floor"
 admin.site.index_template = "admin/goldfish_index.html"
+admin.site.login_template = "admin/goldfish_login.html"  # issue 13: an agent who lands here gets a way back
 
 
 def _admits(user) -> bool:
@@ -118,6 +120,30 @@ def customer_link(customer) -> str:
         return "—"
     url = reverse("admin:crm_customer_360", args=[customer.pk])
     return format_html('<a href="{}">{}</a>', url, customer.display_name or "(no name)")
+
+
+def feedback_words(feedback) -> str:
+    """The customer's words with their score, contact and agent, linked to the feedback (issue 13)."""
+    if feedback is None:
+        return "—"
+    score = ", ".join(
+        part
+        for part in (
+            f"rating {feedback.rating}/5" if feedback.rating is not None else "",
+            f"NPS {feedback.nps}" if feedback.nps is not None else "",
+        )
+        if part
+    )
+    contact = feedback.interaction
+    agent = staff_name(contact.agent) if contact is not None and contact.agent_id else "—"
+    return format_html(
+        '<blockquote class="gf-quote">“{}”</blockquote><a href="{}">{}</a> · contact: {} · agent: {}',
+        feedback.text or "(no comment)",
+        reverse("admin:crm_feedback_change", args=[feedback.pk]),
+        score or "feedback",
+        contact.started_at.strftime("%d %b %H:%M") if contact is not None else "—",
+        agent,
+    )
 
 
 def staff_name(user) -> str:
@@ -211,6 +237,18 @@ class CustomerAdmin(AuditedChangeView, SupervisorOnly, admin.ModelAdmin):
         view = self.admin_site.admin_view
         return [
             path("duplicates/", view(admin_views.duplicates), name="crm_customer_duplicates"),
+            # issue 13: "not a duplicate", its undo, and unmerge
+            path(
+                "<uuid:customer_id>/not-duplicate/<uuid:duplicate_id>/",
+                view(admin_views.duplicate_dismiss),
+                name="crm_customer_dismiss",
+            ),
+            path(
+                "dismissals/<int:dismissal_id>/undo/",
+                view(admin_views.duplicate_dismissal_undo),
+                name="crm_dismissal_undo",
+            ),
+            path("<uuid:customer_id>/unmerge/<int:merge_id>/", view(admin_views.customer_unmerge), name="crm_unmerge"),
             path("<uuid:customer_id>/360/", view(admin_views.customer_360), name="crm_customer_360"),
             path(
                 "<uuid:customer_id>/merge/<uuid:duplicate_id>/",
@@ -260,9 +298,8 @@ class ToReviewFilter(admin.SimpleListFilter):
         return [("yes", "Needs review (unhappy, not yet handled)"), ("praise", "Praise")]
 
     def queryset(self, request, queryset):
-        unhappy = Q(sentiment=models.Sentiment.NEGATIVE) | Q(rating__lte=2) | Q(nps__lte=6)
-        if self.value() == "yes":
-            return queryset.filter((unhappy & Q(case__isnull=True)) | Q(status=models.FeedbackStatus.RECEIVED))
+        if self.value() == "yes":  # issue 13: what the workflow judged negative, not every middling score
+            return desk.feedback_to_review(queryset)
         if self.value() == "praise":
             return queryset.filter(Q(sentiment=models.Sentiment.POSITIVE) | Q(rating__gte=4))
         return queryset
@@ -288,6 +325,7 @@ class FeedbackAdmin(AuditedChangeView, SupervisorOnly, admin.ModelAdmin):
     fields = ("customer", "interaction", "rating", "nps", "text", "staff_named", "sentiment", "status", "case")
     readonly_fields = ("customer", "interaction", "rating", "nps", "text", "staff_named", "sentiment", "unverified")
     raw_id_fields = ("case",)
+    actions = ["reclassify_negative", "reclassify_neutral", "reclassify_positive"]
 
     def has_add_permission(self, request, *args):
         return False
@@ -295,6 +333,26 @@ class FeedbackAdmin(AuditedChangeView, SupervisorOnly, admin.ModelAdmin):
     @admin.display(description="customer")
     def customer_name(self, obj):
         return customer_link(obj.customer)
+
+    # issue 13: a supervisor's reclassification re-runs the workflow (audited, idempotent).
+    def _reclassify(self, request, queryset, sentiment):
+        changed = sum(
+            feedback_reclassify(feedback_id=pk, sentiment=sentiment, actor=request.user)
+            for pk in queryset.values_list("pk", flat=True)
+        )
+        self.message_user(request, f"{changed} feedback reclassified as {sentiment}.", messages.SUCCESS)
+
+    @admin.action(description="Reclassify as negative (opens a recovery case)")
+    def reclassify_negative(self, request, queryset):
+        self._reclassify(request, queryset, models.Sentiment.NEGATIVE)
+
+    @admin.action(description="Reclassify as neutral")
+    def reclassify_neutral(self, request, queryset):
+        self._reclassify(request, queryset, models.Sentiment.NEUTRAL)
+
+    @admin.action(description="Reclassify as positive (recognizes the agent)")
+    def reclassify_positive(self, request, queryset):
+        self._reclassify(request, queryset, models.Sentiment.POSITIVE)
 
     @admin.display(description="what they said")
     def said(self, obj):
@@ -304,10 +362,26 @@ class FeedbackAdmin(AuditedChangeView, SupervisorOnly, admin.ModelAdmin):
         audit.feedback_view(actor, obj, via="admin_change")
 
 
+class ReportPeriodFilter(admin.SimpleListFilter):
+    """issue 13: the reports' period selector (complete weeks), so the board and the report agree."""
+
+    title = "period"
+    parameter_name = "weeks"
+
+    def lookups(self, request, model_admin):
+        return [(str(w), f"last {w} complete weeks") for w in (4, 8, 12, 26, 52)]
+
+    def queryset(self, request, queryset):
+        if not (self.value() or "").isdigit():
+            return queryset
+        period = reports.Period.complete_weeks(min(max(int(self.value()), 1), 52))
+        return queryset.filter(created_at__gte=period.start, created_at__lt=period.end)
+
+
 @admin.register(models.Recognition)
 class RecognitionAdmin(ReadOnly, admin.ModelAdmin):
     list_display = ("created_at", "agent", "team", "quote_short", "customer_rating")
-    list_filter = (team_filter("staff"), ("staff", admin.RelatedOnlyFieldListFilter))
+    list_filter = (ReportPeriodFilter, team_filter("staff"), ("staff", admin.RelatedOnlyFieldListFilter))
     date_hierarchy = "created_at"
     list_select_related = ("staff", "staff__staff_profile__team", "feedback")
     ordering = ("-created_at",)
@@ -341,6 +415,14 @@ class RecognitionAdmin(ReadOnly, admin.ModelAdmin):
                 .annotate(count=Count("id"))
                 .order_by("-count", "staff__username")[:12]
             )
+            weeks = request.GET.get("weeks", "")
+            if weeks.isdigit():
+                period = reports.Period.complete_weeks(min(max(int(weeks), 1), 52))
+                response.context_data["board_period"] = (
+                    f"{weeks} complete weeks, {period.start:%d %b %Y} to {period.last_day:%d %b %Y}"
+                )
+            else:
+                response.context_data["board_period"] = "all time (choose a period on the right)"
             response.context_data["board"] = [
                 {
                     "name": f"{r['staff__first_name']} {r['staff__last_name']}".strip() or r["staff__username"],
@@ -381,21 +463,48 @@ class FollowUpAdmin(SupervisorOnly, admin.ModelAdmin):
     list_display = ("due", "kind", "status", "customer_name", "owner", "escalation_level", "complete_button")
     list_filter = (DueFilter, "status", "kind", team_filter("owner"))
     date_hierarchy = "due_at"
-    list_select_related = ("customer", "owner")
+    list_select_related = ("customer", "owner", "feedback")
     ordering = ("due_at",)
-    fields = ("kind", "status", "customer", "feedback", "case", "owner", "channel", "note", "due_at", "completed_at")
-    readonly_fields = ("kind", "customer", "feedback", "case", "completed_at")
+    fields = (
+        "kind",
+        "status",
+        "customer",
+        "customer_said",
+        "feedback",
+        "case",
+        "owner",
+        "channel",
+        "note",
+        "due_at",
+        "completed_at",
+    )
+    readonly_fields = ("kind", "customer", "customer_said", "feedback", "case", "completed_at")
     actions = ["mark_done"]
 
     def has_add_permission(self, request, *args):
         return False
+
+    # issue 13: overdue first, then due soonest, then finished; owners are staff with a desk role.
+    def get_ordering(self, request):
+        return (desk.urgency(open_statuses=models.OPEN_FOLLOW_UP), "due_at")
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.name == "owner":
+            kwargs["queryset"] = desk.desk_staff()
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    @admin.display(description="what the customer said")
+    def customer_said(self, obj):
+        return feedback_words(obj.feedback)
 
     @admin.display(description="due", ordering="due_at")
     def due(self, obj):
         overdue = obj.status == models.FollowUpStatus.OPEN and obj.due_at < timezone.now()
         label = obj.due_at.strftime("%d %b %H:%M")
         if overdue:
-            return format_html('<span class="gf-badge gf-bad">overdue</span> {}', label)
+            return format_html(
+                '<span class="gf-badge gf-bad gf-overdue">{}</span> {}', desk.lateness(obj.due_at), label
+            )
         if obj.status == models.FollowUpStatus.ESCALATED:
             return format_html('<span class="gf-badge gf-warn">escalated</span> {}', label)
         return label
@@ -447,17 +556,57 @@ class ServiceRecoveryFilter(admin.SimpleListFilter):
 
 @admin.register(models.Case)
 class CaseAdmin(SupervisorOnly, admin.ModelAdmin):
-    list_display = ("opened_at", "subject", "kind", "status", "customer_name", "owner", "due_at")
+    list_display = ("due", "subject", "kind", "status", "customer_name", "owner", "opened_at")
     list_filter = (ServiceRecoveryFilter, "kind", "status", "reason", team_filter("owner"))
     date_hierarchy = "opened_at"
     list_select_related = ("customer", "owner")
     ordering = ("-opened_at",)
-    fields = ("subject", "kind", "reason", "status", "customer", "owner", "opened_at", "due_at", "resolved_at")
-    readonly_fields = ("customer", "opened_at")
+    fields = (
+        "subject",
+        "customer_said",
+        "kind",
+        "reason",
+        "status",
+        "customer",
+        "owner",
+        "opened_at",
+        "due_at",
+        "resolved_at",
+    )
+    readonly_fields = ("customer", "customer_said", "opened_at")
     search_fields = ("subject",)
 
     def has_add_permission(self, request, *args):
         return False
+
+    # issue 13: overdue first, then due soonest, then closed; owners are staff with a desk role.
+    def get_ordering(self, request):
+        return (desk.urgency(open_statuses=desk.OPEN_CASE), "due_at", "-opened_at")
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.name == "owner":
+            kwargs["queryset"] = desk.desk_staff()
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    @admin.display(description="due", ordering="due_at")
+    def due(self, obj):
+        if obj.due_at is None:
+            return "—"
+        label = obj.due_at.strftime("%d %b %H:%M")
+        if obj.status in desk.OPEN_CASE and obj.due_at < timezone.now():
+            return format_html(
+                '<span class="gf-badge gf-bad gf-overdue">{}</span> {}', desk.lateness(obj.due_at), label
+            )
+        return label
+
+    @admin.display(description="what the customer said")
+    def customer_said(self, obj):
+        return (
+            format_html_join(
+                "", "<div>{}</div>", ((feedback_words(f),) for f in obj.feedback.select_related("interaction__agent"))
+            )
+            or "—"
+        )
 
     @admin.display(description="customer")
     def customer_name(self, obj):

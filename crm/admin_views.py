@@ -7,29 +7,34 @@ Mounted by crm/admin.py (ModelAdmin.get_urls), behind admin_site.admin_view
 
 from __future__ import annotations
 
+import csv
 import json
 from functools import wraps
 
+from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.core.serializers.json import DjangoJSONEncoder
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
+from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
-from crm import audit, charts, follow_ups, privacy
+from crm import audit, charts, follow_ups, merges, privacy
 from crm import duplicates as dup
 from crm import reports as rep
 from crm.card import customer_card
 from crm.db_router import reads_may_lag
-from crm.exceptions import DomainError
+from crm.exceptions import Conflict, DomainError
 from crm.models import (
     OPEN_FOLLOW_UP,
     AccessAudit,
     CaseStatus,
+    ContactReason,
     Customer,
+    DuplicateDismissal,
     Fact,
     FollowUp,
     MergeRecord,
@@ -39,6 +44,7 @@ from crm.models import (
 )
 from crm.permissions import is_supervisor
 from crm.selectors import TIMELINE_PAGE, customer_timeline, live_customers, timeline_cursor, timeline_cursor_parse
+from crm.surveys import survey_suppressed_until
 
 # History rows shown per customer on the 360 page; older ones are in the export.
 HISTORY_LIMIT = 100
@@ -122,6 +128,8 @@ def customer_360(request, customer_id):
         next_cursor=timeline_cursor(entries[-1]) if len(entries) == TIMELINE_PAGE else None,
         merges=MergeRecord.objects.filter(survivor=customer).select_related("duplicate", "merged_by")[:20],
         recent_access=AccessAudit.objects.filter(customer=customer).select_related("actor").order_by("-at")[:8],
+        survey_until=survey_suppressed_until(customer.pk) if not erased else None,  # issue 13
+        reason_labels=dict(ContactReason.objects.values_list("code", "label")),  # issue 13: labels, not codes
     )
 
 
@@ -139,7 +147,47 @@ def duplicates(request):
         pairs=pairs,
         likely_only=likely_only,
         likely_score=dup.LIKELY_SCORE,
+        dismissals=DuplicateDismissal.objects.select_related("customer_low", "customer_high", "dismissed_by").order_by(
+            "-dismissed_at"
+        )[:50],
     )
+
+
+# issue 13: "not a duplicate" and its undo; unmerge.
+@supervisor_required
+@require_POST
+def duplicate_dismiss(request, customer_id, duplicate_id):
+    try:
+        merges.duplicate_dismiss(
+            actor=request.user, customer_id=customer_id, other_id=duplicate_id, reason=request.POST.get("reason", "")
+        )
+    except DomainError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, "Marked as two different people; the pair is no longer offered for merging.")
+    return redirect("admin:crm_customer_duplicates")
+
+
+@supervisor_required
+@require_POST
+def duplicate_dismissal_undo(request, dismissal_id):
+    if merges.duplicate_dismissal_undo(actor=request.user, dismissal_id=dismissal_id):
+        messages.success(request, "Undone: the pair is offered for merging again.")
+    return redirect("admin:crm_customer_duplicates")
+
+
+@supervisor_required
+@require_POST
+def customer_unmerge(request, customer_id, merge_id):
+    try:
+        record = merges.customer_unmerge(actor=request.user, survivor_id=customer_id, merge_id=merge_id)
+    except DomainError as exc:
+        messages.error(request, exc.message)
+        return redirect("admin:crm_customer_360", customer_id)
+    messages.success(
+        request, f"Merge #{record.pk} undone: “{record.duplicate.display_name}” is a customer of their own again."
+    )
+    return redirect("admin:crm_customer_360", record.duplicate_id)
 
 
 @supervisor_required
@@ -154,7 +202,15 @@ def customer_merge(request, customer_id, duplicate_id):
         return redirect("admin:crm_customer_duplicates")
     if request.method == "POST":
         try:
-            record = privacy.customer_merge(actor=request.user, survivor=survivor, duplicate_id=duplicate.pk)
+            record = privacy.customer_merge(
+                actor=request.user,
+                survivor=survivor,
+                duplicate_id=duplicate.pk,
+                reason=request.POST.get("reason", "") if request.POST.get("confirm_different") else "",
+            )
+        except Conflict as exc:  # the reason was missing: stay on the preview, which says why
+            messages.error(request, exc.message)
+            return redirect("admin:crm_customer_merge", survivor.pk, duplicate.pk)
         except DomainError as exc:
             messages.error(request, exc.message)
             return redirect("admin:crm_customer_duplicates")
@@ -245,7 +301,11 @@ BLUE, GREEN, ORANGE, PURPLE = "#2563eb", "#16a34a", "#ea580c", "#7c3aed"
 @supervisor_required
 @reads_may_lag
 def reports(request):
-    """Charts a supervisor reads at a glance; every figure comes from a grouped query."""
+    """Charts a supervisor reads at a glance; every figure comes from a grouped query.
+
+    issue 13: complete weeks only (the current week is reported apart, with its n), the same
+    weeks on every chart, a sample size beside every rate, and the same table as CSV.
+    """
     try:
         weeks = min(max(int(request.GET.get("weeks", 12)), 2), 52)
     except ValueError:
@@ -253,17 +313,23 @@ def reports(request):
     teams = list(Team.objects.order_by("name"))
     team_id = request.GET.get("team")
     team = next((t for t in teams if str(t.pk) == team_id), None)
-    period = rep.Period.last_weeks(weeks, team_id=team.pk if team else None)
+    period = rep.Period.complete_weeks(weeks, team_id=team.pk if team else None)
+    if request.GET.get("format") == "csv":
+        return _csv_response(
+            rep.csv_rows(period), f"goldfish-report-{period.start:%Y%m%d}-{period.last_day:%Y%m%d}.csv"
+        )
 
-    quality = rep.contact_quality_by_week(period)
-    satisfaction = rep.satisfaction_by_week(period)
+    quality = rep.by_week(rep.contact_quality_by_week(period), period)
+    satisfaction = rep.by_week(rep.satisfaction_by_week(period), period)
     reasons = rep.top_reasons(period)
     agents = rep.recognitions_per_agent(period)
     totals = rep.totals(period)
-    responses = sum(w["responses"] for w in satisfaction)
+    responses = sum(w["responses"] for w in satisfaction if w)
+    current = rep.Period(start=period.end, end=timezone.now(), team_id=period.team_id)
+    labels = [monday.strftime("%d %b") for monday in period.week_starts()]
 
-    def labels(rows):
-        return [r["week"].strftime("%d %b") for r in rows]
+    def values(rows, key):
+        return [r[key] if r else None for r in rows]
 
     return _page(
         request,
@@ -273,22 +339,51 @@ def reports(request):
         week_choices=[4, 8, 12, 26, 52],
         teams=teams,
         team=team,
+        period=period,
         totals=totals,
         responses=responses,
+        current=rep.totals(current),
+        current_start=current.start,
         fcr_window=rep.FCR_WINDOW_DAYS,
+        repeat_window=settings.CRM_REPEAT_WINDOW_DAYS,
         quality_chart=charts.line_chart(
-            labels(quality),
+            labels,
             [
-                {"name": "Repeat-contact rate", "color": ORANGE, "values": [r["repeat_rate"] for r in quality]},
-                {"name": "First-contact resolution", "color": GREEN, "values": [r["fcr_rate"] for r in quality]},
+                {
+                    "name": "Repeat-contact rate",
+                    "color": ORANGE,
+                    "values": values(quality, "repeat_rate"),
+                    "n": values(quality, "contacts"),
+                },
+                {
+                    "name": "First-contact resolution",
+                    "color": GREEN,
+                    "values": values(quality, "fcr_rate"),
+                    "n": values(quality, "contacts"),
+                },
             ],
         ),
         csat_chart=charts.line_chart(
-            labels(satisfaction), [{"name": "CSAT", "color": BLUE, "values": [r["csat"] for r in satisfaction]}]
+            labels,
+            [
+                {
+                    "name": "CSAT",
+                    "color": BLUE,
+                    "values": values(satisfaction, "csat"),
+                    "n": values(satisfaction, "rated"),
+                }
+            ],
         ),
         nps_chart=charts.line_chart(
-            labels(satisfaction),
-            [{"name": "NPS", "color": PURPLE, "values": [r["nps"] for r in satisfaction]}],
+            labels,
+            [
+                {
+                    "name": "NPS",
+                    "color": PURPLE,
+                    "values": values(satisfaction, "nps"),
+                    "n": values(satisfaction, "scored"),
+                }
+            ],
             y_min=-100,
             y_max=100,
             y_step=50,
@@ -297,3 +392,10 @@ def reports(request):
         reasons_chart=charts.bar_chart(reasons, value="contacts", overlay="repeats"),
         agents_chart=charts.bar_chart(agents, value="count"),
     )
+
+
+def _csv_response(rows: list[list], filename: str) -> HttpResponse:
+    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    csv.writer(response).writerows(rows)
+    return response

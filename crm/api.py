@@ -17,7 +17,7 @@ from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 
 from crm import api_schema as schema
-from crm import audit, privacy, selectors, services
+from crm import audit, merges, privacy, selectors, services
 from crm.identifiers import InvalidIdentifier, normalize
 from crm.models import (
     Channel,
@@ -232,19 +232,54 @@ class CustomerMergeApi(APIView):
 
     class InputSerializer(StrictSerializer):
         duplicate_id = serializers.UUIDField()
+        # issue 13: required when both customers hold different verified accounts (else 409)
+        reason = serializers.CharField(required=False, allow_blank=True, max_length=500, default="")
 
         class Meta:
             ref_name = "CustomerMerge"
 
-    @extend_schema(request=InputSerializer, responses={200: schema.MergeOut})
+    @extend_schema(request=InputSerializer, responses={200: schema.MergeOut, **schema.errors(409)})
     def post(self, request, customer_id):
         survivor = services.live_customer_get(customer_id, field="id")
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         record = privacy.customer_merge(
-            actor=request.user, survivor=survivor, duplicate_id=data.validated_data["duplicate_id"]
+            actor=request.user,
+            survivor=survivor,
+            duplicate_id=data.validated_data["duplicate_id"],
+            reason=data.validated_data["reason"],
         )
-        return Response({"id": str(survivor.pk), "merged": str(record.duplicate_id), "moved": record.moved})
+        return Response(
+            {"id": str(survivor.pk), "merged": str(record.duplicate_id), "moved": record.moved, "merge_id": record.pk}
+        )
+
+
+class CustomerUnmergeApi(APIView):
+    """issue 13: undo a merge from its record (crm.merges states what goes back)."""
+
+    permission_classes = [IsSupervisor]
+
+    class InputSerializer(StrictSerializer):
+        merge_id = serializers.IntegerField(min_value=1)
+
+        class Meta:
+            ref_name = "CustomerUnmerge"
+
+    @extend_schema(request=InputSerializer, responses={200: schema.UnmergeOut, **schema.errors(409)})
+    def post(self, request, customer_id):
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        record = merges.customer_unmerge(
+            actor=request.user, survivor_id=customer_id, merge_id=data.validated_data["merge_id"]
+        )
+        return Response(
+            {
+                "id": str(record.survivor_id),
+                "restored": str(record.duplicate_id),
+                "merge_id": record.pk,
+                "undone_at": record.undone_at,
+            }
+        )
 
 
 class CustomerExportApi(APIView):

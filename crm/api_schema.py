@@ -194,9 +194,21 @@ class MergeOut(serializers.Serializer):
     moved = serializers.DictField(
         child=serializers.JSONField(), help_text="What moved, by kind: ids (or counts) of the rows."
     )
+    merge_id = serializers.IntegerField(help_text="The merge record; pass it to unmerge.")  # issue 13
 
     class Meta:
         ref_name = "MergeResult"
+
+
+# issue 13: undoing a merge
+class UnmergeOut(serializers.Serializer):
+    id = serializers.UUIDField(help_text="The customer the duplicate had been merged into.")
+    restored = serializers.UUIDField(help_text="The duplicate, a customer again.")
+    merge_id = serializers.IntegerField()
+    undone_at = serializers.DateTimeField()
+
+    class Meta:
+        ref_name = "UnmergeResult"
 
 
 def _rows(help_text: str) -> serializers.ListField:
@@ -436,8 +448,9 @@ class CardInteractionOut(serializers.Serializer):
 
 class CardFeedbackOut(serializers.Serializer):
     rating = serializers.IntegerField(allow_null=True)
+    nps = serializers.IntegerField(allow_null=True)  # issue 13
     sentiment = serializers.CharField(allow_null=True)
-    text = serializers.CharField(help_text="The customer's words.")
+    text = serializers.CharField(help_text="The customer's words, first 280 characters.")  # issue 13
     received_at = serializers.DateTimeField()
 
     class Meta:

@@ -103,9 +103,15 @@ class RecentRow(TypedDict):
 
 class FeedbackRow(TypedDict):
     rating: int | None
+    nps: int | None
     sentiment: str | None
-    text: str  # the customer's words
+    # issue 13: the customer's words (first CARD_FEEDBACK_TEXT characters), not only the score.
+    text: str
     received_at: str
+
+
+# The card quotes this many characters of the last feedback; the 360 shows the rest.
+CARD_FEEDBACK_TEXT = 280
 
 
 @dataclass(frozen=True)
@@ -271,8 +277,9 @@ _CARD = _obj(
     last_feedback=f"""(SELECT {
         _obj(
             rating="fb.rating",
+            nps="fb.nps",
             sentiment="nullif(fb.sentiment,'')",
-            text="fb.text",
+            text=f"left(fb.text,{CARD_FEEDBACK_TEXT})",
             received_at=_iso_sql("fb.received_at"),
         )
     }
@@ -535,8 +542,9 @@ def card_rows_orm(
         last_feedback=(
             FeedbackRow(
                 rating=last.rating,
+                nps=last.nps,
                 sentiment=last.sentiment or None,
-                text=last.text,
+                text=last.text[:CARD_FEEDBACK_TEXT],
                 received_at=iso(last.received_at),
             )
             if last
@@ -625,6 +633,7 @@ def card_from_rows(customer_id: uuid.UUID, rows: CardRows, *, intent: str | None
         "last_feedback": (
             {
                 "rating": last["rating"],
+                "nps": last["nps"],
                 "sentiment": last["sentiment"],
                 "text": last["text"],
                 "received_at": last["received_at"],

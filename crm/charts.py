@@ -23,7 +23,10 @@ def line_chart(
     y_step: float = 25,
     suffix: str = "%",
 ) -> dict[str, Any]:
-    """series: [{"name", "color", "values": [float | None, ...]}], one value per label."""
+    """series: [{"name", "color", "values": [float | None, ...], "n": [int, ...]}], one value per label.
+
+    `n` (optional, issue 13) is each value's sample size: shown in the tooltip and beside the latest value.
+    """
     plot_w = WIDTH - PAD_LEFT - PAD_RIGHT
     plot_h = HEIGHT - PAD_TOP - PAD_BOTTOM
     n = len(labels)
@@ -46,15 +49,21 @@ def line_chart(
     x_labels = [{"x": x(i), "label": labels[i], "anchor": "end" if i == n - 1 and n > 1 else "middle"} for i in shown]
     drawn = []
     for s in series:
-        points = [(x(i), y(v), v, labels[i]) for i, v in enumerate(s["values"]) if v is not None]
-        path = " ".join(f"{'M' if k == 0 else 'L'}{px},{py}" for k, (px, py, _, _) in enumerate(points))
+        sizes = s.get("n") or [None] * n
+        points = [(x(i), y(v), v, labels[i], sizes[i]) for i, v in enumerate(s["values"]) if v is not None]
+        path = " ".join(f"{'M' if k == 0 else 'L'}{px},{py}" for k, (px, py, *_) in enumerate(points))
+
+        def said(v, size, lab=""):
+            return f"{lab}{v:g}{suffix}" + (f" (n={size})" if size is not None else "")
+
         drawn.append(
             {
                 "name": s["name"],
                 "color": s["color"],
                 "path": path,
-                "dots": [{"x": px, "y": py, "title": f"{lab}: {v:g}{suffix}"} for px, py, v, lab in points],
-                "last": f"{points[-1][2]:g}{suffix}" if points else "-",
+                "dots": [{"x": px, "y": py, "title": said(v, size, f"{lab}: ")} for px, py, v, lab, size in points],
+                "last": said(points[-1][2], points[-1][4]) if points else "-",
+                "last_label": points[-1][3] if points else "",
             }
         )
     return {
@@ -70,8 +79,12 @@ def line_chart(
 
 def bar_chart(rows: Sequence[dict[str, Any]], *, value: str, overlay: str | None = None) -> dict[str, Any]:
     """Horizontal bars, one per row; `overlay` draws a darker part of each bar (e.g. repeats of contacts)."""
-    label_w, bar_h, gap = 200, 22, 8
-    plot_w = WIDTH - label_w - 140
+    # issue 13: the label column fits the longest label (about 8 px a character at 14 px), never cut.
+    longest = max(
+        (len(str(r.get("label") or r.get("name") or "")) + len(str(r.get("team") or "")) for r in rows), default=0
+    )
+    label_w, bar_h, gap = min(max(120, 8 * longest + 24), 340), 22, 8
+    plot_w = WIDTH - label_w - 150
     top = max((r[value] for r in rows), default=0) or 1
     bars = []
     for i, r in enumerate(rows):

@@ -15,6 +15,7 @@ import unicodedata
 from django.db.models import Count
 from rapidfuzz import fuzz
 
+from crm.merges import dismissed_pairs
 from crm.models import Customer, Identity, IdentityKind, customer_live_q
 
 # Names at least this alike (0-100, token order ignored) with a shared identifier: "likely the same person".
@@ -81,7 +82,9 @@ def duplicate_pairs(*, likely_only: bool = False, limit: int = 100) -> list[dict
                 (a.pk, b.pk), {"survivor": a, "duplicate": b, "shared": [], "score": name_similarity(a, b)}
             )
             pair["shared"].append({"kind": kind, "value": normalized})
-    found = list(pairs.values())
+    # issue 13: pairs a supervisor judged to be different people are not offered again.
+    dismissed = dismissed_pairs()
+    found = [p for (a, b), p in pairs.items() if (min(a, b), max(a, b)) not in dismissed]
     for pair in found:
         pair["likely"] = pair["score"] >= LIKELY_SCORE
     if likely_only:

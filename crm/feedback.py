@@ -18,13 +18,13 @@ import datetime as dt
 import logging
 import re
 from collections.abc import Sequence
-from functools import lru_cache
 from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.utils.text import Truncator
 
 from crm.exceptions import DomainError
 from crm.follow_ups import thank_you_arrange, thank_you_email_send
@@ -43,16 +43,12 @@ from crm.models import (
 )
 from crm.notifications import notification_create, notifications_deliver
 from crm.outbox import feedback_dispatch
+from crm.sentiment import classify
 from crm.services import audit_record, customer_resolve, customers_matching, identifiers_normalize
 from crm.staff import supervisor_of, supervisors
 
 logger = logging.getLogger(__name__)
 
-# Rating and NPS are what the customer chose deliberately; they weigh twice the text.
-EXPLICIT_WEIGHT = 2.0
-TEXT_WEIGHT = 1.0
-# |score| below this is neutral. VADER's own convention is 0.05; feedback is noisier.
-SENTIMENT_THRESHOLD = 0.15
 # A recent contact whose agent's first name appears in the text counts as "named".
 STAFF_MENTION_CONTACTS = 20
 
@@ -131,34 +127,40 @@ def feedback_submit(
 # --- classification ---------------------------------------------------------------------
 
 
-@lru_cache(maxsize=1)
-def _analyzer():
-    from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
-
-    return SentimentIntensityAnalyzer()
-
-
 def feedback_classify(*, rating: int | None, nps: int | None, text: str) -> tuple[str, float]:
-    """(sentiment, score in [-1, 1]) from rating, NPS and the text's tone combined.
+    """(sentiment, score in [-1, 1]) from rating, NPS and the text read together (crm.sentiment says how)."""
+    return classify(rating=rating, nps=nps, text=text)
 
-    Rating 1-5 maps linearly around 3; NPS follows its own convention (9-10
-    promoters, 7-8 passive, 0-6 detractors); the text is VADER's compound score.
+
+def feedback_reclassify(*, feedback_id, sentiment: str, actor) -> bool:
+    """A supervisor sets the sentiment; the workflow re-runs for it. Returns whether anything changed.
+
+    Audited. Idempotent: the workflow finds the case, follow-up, recognitions and
+    notifications it already made and adds only what the new sentiment needs.
+    Moving away from negative leaves an open case open, for the supervisor to close.
     """
-    signals: list[tuple[float, float]] = []
-    if rating is not None:
-        signals.append(((rating - 3) / 2, EXPLICIT_WEIGHT))
-    if nps is not None:
-        signals.append((1.0 if nps >= 9 else 0.0 if nps >= 7 else -1.0 + nps / 7, EXPLICIT_WEIGHT))
-    if text and text.strip():
-        signals.append((_analyzer().polarity_scores(text)["compound"], TEXT_WEIGHT))
-    if not signals:
-        return Sentiment.NEUTRAL, 0.0
-    score = sum(value * weight for value, weight in signals) / sum(weight for _, weight in signals)
-    if score >= SENTIMENT_THRESHOLD:
-        return Sentiment.POSITIVE, score
-    if score <= -SENTIMENT_THRESHOLD:
-        return Sentiment.NEGATIVE, score
-    return Sentiment.NEUTRAL, score
+    if sentiment not in Sentiment.values:
+        raise DomainError(f"Unknown sentiment '{sentiment}'.", field="sentiment")
+    with transaction.atomic():
+        feedback = Feedback.objects.select_for_update().filter(pk=feedback_id).first()
+        if feedback is None:
+            raise DomainError(f"No feedback with id '{feedback_id}'.", field="feedback_id")
+        if feedback.sentiment == sentiment and feedback.sentiment_set_by_id is not None:
+            return False
+        before = feedback.sentiment
+        feedback.sentiment, feedback.sentiment_set_by = sentiment, actor
+        feedback.sentiment_score = {"positive": 1.0, "negative": -1.0}.get(sentiment, 0.0)
+        feedback.status, feedback.dispatched_at = FeedbackStatus.RECEIVED, None
+        feedback.save(update_fields=["sentiment", "sentiment_set_by", "sentiment_score", "status", "dispatched_at"])
+        audit_record(
+            actor=actor,
+            action=AuditAction.UPDATE,
+            customer_id=feedback.customer_id,
+            detail={"feedback": str(feedback.pk), "reclassified": {"from": before, "to": sentiment}},
+        )
+        key = str(feedback.pk)
+        transaction.on_commit(lambda: feedback_dispatch(key))
+    return True
 
 
 def feedback_staff_involved(feedback: Feedback) -> list[tuple[Any, Interaction | None]]:
@@ -223,7 +225,10 @@ def feedback_process(feedback_id: str) -> str:
         _follow_merge(feedback)
         if feedback.unverified and feedback.customer_id is None:
             _unverified_link(feedback)
-        sentiment, score = feedback_classify(rating=feedback.rating, nps=feedback.nps, text=feedback.text)
+        if feedback.sentiment_set_by_id is not None:  # a supervisor's reclassification stands
+            sentiment, score = feedback.sentiment, feedback.sentiment_score
+        else:
+            sentiment, score = feedback_classify(rating=feedback.rating, nps=feedback.nps, text=feedback.text)
         if feedback.sentiment != sentiment:
             feedback.sentiment, feedback.sentiment_score = sentiment, score
             feedback.save(update_fields=["sentiment", "sentiment_score"])
@@ -320,6 +325,10 @@ def recovery_owner(feedback: Feedback) -> Any | None:
     return None
 
 
+# A complaint whose poster named the customer only by an identifier says so in its case subject.
+UNVERIFIED_MARK = " (unverified)"
+
+
 def _negative(feedback: Feedback) -> list[int]:
     """A service-recovery case and a follow-up with a deadline, owned by the team's supervisor.
 
@@ -332,7 +341,10 @@ def _negative(feedback: Feedback) -> list[int]:
     if feedback.case_id is None:
         case = Case.objects.create(
             customer=feedback.customer,
-            subject=f"Service recovery{' (unverified)' if feedback.unverified else ''}: {_headline(feedback)}",
+            subject=Truncator(
+                f"Service recovery{UNVERIFIED_MARK if feedback.unverified else ''}: "
+                f"{_headline(feedback)}{_words(feedback)}"
+            ).chars(200),
             kind=CaseKind.SERVICE_RECOVERY,
             reason=interaction.reason if interaction is not None else None,
             owner=owner,
@@ -357,7 +369,7 @@ def _negative(feedback: Feedback) -> list[int]:
                 if feedback.unverified
                 else ""
             )
-            + "Contact the customer and put things right.",
+            + _recovery_note(feedback),
         },
     )
     recipients = [owner] if owner is not None else supervisors()
@@ -377,6 +389,23 @@ def _negative(feedback: Feedback) -> list[int]:
         ).pk
         for recipient in recipients
     ]
+
+
+def _words(feedback: Feedback) -> str:
+    """' — "what they said"', for the case's subject: the team lead reads the complaint, not only its score."""
+    return f' — "{feedback.text}"' if feedback.text else ""
+
+
+def _recovery_note(feedback: Feedback) -> str:
+    """The follow-up carries what the customer said, their score, and which contact and agent it was about."""
+    lines = [f'The customer said: "{feedback.text}"' if feedback.text else "The customer left no comment."]
+    lines.append(f"Score: {_headline(feedback)}.")
+    contact = feedback.interaction
+    if contact is not None:
+        agent = contact.agent.get_full_name() or contact.agent.username if contact.agent is not None else "no agent"
+        lines.append(f"Contact: {contact.started_at:%Y-%m-%d %H:%M} UTC, {contact.channel}, with {agent}.")
+    lines.append("Contact the customer and put things right.")
+    return "\n".join(lines)
 
 
 def _headline(feedback: Feedback) -> str:

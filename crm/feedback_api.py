@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 
+from django.conf import settings
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_http_methods
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
@@ -21,6 +23,7 @@ from crm.exceptions import DomainError
 from crm.forms import FeedbackForm
 from crm.models import Feedback, FollowUpStatus
 from crm.permissions import IsSupervisor
+from crm.sentiment import classify
 from crm.throttling import FeedbackThrottle
 
 logger = logging.getLogger(__name__)
@@ -157,16 +160,23 @@ def feedback_form(request):
         if not FeedbackThrottle().allow_request(request, None):
             return render(request, "feedback/form.html", {"form": form, "throttled": True}, status=429)
         if form.is_valid():
+            submission = form.submission()
             try:
-                workflows.feedback_submit(**form.submission())
+                workflows.feedback_submit(**submission)
             except DomainError as exc:
                 form.add_error(exc.field if exc.field in form.fields else None, exc.message)
             else:
-                return redirect("feedback-thanks")
+                # issue 13: a complaint's thank-you page says what happens next.
+                sentiment, _ = classify(rating=submission["rating"], nps=submission["nps"], text=submission["text"])
+                return redirect(reverse("feedback-thanks") + ("?sorry=1" if sentiment == "negative" else ""))
         return render(request, "feedback/form.html", {"form": form}, status=400)
     form = FeedbackForm(initial={"interaction_id": request.GET.get("interaction"), "staff": request.GET.get("staff")})
     return render(request, "feedback/form.html", {"form": form})
 
 
 def feedback_thanks(request):
-    return render(request, "feedback/thanks.html")
+    return render(
+        request,
+        "feedback/thanks.html",
+        {"sorry": request.GET.get("sorry") == "1", "hours": settings.CRM_RECOVERY_DEADLINE_HOURS},
+    )

@@ -9,7 +9,14 @@ from django import forms
 from crm.identifiers import InvalidIdentifier, normalize
 
 RATING_CHOICES = [(str(n), label) for n, label in ((5, "5 — excellent"), (4, "4"), (3, "3"), (2, "2"), (1, "1 — poor"))]
-NPS_CHOICES = [("", "No answer"), *[(str(n), str(n)) for n in range(10, -1, -1)]]
+# issue 13: NPS is a 0-10 scale of radio buttons (no answer = none ticked), not a dropdown.
+NPS_CHOICES = [(str(n), str(n)) for n in range(11)]
+
+
+class TelInput(forms.TextInput):
+    """type="tel": the phone keypad on mobiles (a TextInput with attrs type would render two types)."""
+
+    input_type = "tel"
 
 
 class FeedbackForm(forms.Form):
@@ -27,6 +34,7 @@ class FeedbackForm(forms.Form):
         coerce=int,
         empty_value=None,
         required=False,
+        widget=forms.RadioSelect,
     )
     text = forms.CharField(
         label="Tell us what happened",
@@ -35,8 +43,18 @@ class FeedbackForm(forms.Form):
         required=False,
         widget=forms.Textarea(attrs={"rows": 6}),
     )
-    email = forms.CharField(label="E-mail address (optional)", max_length=254, required=False)
-    phone = forms.CharField(label="Phone number (optional)", max_length=64, required=False)
+    email = forms.CharField(
+        label="E-mail address (optional)",
+        max_length=254,
+        required=False,
+        widget=forms.EmailInput(attrs={"autocomplete": "email"}),
+    )
+    phone = forms.CharField(
+        label="Phone number (optional)",
+        max_length=64,
+        required=False,
+        widget=TelInput(attrs={"autocomplete": "tel"}),
+    )
     account = forms.CharField(label="Account number (optional)", max_length=64, required=False)
     contact_consent = forms.BooleanField(label="You may e-mail me about this feedback", required=False)
     interaction_id = forms.UUIDField(required=False, widget=forms.HiddenInput)
@@ -44,8 +62,6 @@ class FeedbackForm(forms.Form):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["email"].widget.attrs.update({"type": "email", "autocomplete": "email"})
-        self.fields["phone"].widget.attrs.update({"type": "tel", "autocomplete": "tel"})
         # Errors and help are announced with the field they belong to.
         for name, field in self.fields.items():
             described = []

@@ -9,7 +9,7 @@ import uuid
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
 from django.db.models.functions import Length
 from django.db.models.lookups import LessThanOrEqual
 
@@ -38,7 +38,7 @@ TRUTHY = {"1", "true", "yes", "y", "on"}
 
 class Tier(models.TextChoices):
     STANDARD = "standard"
-    VIP = "vip"
+    VIP = "vip", "VIP"  # issue 13: not "Vip"
 
 
 class Outcome(models.TextChoices):
@@ -399,6 +399,10 @@ class Feedback(models.Model):
     identifiers = models.JSONField(default=dict, blank=True)
     sentiment = models.CharField(max_length=16, choices=Sentiment.choices, blank=True)
     sentiment_score = models.FloatField(null=True, blank=True)
+    # issue 13: a supervisor who reclassified this feedback; the workflow then keeps their sentiment.
+    sentiment_set_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     status = models.CharField(max_length=16, choices=FeedbackStatus.choices, default=FeedbackStatus.RECEIVED)
     case = models.ForeignKey(Case, null=True, blank=True, on_delete=models.SET_NULL, related_name="feedback")
     received_at = models.DateTimeField()
@@ -568,6 +572,8 @@ class AuditAction(models.TextChoices):
     CREATE = "create"
     UPDATE = "update"
     MERGE = "merge"
+    UNMERGE = "unmerge"  # issue 13
+    DISMISS = "dismiss"  # issue 13: "not a duplicate" set or undone
     EXPORT = "export"
     ERASE = "erase"
 
@@ -610,9 +616,42 @@ class MergeRecord(models.Model):
     merged_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     merged_at = models.DateTimeField(auto_now_add=True)
     moved = models.JSONField(default=dict)
+    # issue 13: why a merge the preview warned about went ahead; who undid it and when.
+    reason = models.TextField(blank=True)
+    undone_at = models.DateTimeField(null=True, blank=True)
+    undone_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["duplicate"], name="customer_merged_once")]
+        constraints = [
+            # An undone merge no longer counts: the same pair may be merged again later.
+            models.UniqueConstraint(
+                fields=["duplicate"], condition=Q(undone_at__isnull=True), name="customer_merged_once"
+            )
+        ]
+
+
+# --- issue 13: "not a duplicate" ------------------------------------------------------------
+
+
+class DuplicateDismissal(models.Model):
+    """A supervisor's judgement that two customers are different people (kept until undone).
+
+    The pair is stored in primary-key order so one judgement covers both directions.
+    """
+
+    customer_low = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="+")
+    customer_high = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="+")
+    reason = models.CharField(max_length=200, blank=True)
+    dismissed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    dismissed_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["customer_low", "customer_high"], name="dismissal_once_per_pair"),
+            models.CheckConstraint(condition=Q(customer_low__lt=F("customer_high")), name="dismissal_pair_ordered"),
+        ]
 
 
 # --- issue 15: bulk import ------------------------------------------------------------------

@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from crm.exceptions import DomainError, NotFound
 from crm.identifiers import ERASED_KEY_PREFIX, erased_key
+from crm.merges import merge_conflicts, merge_requires_reason
 from crm.models import (
     AccessAudit,
     AuditAction,
@@ -133,11 +134,20 @@ def merge_preview(*, survivor: Customer, duplicate: Customer) -> dict[str, Any]:
     counts["preferences"] = Preference.objects.filter(customer=duplicate).count()
     counts["facts"] = Fact.objects.filter(customer=duplicate).count()
     counts["identities"] = len(identities)
-    return {"counts": counts, "identities": identities, "conflicts": conflicts}
+    # issue 13: differing identifiers, tier and consent, and whether the merge needs a reason.
+    safety = merge_conflicts(survivor, duplicate)
+    return {
+        "counts": counts,
+        "identities": identities,
+        "conflicts": conflicts,
+        "other_conflicts": safety["conflicts"],
+        "blocked": safety["blocked"],
+        "blocked_because": safety["blocked_because"],
+    }
 
 
 @transaction.atomic
-def customer_merge(*, actor, survivor: Customer, duplicate_id) -> MergeRecord:
+def customer_merge(*, actor, survivor: Customer, duplicate_id, reason: str = "") -> MergeRecord:
     """Move everything the duplicate had to the survivor, in one transaction.
 
     Both rows are locked in primary-key order, so two merges touching the same
@@ -157,6 +167,8 @@ def customer_merge(*, actor, survivor: Customer, duplicate_id) -> MergeRecord:
         raise NotFound(f"No customer with id '{survivor.pk}'.", field="id")
     survivor, duplicate = locked[survivor.pk], locked[duplicate_pk]
     merge_check(survivor, duplicate)
+    # issue 13: two different verified accounts need a reason (crm.merges).
+    reason = merge_requires_reason(survivor, duplicate, reason)
 
     moved: dict[str, Any] = {}
     # Identities: a value both hold is kept once, on the survivor (verified if either was).
@@ -169,7 +181,13 @@ def customer_merge(*, actor, survivor: Customer, duplicate_id) -> MergeRecord:
         if identity.verified_at and (kept.verified_at is None or identity.verified_at < kept.verified_at):
             Identity.objects.filter(pk=kept.pk).update(verified_at=identity.verified_at)
         folded.append(
-            {"id": identity.pk, "into": kept.pk, "verified_at": identity.verified_at, "source": identity.source}
+            {
+                "id": identity.pk,
+                "into": kept.pk,
+                "verified_at": identity.verified_at,
+                "source": identity.source,
+                "into_verified_at": kept.verified_at,  # issue 13: what an unmerge puts back
+            }
         )
         identity.delete()
     moved["identities_folded"] = folded
@@ -229,13 +247,19 @@ def customer_merge(*, actor, survivor: Customer, duplicate_id) -> MergeRecord:
         duplicate=duplicate,
         merged_by=actor if actor and actor.is_authenticated else None,
         moved=_jsonable(moved),
+        reason=reason,
     )
     counts = {name: len(value) for name, value in moved.items() if isinstance(value, list)}
     audit_record(
         actor=actor,
         action=AuditAction.MERGE,
         customer=survivor,
-        detail={"duplicate": str(duplicate.pk), "merge_record": record.pk, "counts": counts},
+        detail={
+            "duplicate": str(duplicate.pk),
+            "merge_record": record.pk,
+            "counts": counts,
+            "reason_given": bool(reason),
+        },
     )
     return record
 

@@ -43,6 +43,26 @@ class Period:
         )
         return cls(start=monday, end=end, team_id=team_id)
 
+    # issue 13: reports cover complete weeks only, so the latest point is never a partial week.
+    @classmethod
+    def complete_weeks(cls, weeks: int, team_id: int | None = None, now: dt.datetime | None = None) -> Period:
+        """The `weeks` whole weeks (Monday 00:00 UTC to Monday 00:00) before the current one."""
+        now = now or timezone.now()
+        this_monday = (now - dt.timedelta(days=now.weekday())).replace(hour=0, minute=0, second=0, microsecond=0)
+        return cls(start=this_monday - dt.timedelta(weeks=weeks), end=this_monday, team_id=team_id)
+
+    def week_starts(self) -> list[dt.datetime]:
+        """Every Monday in the period: all charts share these, whether or not a week has data."""
+        starts, monday = [], self.start
+        while monday < self.end:
+            starts.append(monday)
+            monday += dt.timedelta(weeks=1)
+        return starts
+
+    @property
+    def last_day(self) -> dt.datetime:
+        return self.end - dt.timedelta(days=1)
+
 
 def _contacts(period: Period) -> QuerySet[Interaction]:
     qs = Interaction.objects.filter(
@@ -122,7 +142,7 @@ def satisfaction_by_week(period: Period) -> list[dict]:
         .order_by("week")
     )
     out = []
-    for r in rows:
+    for r in rows:  # rated/scored: the sample size of CSAT and of NPS
         nps = None
         if r["scored"]:
             nps = round(100.0 * (r["promoters"] - r["detractors"]) / r["scored"], 1)
@@ -130,6 +150,8 @@ def satisfaction_by_week(period: Period) -> list[dict]:
             {
                 "week": r["week"],
                 "responses": max(r["rated"], r["scored"]),
+                "rated": r["rated"],
+                "scored": r["scored"],
                 "csat": _rate(r["satisfied"], r["rated"]),
                 "nps": nps,
             }
@@ -178,6 +200,34 @@ def recognitions_per_agent(period: Period, *, limit: int = TOP_AGENTS) -> list[d
         }
         for r in rows
     ]
+
+
+def by_week(rows: list[dict], period: Period) -> list[dict | None]:
+    """The rows lined up on the period's weeks (None for a week without data)."""
+    found = {r["week"].date(): r for r in rows}
+    return [found.get(monday.date()) for monday in period.week_starts()]
+
+
+def csv_rows(period: Period) -> list[list]:
+    """The report as a table: one row per complete week, every rate next to its sample size."""
+    quality = by_week(contact_quality_by_week(period), period)
+    satisfaction = by_week(satisfaction_by_week(period), period)
+    header = ["week_start", "contacts", "repeat_rate_pct", "fcr_rate_pct", "ratings", "csat_pct", "nps_scores", "nps"]
+    table: list[list] = [header]
+    for monday, q, f in zip(period.week_starts(), quality, satisfaction, strict=True):
+        table.append(
+            [
+                monday.date().isoformat(),
+                q["contacts"] if q else 0,
+                q["repeat_rate"] if q else "",
+                q["fcr_rate"] if q else "",
+                f["rated"] if f else 0,
+                f["csat"] if f and f["csat"] is not None else "",
+                f["scored"] if f else 0,
+                f["nps"] if f and f["nps"] is not None else "",
+            ]
+        )
+    return table
 
 
 def totals(period: Period) -> dict:

@@ -354,3 +354,10 @@ if os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
 
     otel_init(os.environ.get("OTEL_SERVICE_NAME", "goldfish"))
 # --- end issue 17 ---------------------------------------------------------------------------
+
+
+# --- issue 13: the supervisor desk ---
+# Survey fatigue: a customer who gave feedback is not asked again for this many days (0 = always ask).
+CRM_SURVEY_SUPPRESSION_DAYS = envint("CRM_SURVEY_SUPPRESSION_DAYS", 30)
+# Where customers reach the public pages (the survey link in after-contact messages).
+CRM_PUBLIC_URL = os.environ.get("CRM_PUBLIC_URL", "http://localhost:8000")

@@ -17,6 +17,8 @@ api_v1 = [
     ),
     path("customers/<uuid:customer_id>/timeline", api.CustomerTimelineApi.as_view(), name="customer-timeline"),
     path("customers/<uuid:customer_id>/merge", api.CustomerMergeApi.as_view(), name="customer-merge"),
+    # issue 13
+    path("customers/<uuid:customer_id>/unmerge", api.CustomerUnmergeApi.as_view(), name="customer-unmerge"),
     path("customers/<uuid:customer_id>/export", api.CustomerExportApi.as_view(), name="customer-export"),
     path("interactions", api.InteractionCreateApi.as_view(), name="interaction-list"),
     path("interactions/<uuid:interaction_id>", api.InteractionDetailApi.as_view(), name="interaction-detail"),

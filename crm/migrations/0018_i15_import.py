@@ -9,7 +9,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("crm", "0014_12_identity_verification"),
+        ("crm", "0015_13_desk"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

@@ -56,7 +56,8 @@ def test_a_mistake_is_announced_beside_its_field(live_server):
     with browser_page() as page:
         page.goto(f"{live_server.url}/feedback/")
         page.get_by_label("Phone number (optional)").fill("12")
-        page.get_by_label("4", exact=True).check()
+        # issue 13: NPS is a 0-10 scale of radios too, so the rating is picked within its own group
+        page.get_by_role("group", name="How was your experience?").get_by_label("4", exact=True).check()
         page.get_by_role("button", name="Send feedback").click()
 
         invalid = page.get_by_label("Phone number (optional)").get_attribute("aria-invalid")

@@ -143,10 +143,26 @@ def test_heavy_history_is_cut_to_the_same_cases_and_contacts(people):
     assert len(rows.recent) == card.RECENT_LIMIT < 12
     assert rows.last_feedback == {
         "rating": 3,
+        "nps": None,
         "sentiment": "neutral",
         "text": "",
         "received_at": "2026-06-14T12:00:00.123456Z",
     }
+
+
+def test_the_last_feedbacks_words_are_cut_to_the_same_characters_on_both_paths(people):
+    # issue 13: the card quotes the customer; an emoji or a pound sign counts as one character on both paths
+    from crm.models import Feedback
+
+    words = "Third time calling 🙄 about a £40 error. " * 12
+    Feedback.objects.filter(customer=people["jim"]).update(text=words, nps=6)
+
+    sql, orm = both_paths(customer_id=people["jim"].pk)
+
+    assert_same(sql, orm)
+    last = sql["rows"].last_feedback
+    assert last["text"] == words[: card.CARD_FEEDBACK_TEXT] and len(words) > card.CARD_FEEDBACK_TEXT
+    assert (last["rating"], last["nps"], last["sentiment"]) == (2, 6, "negative")
 
 
 def test_a_repeated_call_updates_the_contact_the_same_way_on_both_paths(people):

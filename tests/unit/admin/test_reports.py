@@ -37,6 +37,8 @@ def floor(db):
         FeedbackFactory(customer=customer, rating=rating, nps=nps, received_at=last_tuesday)
     for staff in (jane, jane, li):
         models.Recognition.objects.create(feedback=FeedbackFactory(customer=customer), staff=staff)
+    # issue 13: the report counts complete weeks only; the praise came last week
+    models.Recognition.objects.update(created_at=last_tuesday)
     return {"north": north, "south": south}
 
 
@@ -105,3 +107,69 @@ def test_the_report_query_count_does_not_grow_with_the_data(supervisor_client, f
 
     with django_assert_max_num_queries(15):
         assert supervisor_client.get("/admin/crm/interaction/reports/", {"weeks": 26}).status_code == 200
+
+
+# --- issue 13: reports that do not mislead ---------------------------------------------------------
+
+
+def test_the_report_covers_complete_weeks_only_and_says_so_with_this_weeks_n_apart(supervisor_client, floor):
+    customer = CustomerFactory()
+    now = timezone.now()
+    InteractionFactory(customer=customer, reason=reason("billing"), started_at=now - dt.timedelta(minutes=5))
+
+    period = reports.Period.complete_weeks(8)
+    response = supervisor_client.get("/admin/crm/interaction/reports/", {"weeks": 8})
+
+    assert period.end <= now and period.end.weekday() == 0 and (period.end - period.start).days == 56
+    assert response.context["totals"]["contacts"] == 3  # the contact of a few minutes ago is not in it
+    page = response.content.decode()
+    assert "8 complete weeks" in page and 'id="partial-week"' in page
+    assert "This week so far" in page and "1 contact with a reason" in page
+    assert "n = 3" in page
+
+
+def test_every_line_chart_spans_the_same_weeks_and_each_rate_carries_its_sample_size(supervisor_client, floor):
+    response = supervisor_client.get("/admin/crm/interaction/reports/", {"weeks": 8})
+    context = response.context
+
+    spans = {
+        name: [label["label"] for label in context[name]["x_labels"]]
+        for name in ("quality_chart", "csat_chart", "nps_chart")
+    }
+    assert spans["quality_chart"] == spans["csat_chart"] == spans["nps_chart"]
+    assert spans["quality_chart"][-1] == reports.Period.complete_weeks(8).week_starts()[-1].strftime("%d %b")
+    csat = context["csat_chart"]["series"][0]
+    assert csat["last"] == "66.7% (n=3)"
+    assert all("(n=" in dot["title"] for chart in ("quality_chart", "csat_chart") for s in context[chart]["series"]
+               for dot in s["dots"])  # fmt: skip
+
+
+def test_the_report_exports_as_csv_one_row_per_complete_week(supervisor_client, floor):
+    response = supervisor_client.get("/admin/crm/interaction/reports/", {"weeks": 8, "format": "csv"})
+
+    assert response["Content-Type"].startswith("text/csv")
+    lines = response.content.decode().strip().splitlines()
+    assert lines[0] == "week_start,contacts,repeat_rate_pct,fcr_rate_pct,ratings,csat_pct,nps_scores,nps"
+    assert len(lines) == 1 + 8
+    assert sum(int(line.split(",")[1]) for line in lines[1:]) == 3
+    assert sum(int(line.split(",")[4]) for line in lines[1:]) == 3
+
+
+def test_the_recognitions_board_takes_the_reports_period(supervisor_client, floor):
+    models.Recognition.objects.create(
+        feedback=FeedbackFactory(customer=CustomerFactory()), staff=models.StaffProfile.objects.first().user
+    )  # today: in no complete week
+
+    board = supervisor_client.get("/admin/crm/recognition/", {"weeks": 8})
+    everything = supervisor_client.get("/admin/crm/recognition/")
+
+    assert board.context["cl"].result_count == 3 and everything.context["cl"].result_count == 4
+    assert "8 complete weeks" in board.content.decode()
+    report = supervisor_client.get("/admin/crm/interaction/reports/", {"weeks": 8}).content.decode()
+    assert "/admin/crm/recognition/?weeks=8" in report
+
+
+def test_a_long_reason_label_is_not_cut(supervisor_client, floor):
+    models.ContactReason.objects.filter(code="billing").update(label="Billing question about a direct debit change")
+    page = supervisor_client.get("/admin/crm/interaction/reports/", {"weeks": 8}).content.decode()
+    assert "Billing question about a direct debit change<" in page

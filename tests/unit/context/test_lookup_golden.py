@@ -6,6 +6,7 @@ the ids of the contacts the lookups open, which are random (numbered in order).
 Re-recorded for issue 12 (on PostgreSQL, then checked on SQLite): new optional fields
 (identities' verified_at/verified_via, verified_on_call, repeat, last_feedback.text)
 and contacts that count (a lookup nobody wrapped up is no longer a recent contact).
+Re-recorded again for issue 13: `last_feedback` gained `nps` (and `text` is cut to 280 characters).
 """
 
 import datetime as dt

@@ -252,9 +252,12 @@ def test_the_form_has_a_label_for_every_field(client, db):
     html = response.content.decode()
     assert response.status_code == 200
     assert '<html lang="en">' in html
-    for name in ("text", "email", "phone", "account", "nps", "contact_consent"):
+    for name in ("text", "email", "phone", "account", "contact_consent"):
         assert f'for="id_{name}"' in html
     assert "<legend>How was your experience?</legend>" in html
+    # issue 13: NPS is a group of radios with its own legend, each one labelled
+    assert "<legend>How likely are you to recommend us to a friend (0 to 10)?</legend>" in html
+    assert all(f'for="id_nps_{n}"' in html for n in range(11))
     assert 'name="csrfmiddlewaretoken"' in html
 
 
