@@ -21,7 +21,8 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.text import Truncator
 
-from crm import admin_views, audit, follow_ups, models
+from crm import admin_views, audit, follow_ups, models, tokens_admin
+from crm.login_limits import LockoutAwareAuthenticationForm
 from crm.permissions import is_supervisor
 from crm.selectors import customer_search
 from crm.services import customer_update
@@ -36,7 +37,7 @@ def _admits(user) -> bool:
     return user.is_active and (user.is_staff or is_supervisor(user))
 
 
-class SupervisorAuthenticationForm(AdminAuthenticationForm):
+class SupervisorAuthenticationForm(LockoutAwareAuthenticationForm, AdminAuthenticationForm):
     """The admin login, open to supervisors whether or not someone ticked is_staff."""
 
     def confirm_login_allowed(self, user):
@@ -509,3 +510,7 @@ class AccessAuditAdmin(ReadOnly, admin.ModelAdmin):
     ordering = ("-at",)
     show_full_result_count = False
     actions = None
+
+
+# --- Issue 10: API tokens (issue, rotate, revoke) for superusers ---------------------------
+tokens_admin.register(admin.site)

@@ -33,3 +33,5 @@ class CrmConfig(AppConfig):
 
     def ready(self):
         post_migrate.connect(restore_roles_and_reasons, sender=self, dispatch_uid="crm-restore-roles-and-reasons")
+        # Issue 10: a password change or deactivation revokes API tokens (crm.tokens needs the models).
+        importlib.import_module("crm.tokens").connect_signals()
