@@ -75,8 +75,8 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
-    "axes",  # issue 10: login limiter (before crm: crm.admin replaces its admin)
-    "knox",  # issue 10: hashed API tokens (replaces rest_framework.authtoken)
+    "axes",  # issue 10: the login limiter
+    "knox",  # issue 10: hashed API tokens (replaces rest_framework.authtoken; before crm, whose admin replaces knox's)
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "crm",
@@ -212,20 +212,30 @@ REST_FRAMEWORK = {
 # CRM_LOGIN_FAILURE_LIMIT failures for one username, or from one client address, refuse
 # every login of it for CRM_LOGIN_COOLOFF_MINUTES (see crm/login_limits.py).
 AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
-AXES_FAILURE_LIMIT = envint("CRM_LOGIN_FAILURE_LIMIT", 10)
-AXES_COOLOFF_TIME = datetime.timedelta(minutes=envint("CRM_LOGIN_COOLOFF_MINUTES", 15))
+
+
+def envpositive(name: str, default: int) -> int:
+    value = envint(name, default)
+    if value < 1:
+        # 0 would lock every login out at once, or make tokens and sessions die on issue.
+        raise ImproperlyConfigured(f"{name} must be a positive integer, got {value}")
+    return value
+
+
+AXES_FAILURE_LIMIT = envpositive("CRM_LOGIN_FAILURE_LIMIT", 10)
+AXES_COOLOFF_TIME = datetime.timedelta(minutes=envpositive("CRM_LOGIN_COOLOFF_MINUTES", 15))
 AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
 AXES_CLIENT_IP_CALLABLE = "crm.login_limits.client_address"  # CRM_NUM_PROXIES, like the throttles
 AXES_LOCKOUT_CALLABLE = "crm.login_limits.lockout_response"
 AXES_VERBOSE = False
 # Tokens (crm/tokens.py): hashed; people's expire, integration accounts' do not.
 REST_KNOX = {
-    "TOKEN_TTL": datetime.timedelta(hours=envint("CRM_TOKEN_TTL_HOURS", 12)),
+    "TOKEN_TTL": datetime.timedelta(hours=envpositive("CRM_TOKEN_TTL_HOURS", 12)),
     "AUTH_HEADER_PREFIX": "Token",
     "AUTO_REFRESH": False,
 }
 # A session lasts a working day on a shared desktop, then the login page again.
-SESSION_COOKIE_AGE = envint("CRM_SESSION_HOURS", 10) * 3600
+SESSION_COOKIE_AGE = envpositive("CRM_SESSION_HOURS", 10) * 3600
 # A form login without `next` (the admin's) lands on the admin index, not Django's /accounts/profile/.
 LOGIN_REDIRECT_URL = "admin:index"
 

@@ -70,6 +70,13 @@ def test_the_auth_lifetimes_and_limits_are_read_from_the_environment():
     assert out.stdout.split() == ["28800", "14400.0", "5", "1800.0"]
 
 
+@pytest.mark.parametrize("name", ["CRM_LOGIN_FAILURE_LIMIT", "CRM_SESSION_HOURS", "CRM_TOKEN_TTL_HOURS"])
+def test_a_zero_limit_or_lifetime_refuses_to_start(name):
+    env = {**os.environ, name: "0"}
+    out = subprocess.run([sys.executable, "-c", "import crm.settings"], env=env, capture_output=True, text=True)
+    assert out.returncode != 0 and f"{name} must be a positive integer" in out.stderr
+
+
 def test_an_admin_login_without_next_lands_on_the_admin_index(sam):
     client = Client()
     login = client.post("/admin/login/", {"username": "sam", "password": RIGHT})
