@@ -34,6 +34,7 @@ from rest_framework.utils.encoders import JSONEncoder
 
 from context import events, recognitions
 from crm import metrics
+from crm.login_limits import LockoutAwareAuthenticationForm
 from crm.models import Channel, Outcome
 from crm.permissions import is_agent
 from crm.selectors import live_customers
@@ -63,8 +64,13 @@ def agent_required(view):
     return login_required(wrapped, login_url=LOGIN_URL)
 
 
+class AgentLoginForm(LockoutAwareAuthenticationForm):
+    error_messages = {**LockoutAwareAuthenticationForm.error_messages, "invalid_login": "Wrong username or password."}
+
+
 class AgentLoginView(auth_views.LoginView):
     template_name = "agent/login.html"
+    authentication_form = AgentLoginForm
     redirect_authenticated_user = True
     next_page = reverse_lazy("agent-page")  # type: ignore[assignment]  # the stubs want str; Django takes a lazy one
 

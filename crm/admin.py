@@ -23,8 +23,9 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.text import Truncator
 
-from crm import admin_views, audit, desk, follow_ups, imports, models, reports
+from crm import admin_views, audit, desk, follow_ups, imports, models, reports, tokens_admin
 from crm.feedback import feedback_reclassify
+from crm.login_limits import LockoutAwareAuthenticationForm
 from crm.permissions import is_supervisor
 from crm.selectors import customer_search
 from crm.services import customer_update
@@ -40,7 +41,7 @@ def _admits(user) -> bool:
     return user.is_active and (user.is_staff or is_supervisor(user))
 
 
-class SupervisorAuthenticationForm(AdminAuthenticationForm):
+class SupervisorAuthenticationForm(LockoutAwareAuthenticationForm, AdminAuthenticationForm):
     """The admin login, open to supervisors whether or not someone ticked is_staff."""
 
     def confirm_login_allowed(self, user):
@@ -780,3 +781,7 @@ class ImportJobAdmin(admin.ModelAdmin):
             link,
             rows,
         )
+
+
+# --- Issue 10: API tokens (issue, rotate, revoke) for superusers ---------------------------
+tokens_admin.register(admin.site)

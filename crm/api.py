@@ -9,15 +9,17 @@ from __future__ import annotations
 import zoneinfo
 
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers, status
-from rest_framework.permissions import AllowAny
+from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 
 from crm import api_schema as schema
 from crm import audit, merges, privacy, selectors, services
+from crm.authentication import TokenAuthentication
+from crm.exceptions import DomainError
 from crm.identifiers import InvalidIdentifier, normalize
 from crm.models import (
     Channel,
@@ -30,7 +32,6 @@ from crm.models import (
     Tier,
 )
 from crm.permissions import IsSupervisor
-from crm.throttling import LoginThrottle
 
 # Bounds on repeated input, so one request cannot write thousands of rows.
 MAX_IDENTITIES = 20
@@ -419,11 +420,11 @@ class ReasonListApi(APIView):
 
 
 class TokenApi(APIView):
-    """Exchange username and password for an API token."""
+    """Exchange username and password for a new API token (POST); revoke tokens (DELETE).
 
-    permission_classes = [AllowAny]
-    authentication_classes: list = []
-    throttle_classes = [LoginThrottle]
+    Every POST goes through the login limiter (crm/login_limits.py): during a cool-off
+    it answers 429 with Retry-After, whatever the password.
+    """
 
     class InputSerializer(StrictSerializer):
         username = serializers.CharField(max_length=150)
@@ -432,11 +433,42 @@ class TokenApi(APIView):
         class Meta:
             ref_name = "TokenRequest"
 
+    def get_authenticators(self):
+        # Logging in takes no credentials; revoking takes the token being revoked.
+        return [TokenAuthentication()] if self._revoking() else []
+
+    def get_permissions(self):
+        return [IsAuthenticated()] if self._revoking() else [AllowAny()]
+
+    def _revoking(self) -> bool:
+        return getattr(self.request, "method", None) == "DELETE"
+
     @extend_schema(
-        request=InputSerializer, responses={200: inline_serializer("Token", {"token": serializers.CharField()})}
+        request=InputSerializer,
+        responses={
+            200: inline_serializer(
+                "Token",
+                {"token": serializers.CharField(), "expires_at": serializers.DateTimeField(allow_null=True)},
+            ),
+            **schema.errors(429),
+        },
     )
     def post(self, request):
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        token = services.token_for_credentials(**data.validated_data)
-        return Response({"token": token})
+        token, expires_at = services.token_for_credentials(request=request._request, **data.validated_data)
+        return Response({"token": token, "expires_at": expires_at})
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("all", bool, description="true: revoke all of the user's tokens, not only this one.")
+        ],
+        request=None,
+        responses={204: None},
+    )
+    def delete(self, request):
+        everything = request.query_params.get("all", "false").lower()
+        if everything not in ("true", "false"):
+            raise DomainError("all must be true or false.", field="all")
+        services.tokens_revoke(request.user, request.auth, everything=everything == "true")
+        return Response(status=status.HTTP_204_NO_CONTENT)

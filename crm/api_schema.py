@@ -13,7 +13,8 @@ from __future__ import annotations
 from typing import Any
 
 from drf_spectacular import openapi
-from drf_spectacular.extensions import OpenApiSerializerExtension
+from drf_spectacular.extensions import OpenApiAuthenticationExtension, OpenApiSerializerExtension
+from drf_spectacular.plumbing import build_bearer_security_scheme_object
 from drf_spectacular.utils import OpenApiResponse
 from rest_framework import serializers
 from rest_framework.permissions import AllowAny
@@ -48,6 +49,17 @@ class ErrorOutExtension(OpenApiSerializerExtension):
 
     def map_serializer(self, auto_schema, direction):
         return ERROR_SCHEMA
+
+
+class TokenScheme(OpenApiAuthenticationExtension):
+    """knox's hashed tokens travel as DRF's did: `Authorization: Token <token>` ("tokenAuth")."""
+
+    target_class = "crm.authentication.TokenAuthentication"
+    match_subclasses = True  # context.auth.TokenRolesAuthentication too
+    name = "tokenAuth"
+
+    def get_security_definition(self, auto_schema):
+        return build_bearer_security_scheme_object(header_name="Authorization", token_prefix="Token")  # noqa: S106
 
 
 ERROR_DESCRIPTIONS = {

@@ -11,7 +11,7 @@ from rest_framework.views import exception_handler
 class DomainError(Exception):
     """A request the domain refuses; `field` names the offending input when there is one."""
 
-    status_code = status.HTTP_400_BAD_REQUEST
+    status_code: int = status.HTTP_400_BAD_REQUEST
 
     def __init__(self, message: str, *, field: str | None = None):
         super().__init__(message)
@@ -38,7 +38,8 @@ def api_exception_handler(exc, context):
     if isinstance(exc, DomainError):
         body = {exc.field: [exc.message]} if exc.field else {}
         body["detail"] = exc.message
-        return Response(body, status=exc.status_code)
+        headers = {"Retry-After": str(exc.retry_after)} if getattr(exc, "retry_after", None) else None
+        return Response(body, status=exc.status_code, headers=headers)
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):

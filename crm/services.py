@@ -16,8 +16,8 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
-from rest_framework.authtoken.models import Token
 
+from crm import login_limits, tokens
 from crm.exceptions import Conflict, DomainError, Forbidden, NotFound
 from crm.identifiers import InvalidIdentifier, erased_key, normalize
 from crm.models import (
@@ -515,10 +515,22 @@ def _recurring_problem_check_on_commit(interaction: Interaction) -> None:
 # --- auth -----------------------------------------------------------------------------
 
 
-def token_for_credentials(*, username: str, password: str) -> str:
-    """The API token of the user with these credentials (created on first use)."""
-    user = authenticate(username=username, password=password)
+def token_for_credentials(*, request, username: str, password: str) -> tuple[str, dt.datetime | None]:
+    """A new API token for these credentials and when it expires (None: never, for integrations).
+
+    `request` lets the login limiter (axes) count the attempt per username and client address.
+    """
+    user = authenticate(request, username=username, password=password)
     if user is None or not user.is_active:
+        if login_limits.is_locked_out(request):
+            raise login_limits.LoginLockedOut()
         raise DomainError("Wrong username or password.")
-    token, _ = Token.objects.get_or_create(user=user)
-    return token.key
+    return tokens.issue(user)
+
+
+def tokens_revoke(user, presented, *, everything: bool) -> None:
+    """Log out an API client: the token it presented, or (everything) all of the user's tokens."""
+    if everything:
+        tokens.revoke_all(user)
+    else:
+        tokens.revoke(presented)

@@ -5,6 +5,7 @@ Celery tasks run in-process after commit. With DATABASE_URL and REDIS_URL set,
 the same code runs on PostgreSQL, a Redis cache and a real Celery broker.
 """
 
+import datetime
 import logging
 import os
 from pathlib import Path
@@ -75,7 +76,8 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
+    "axes",  # issue 10: the login limiter
+    "knox",  # issue 10: hashed API tokens (replaces rest_framework.authtoken; before crm, whose admin replaces knox's)
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "crm",
@@ -91,6 +93,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "axes.middleware.AxesMiddleware",  # issue 10: last, as axes asks
 ]
 
 ROOT_URLCONF = "context.urls"
@@ -187,7 +190,7 @@ LOGIN_URL = "/admin/login/"
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         # Token first so an anonymous API call gets 401 with WWW-Authenticate.
-        "crm.authentication.TokenAuthentication",
+        "crm.authentication.TokenAuthentication",  # knox's hashed tokens (issue 10)
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["crm.permissions.IsAgent"],
@@ -203,10 +206,40 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_RATES": {
         # Per client address; an empty value turns the throttle off (benchmarks from one address).
         "feedback": os.environ.get("CRM_FEEDBACK_THROTTLE", "30/minute") or None,
-        # Password guessing on the token endpoint.
-        "login": os.environ.get("CRM_LOGIN_THROTTLE", "20/minute") or None,
     },
 }
+# --- Issue 10 part A: login limiter, API tokens, sessions -----------------------------
+# Every login path (agent page, admin, token endpoint) authenticates through axes' backend:
+# CRM_LOGIN_FAILURE_LIMIT failures for one username, or from one client address, refuse
+# every login of it for CRM_LOGIN_COOLOFF_MINUTES (see crm/login_limits.py).
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+
+
+def envpositive(name: str, default: int) -> int:
+    value = envint(name, default)
+    if value < 1:
+        # 0 would lock every login out at once, or make tokens and sessions die on issue.
+        raise ImproperlyConfigured(f"{name} must be a positive integer, got {value}")
+    return value
+
+
+AXES_FAILURE_LIMIT = envpositive("CRM_LOGIN_FAILURE_LIMIT", 10)
+AXES_COOLOFF_TIME = datetime.timedelta(minutes=envpositive("CRM_LOGIN_COOLOFF_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_CLIENT_IP_CALLABLE = "crm.login_limits.client_address"  # CRM_NUM_PROXIES, like the throttles
+AXES_LOCKOUT_CALLABLE = "crm.login_limits.lockout_response"
+AXES_VERBOSE = False
+# Tokens (crm/tokens.py): hashed; people's expire, integration accounts' do not.
+REST_KNOX = {
+    "TOKEN_TTL": datetime.timedelta(hours=envpositive("CRM_TOKEN_TTL_HOURS", 12)),
+    "AUTH_HEADER_PREFIX": "Token",
+    "AUTO_REFRESH": False,
+}
+# A session lasts a working day on a shared desktop, then the login page again.
+SESSION_COOKIE_AGE = envpositive("CRM_SESSION_HOURS", 10) * 3600
+# A form login without `next` (the admin's) lands on the admin index, not Django's /accounts/profile/.
+LOGIN_REDIRECT_URL = "admin:index"
+
 SPECTACULAR_SETTINGS = {
     "TITLE": "Goldfish customer memory API",
     "DESCRIPTION": "Customer memory and screen-pop lookup for contact centres.",
@@ -289,6 +322,7 @@ LOGGING = {
         "django.db.backends": {"level": "WARNING"},
         # Celery's own loggers propagate to the root: JSON too.
         "celery": {"level": os.environ.get("LOG_LEVEL", "INFO")},
+        "axes": {"level": "WARNING"},  # issue 10: not a line per failed login at INFO
     },
 }
 

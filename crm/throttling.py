@@ -34,9 +34,3 @@ class ClientAddressThrottle(SimpleRateThrottle):
 
 class FeedbackThrottle(ClientAddressThrottle):
     scope = "feedback"
-
-
-class LoginThrottle(ClientAddressThrottle):
-    """Password guessing against POST /api/v1/auth/token."""
-
-    scope = "login"

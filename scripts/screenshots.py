@@ -34,7 +34,10 @@ CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 PASSWORD = "goldfish-demo"  # noqa: S105 - seed_demo's published password for every demo login
 # The sizes the agent page must work at: a desktop, a 1024x700 laptop, a 480 px CRM side panel.
 SIZES = {"1400": (1400, 1000), "1024": (1024, 700), "480": (480, 900)}
-PRINT_CTI_KEY = "from rest_framework.authtoken.models import Token; print(Token.objects.get(user__username='cti').key)"
+PRINT_CTI_KEY = (
+    "from django.contrib.auth import get_user_model; from crm import tokens; "
+    "print(tokens.issue(get_user_model().objects.get(username='cti'))[0])"
+)
 
 
 @dataclass

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 from django.db import connection
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from crm import tokens
 from tests.factories import CustomerFactory, IdentityFactory, UserFactory
 
 # Fixtures shared across scopes (an admin test and a browser test build the same person).
@@ -57,8 +57,8 @@ def _services_for_service_tests(request):
 def client_for(user) -> APIClient:
     client = APIClient()
     if user is not None:
-        token, _ = Token.objects.get_or_create(user=user)
-        client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+        token, _ = tokens.issue(user)  # a new hashed token, as POST /api/v1/auth/token gives
+        client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
     return client
 
 

@@ -10,7 +10,7 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 REST_FRAMEWORK = {
     **REST_FRAMEWORK,  # noqa: F405
-    "DEFAULT_THROTTLE_RATES": {"feedback": "1000/minute", "login": "10000/minute"},
+    "DEFAULT_THROTTLE_RATES": {"feedback": "1000/minute"},
 }
 
 # issue 14: a "replica" alias mirroring the test database, so the read-replica router can be

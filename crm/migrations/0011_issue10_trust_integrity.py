@@ -30,7 +30,7 @@ def _existing_rows_comply(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("crm", "0009_interaction_db_defaults"),
+        ("crm", "0010_issue10_hashed_tokens"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

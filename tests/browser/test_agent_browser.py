@@ -18,9 +18,9 @@ from django.db import connections
 from django.test import Client
 from django.utils import timezone
 from playwright.sync_api import expect, sync_playwright
-from rest_framework.authtoken.models import Token
 
 from context import events
+from crm import tokens
 from crm.models import Customer, Fact, Identity, Interaction, Preference, Sentiment
 from tests.factories import (
     CustomerFactory,
@@ -74,7 +74,7 @@ def jane(transactional_db):
 @pytest.fixture
 def cti_token(transactional_db):
     cti = UserFactory(username="cti", role="integration")
-    return Token.objects.create(user=cti).key
+    return tokens.issue(cti)[0]
 
 
 def open_agent_page(chromium, live_server, user, viewport=None):

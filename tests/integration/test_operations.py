@@ -28,8 +28,8 @@ from urllib.parse import urlparse, urlunparse
 import pytest
 from django.db import connection
 from prometheus_client.parser import text_string_to_metric_families
-from rest_framework.authtoken.models import Token
 
+from crm import tokens
 from crm.celery import app
 from crm.models import Feedback, FeedbackStatus
 from tests.factories import CustomerFactory, IdentityFactory, UserFactory
@@ -174,7 +174,7 @@ def people(transactional_db):
     sam = UserFactory(username="sam", first_name="Sam", role="supervisor", is_staff=True, email="sam@staff.test")
     jim = CustomerFactory(display_name="James Okafor")
     IdentityFactory(customer=jim, kind="phone", value="+12125550100", normalized="+12125550100")
-    return {"token": Token.objects.create(user=sam).key, "jim": jim}
+    return {"token": tokens.issue(sam)[0], "jim": jim}
 
 
 def test_metrics_add_up_across_two_gunicorn_workers_and_the_celery_worker(stack, people):

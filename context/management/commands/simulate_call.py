@@ -16,9 +16,9 @@ import uuid
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
-from rest_framework.authtoken.models import Token
 
 from context.calls import CALL_EVENTS, call_event_record
+from crm import tokens
 from crm.exceptions import DomainError
 from crm.permissions import is_integration
 
@@ -79,11 +79,12 @@ class Command(BaseCommand):
             raise CommandError(f"{exc.field or 'error'}: {exc.message}") from None
 
     def send_http(self, actor, url: str, body: dict) -> dict:
-        token, _ = Token.objects.get_or_create(user=actor)
+        # A token for this one call, revoked afterwards (tokens are stored hashed: none can be read back).
+        token, _ = tokens.issue(actor)
         request = urllib.request.Request(  # noqa: S310 - the URL is the operator's own server
             url.rstrip("/") + "/api/v1/calls",
             data=json.dumps(body).encode(),
-            headers={"Content-Type": "application/json", "Authorization": f"Token {token.key}"},
+            headers={"Content-Type": "application/json", "Authorization": f"Token {token}"},
             method="POST",
         )
         try:
@@ -93,3 +94,5 @@ class Command(BaseCommand):
             raise CommandError(f"{exc.code}: {exc.read().decode(errors='replace')}") from None
         except urllib.error.URLError as exc:
             raise CommandError(f"No server at {url} ({exc.reason}); start it with `make run`.") from None
+        finally:
+            tokens.revoke_key(token)

@@ -12,8 +12,8 @@ from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand
 from django.db import transaction
 from django.utils import timezone
-from rest_framework.authtoken.models import Token
 
+from crm import tokens
 from crm.models import (
     Case,
     CaseKind,
@@ -131,8 +131,10 @@ class Command(BaseCommand):
         for sup, team in ((sofia, north), (marcus, south)):
             StaffProfile.objects.update_or_create(user=sup, defaults={"team": team, "supervisor": None})
         cti = user("cti", "CTI", "Connector", "integration")
-        token, _ = Token.objects.get_or_create(user=cti)
-        return {"admin": admin, "supervisors": [sofia, marcus], "agents": agents, "cti": cti, "cti_token": token.key}
+        # Tokens are stored hashed, so the demo's is re-issued (the last run's revoked) and printed.
+        tokens.revoke_all(cti)
+        token, _ = tokens.issue(cti)
+        return {"admin": admin, "supervisors": [sofia, marcus], "agents": agents, "cti": cti, "cti_token": token}
 
     def create_world(self, rng: random.Random, count: int, staff: dict) -> dict:
         now = timezone.now()
