@@ -87,6 +87,22 @@ ROWS = {
             202,
         )
     ],
+    # issue 17: from loopback (the test client's address) any caller reads the metrics; the address
+    # and bearer-token rule is tested in tests/unit/operations/test_observability.py.
+    "metrics": [("get", "/metrics", None, PUBLIC, 200)],
+    # issue 13: undo a merge (an unknown merge_id here: the supervisor passes the role check, then 404).
+    "customer-unmerge": [("post", "/api/v1/customers/{jim}/unmerge", {"merge_id": 999999}, SUPERVISORS, 404)],
+    # issue 12: verified on this call, by any agent on the call (a transfer's next agent too). Jim has no
+    # phone on file here: past the role check, 400.
+    "interaction-verify": [("post", "/api/v1/interactions/{interaction}/verify", {"kind": "phone"}, AGENTS, 400)],
+    # issue 15: bulk import (supervisors). The body here is JSON, not multipart: past the role check, 415.
+    "import-list": [("post", "/api/v1/imports", {"kind": "customers"}, SUPERVISORS, 415)],
+    "import-detail": [("get", "/api/v1/imports/00000000-0000-4000-8000-000000000000", None, SUPERVISORS, 404)],
+    "import-errors": [("get", "/api/v1/imports/00000000-0000-4000-8000-000000000000/errors", None, SUPERVISORS, 404)],
+    "agent-recognitions": [("page-get", "/agent/recognitions", None, AGENT_PAGES, 200)],
+    # issue 13: "/" sends each role to its desk; the favicon is public.
+    "landing": [("page-get", "/", None, {**PUBLIC, AGENT: 302, OTHER: 302, SUP: 302}, 200)],
+    "favicon": [("page-get", "/favicon.ico", None, PUBLIC, 200)],
     # Pages (session).
     "feedback-form": [("page-get", "/feedback/", None, PUBLIC, 200)],
     "feedback-thanks": [("page-get", "/feedback/thanks/", None, PUBLIC, 200)],
