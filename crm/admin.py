@@ -21,7 +21,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.text import Truncator
 
-from crm import admin_views, audit, follow_ups, models
+from crm import admin_views, audit, emails, follow_ups, models, outbox
 from crm.permissions import is_supervisor
 from crm.selectors import customer_search
 from crm.services import customer_update
@@ -266,10 +266,42 @@ class ToReviewFilter(admin.SimpleListFilter):
         return queryset
 
 
+class DeadLetterFilter(admin.SimpleListFilter):
+    """issue 11: workflows that failed CRM_WORKFLOW_MAX_ATTEMPTS times and wait for a person."""
+
+    title = "workflow"
+    parameter_name = "workflow"
+
+    def lookups(self, request, model_admin):
+        return [("dead", "Dead-lettered (failed, retry by hand)")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "dead":
+            return queryset.filter(failed_at__isnull=False, status=models.FeedbackStatus.RECEIVED)
+        return queryset
+
+
+def _warn_dead_letters(request, count: int, what: str) -> None:
+    if count:
+        messages.warning(request, f"{count} {what} dead-lettered: filter them and use the retry action.")
+
+
 @admin.register(models.Feedback)
 class FeedbackAdmin(AuditedChangeView, SupervisorOnly, admin.ModelAdmin):
     list_display = ("received_at", "customer_name", "rating", "nps", "sentiment", "said", "status", "case")
-    list_filter = (ToReviewFilter, "status", "sentiment", "rating", team_filter("interaction__agent"))
+    list_filter = (ToReviewFilter, DeadLetterFilter, "status", "sentiment", "rating", team_filter("interaction__agent"))
+    actions = ["retry_workflow"]
+
+    @admin.action(description="Retry the workflow of the selected dead-lettered feedback")
+    def retry_workflow(self, request, queryset):
+        retried = outbox.feedback_retry(actor=request.user, ids=queryset.values_list("pk", flat=True))
+        self.message_user(request, f"{retried} workflow(s) sent again.", messages.SUCCESS)
+
+    def changelist_view(self, request, extra_context=None):
+        if request.method == "GET":
+            _warn_dead_letters(request, outbox.feedback_dead_count(), "feedback workflow(s)")
+        return super().changelist_view(request, extra_context)
+
     date_hierarchy = "received_at"
     list_select_related = ("customer", "case")
     ordering = ("-received_at",)
@@ -481,6 +513,28 @@ class NotificationAdmin(ReadOnly, admin.ModelAdmin):
     date_hierarchy = "created_at"
     list_select_related = ("recipient",)
     ordering = ("-created_at",)
+
+
+@admin.register(models.OutboundEmail)
+class OutboundEmailAdmin(ReadOnly, admin.ModelAdmin):
+    """issue 11: the e-mail outbox; dead-lettered e-mails can be retried."""
+
+    list_display = ("created_at", "to", "subject", "status", "attempts", "sent_at", "last_error")
+    list_filter = ("status",)
+    date_hierarchy = "created_at"
+    ordering = ("-created_at",)
+    fields = ("key", "to", "subject", "status", "attempts", "last_error", "created_at", "sent_at", "claimed_until")
+    actions = ["retry_email"]
+
+    @admin.action(description="Retry the selected dead-lettered e-mails", permissions=["view"])
+    def retry_email(self, request, queryset):
+        retried = emails.emails_retry(actor=request.user, ids=queryset.values_list("pk", flat=True))
+        self.message_user(request, f"{retried} e-mail(s) will be sent again by the next sweep.", messages.SUCCESS)
+
+    def changelist_view(self, request, extra_context=None):
+        if request.method == "GET":
+            _warn_dead_letters(request, emails.emails_dead_count(), "e-mail(s)")
+        return super().changelist_view(request, extra_context)
 
 
 # --- audit ----------------------------------------------------------------------------------------

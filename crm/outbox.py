@@ -11,11 +11,14 @@ import datetime as dt
 import logging
 import time
 
+from django.conf import settings
+from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from crm.models import Feedback, FeedbackStatus
+from crm.models import AuditAction, Feedback, FeedbackStatus
 from crm.queue import publish
+from crm.services import audit_record
 
 logger = logging.getLogger(__name__)
 
@@ -24,8 +27,9 @@ FEEDBACK_PROCESS_TASK = "crm.feedback_process"
 # The outbox sweep leaves the first seconds to the after-commit enqueue.
 OUTBOX_GRACE_SECONDS = 5
 # A message that reached the broker but whose feedback is still unprocessed after
-# this long was lost (broker restarted without persistence): send it again.
-OUTBOX_RESEND_AFTER = dt.timedelta(minutes=15)
+# settings.CRM_OUTBOX_RESEND_SECONDS was lost (Redis restarted without persistence, a
+# worker killed with it reserved): send it again. Short (tens of seconds) because a
+# second delivery costs one locked read: the workflow is idempotent.
 # After a failed publish, requests skip the broker this long (the sweep does not).
 BROKER_BREAKER_SECONDS = 5.0
 # Periodic work in bounded batches so one run never holds a worker for long.
@@ -83,14 +87,19 @@ def feedback_outbox_sweep(*, now: dt.datetime | None = None, batch: int = SWEEP_
     """Re-enqueue feedback whose workflow message never reached the broker (or was lost).
 
     Returns (sent, has_more). Safe to overlap with the workflow itself: processing
-    is idempotent, so a message sent twice does nothing the second time.
+    is idempotent, so a message sent twice does nothing the second time. A re-sent
+    message gets a new dispatched_at, so each is re-sent at most once per delay.
+    Dead-lettered feedback waits for a person.
     """
     now = now or timezone.now()
+    resend_before = now - dt.timedelta(seconds=settings.CRM_OUTBOX_RESEND_SECONDS)
     pending = (
         Feedback.objects.filter(
-            status=FeedbackStatus.RECEIVED, received_at__lt=now - dt.timedelta(seconds=OUTBOX_GRACE_SECONDS)
+            status=FeedbackStatus.RECEIVED,
+            failed_at__isnull=True,
+            received_at__lt=now - dt.timedelta(seconds=OUTBOX_GRACE_SECONDS),
         )
-        .filter(Q(dispatched_at__isnull=True) | Q(dispatched_at__lt=now - OUTBOX_RESEND_AFTER))
+        .filter(Q(dispatched_at__isnull=True) | Q(dispatched_at__lt=resend_before))
         .order_by("received_at")
         .values_list("pk", flat=True)[: batch + 1]
     )
@@ -98,10 +107,34 @@ def feedback_outbox_sweep(*, now: dt.datetime | None = None, batch: int = SWEEP_
     sent = 0
     for feedback_id in ids[:batch]:
         # Re-sending one that was lost: clear the mark so dispatch records the new send.
-        Feedback.objects.filter(pk=feedback_id, dispatched_at__lt=now - OUTBOX_RESEND_AFTER).update(dispatched_at=None)
+        Feedback.objects.filter(pk=feedback_id, dispatched_at__lt=resend_before).update(dispatched_at=None)
         if not feedback_dispatch(feedback_id, force=True):
-            break  # the broker is still down; the next sweep tries again
+            return sent, True  # the broker is still down; the next sweep tries again
         sent += 1
     if ids:
         logger.info("outbox sweep re-enqueued %d feedback", sent)
     return sent, len(ids) > batch
+
+
+def feedback_retry(*, actor, ids) -> int:
+    """A person retries dead-lettered workflows: a fresh count of attempts, dispatched after commit (audited)."""
+    with transaction.atomic():
+        rows = list(
+            Feedback.objects.select_for_update()
+            .filter(pk__in=list(ids), failed_at__isnull=False, status=FeedbackStatus.RECEIVED)
+            .values_list("pk", "customer_id")
+        )
+        retried = Feedback.objects.filter(pk__in=[pk for pk, _ in rows]).update(
+            failed_at=None, attempts=0, last_error="", dispatched_at=None
+        )
+        for pk, customer_id in rows:
+            audit_record(
+                actor=actor, action=AuditAction.UPDATE, customer_id=customer_id, detail={"workflow_retry": str(pk)}
+            )
+            transaction.on_commit(lambda feedback_id=str(pk): feedback_dispatch(feedback_id))
+    return retried
+
+
+def feedback_dead_count() -> int:
+    """Dead-lettered workflows, for the admin's warning."""
+    return Feedback.objects.filter(failed_at__isnull=False, status=FeedbackStatus.RECEIVED).count()
