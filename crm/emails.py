@@ -206,7 +206,7 @@ def emails_retry(*, actor, ids: Iterable) -> int:
     """A person retries dead-lettered e-mails: back to pending with a fresh count, sent by the next sweep (audited)."""
     with transaction.atomic():
         rows = list(
-            OutboundEmail.objects.select_for_update()
+            OutboundEmail.objects.select_for_update(of=("self",))
             .filter(pk__in=list(ids), status=EmailStatus.FAILED)
             .values_list("pk", "follow_up__customer_id")
         )

@@ -120,7 +120,7 @@ def feedback_retry(*, actor, ids) -> int:
     """A person retries dead-lettered workflows: a fresh count of attempts, dispatched after commit (audited)."""
     with transaction.atomic():
         rows = list(
-            Feedback.objects.select_for_update()
+            Feedback.objects.select_for_update(of=("self",))
             .filter(pk__in=list(ids), failed_at__isnull=False, status=FeedbackStatus.RECEIVED)
             .values_list("pk", "customer_id")
         )
