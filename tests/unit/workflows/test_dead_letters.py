@@ -82,7 +82,7 @@ def test_a_supervisor_sees_dead_letters_and_retries_them_once_audited(
 
     page = supervisor_client.get("/admin/crm/feedback/", {"workflow": "dead"})
     assert [f.pk for f in page.context["cl"].result_list] == [praise.pk]
-    assert "1 feedback workflow(s) dead-lettered" in [str(m) for m in get_messages(page.wsgi_request)][0]
+    assert "1 feedback workflow(s) dead-lettered" in next(str(m) for m in get_messages(page.wsgi_request))
 
     with django_capture_on_commit_callbacks(execute=True):
         done = supervisor_client.post(

@@ -9,9 +9,8 @@ import datetime as dt
 from django.core import mail
 from django.utils import timezone
 
-from crm import emails
+from crm import emails, follow_ups
 from crm import feedback as workflows
-from crm import follow_ups
 from crm.models import EmailStatus, FollowUp, FollowUpKind, FollowUpStatus, Notification, OutboundEmail, Preference
 from tests.factories import InteractionFactory
 
