@@ -101,8 +101,11 @@ def _still_owed(email: OutboundEmail) -> bool:
     follow_up = email.follow_up
     if follow_up is None:
         return True
-    on_file = Identity.objects.filter(customer_id=follow_up.customer_id, kind=IdentityKind.EMAIL, normalized=email.to)
-    return follow_up.status in OPEN_FOLLOW_UP and on_file.exists()
+    if follow_up.customer_id is None or follow_up.status not in OPEN_FOLLOW_UP:
+        return False
+    return Identity.objects.filter(
+        customer_id=follow_up.customer_id, kind=IdentityKind.EMAIL, normalized=email.to
+    ).exists()
 
 
 def email_send(email_id, *, now: dt.datetime | None = None) -> str:

@@ -8,6 +8,7 @@ sends the rest, and re-sends those the broker lost.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 import time
 
@@ -16,6 +17,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from crm.celery import app
 from crm.models import AuditAction, Feedback, FeedbackStatus
 from crm.queue import publish
 from crm.services import audit_record
@@ -84,16 +86,30 @@ def feedback_dispatch(feedback_id: str, *, force: bool = False) -> bool:
 
 
 def feedback_outbox_sweep(*, now: dt.datetime | None = None, batch: int = SWEEP_BATCH) -> tuple[int, bool]:
-    """Re-enqueue feedback whose workflow message never reached the broker (or was lost).
+    """Send the workflow of feedback whose message never reached the broker, and re-send those it lost.
 
-    Returns (sent, has_more). Safe to overlap with the workflow itself: processing
-    is idempotent, so a message sent twice does nothing the second time. A re-sent
-    message gets a new dispatched_at, so each is re-sent at most once per delay.
-    Dead-lettered feedback waits for a person.
+    Returns (sent, has_more). Each row is claimed (dispatched_at moved to now by a
+    conditional update) before it is published, so overlapping sweeps never both
+    send it; a failed publish gives the claim back. A message sent twice does
+    nothing the second time (the workflow is idempotent), but re-sending a queue's
+    whole backlog would double its work: the queue is first in, first out, so
+    with B messages waiting, the B most recently sent are taken to be in it and
+    only older ones still unprocessed after CRM_OUTBOX_RESEND_SECONDS are
+    re-sent. Dead-lettered feedback waits for a person.
     """
     now = now or timezone.now()
     resend_before = now - dt.timedelta(seconds=settings.CRM_OUTBOX_RESEND_SECONDS)
-    pending = (
+    backlog = broker_backlog()
+    if backlog:
+        waiting_since = (
+            Feedback.objects.filter(status=FeedbackStatus.RECEIVED, dispatched_at__isnull=False)
+            .order_by("-dispatched_at")
+            .values_list("dispatched_at", flat=True)[backlog - 1 : backlog]
+            .first()
+        )
+        if waiting_since is not None:
+            resend_before = min(resend_before, waiting_since)
+    pending = list(
         Feedback.objects.filter(
             status=FeedbackStatus.RECEIVED,
             failed_at__isnull=True,
@@ -101,19 +117,43 @@ def feedback_outbox_sweep(*, now: dt.datetime | None = None, batch: int = SWEEP_
         )
         .filter(Q(dispatched_at__isnull=True) | Q(dispatched_at__lt=resend_before))
         .order_by("received_at")
-        .values_list("pk", flat=True)[: batch + 1]
+        .values_list("pk", "dispatched_at")[: batch + 1]
     )
-    ids = [str(pk) for pk in pending]
     sent = 0
-    for feedback_id in ids[:batch]:
-        # Re-sending one that was lost: clear the mark so dispatch records the new send.
-        Feedback.objects.filter(pk=feedback_id, dispatched_at__lt=resend_before).update(dispatched_at=None)
-        if not feedback_dispatch(feedback_id, force=True):
+    for pk, previous in pending[:batch]:
+        claimed = (
+            Feedback.objects.filter(pk=pk, dispatched_at=previous)
+            if previous
+            else Feedback.objects.filter(pk=pk, dispatched_at__isnull=True)
+        )
+        if not claimed.update(dispatched_at=now):
+            continue  # another sweep (or the request's own send) has it
+        if not feedback_dispatch(str(pk), force=True):
+            Feedback.objects.filter(pk=pk, dispatched_at=now).update(dispatched_at=None)
             return sent, True  # the broker is still down; the next sweep tries again
         sent += 1
-    if ids:
-        logger.info("outbox sweep re-enqueued %d feedback", sent)
-    return sent, len(ids) > batch
+    if pending:
+        never = sum(previous is None for _, previous in pending)
+        logger.info(
+            "outbox sweep sent %d feedback (%d never sent; queue backlog %s, re-sent those sent before %s)",
+            sent,
+            never,
+            backlog,
+            resend_before.isoformat(timespec="seconds"),
+        )
+    return sent, len(pending) > batch
+
+
+def broker_backlog() -> int | None:
+    """Messages waiting in the workflow queue; None when the broker cannot say (down, or in-process tasks)."""
+    if app.conf.task_always_eager:
+        return None
+    try:
+        with app.connection_for_write() as conn:
+            conn.ensure_connection(max_retries=1, interval_start=0, interval_step=0, timeout=1)
+            return conn.default_channel.queue_declare(queue=app.conf.task_default_queue, passive=True).message_count
+    except Exception:  # noqa: BLE001 - unknown backlog: behave as if there were none
+        return None
 
 
 def feedback_retry(*, actor, ids) -> int:
@@ -131,7 +171,7 @@ def feedback_retry(*, actor, ids) -> int:
             audit_record(
                 actor=actor, action=AuditAction.UPDATE, customer_id=customer_id, detail={"workflow_retry": str(pk)}
             )
-            transaction.on_commit(lambda feedback_id=str(pk): feedback_dispatch(feedback_id))
+            transaction.on_commit(functools.partial(feedback_dispatch, str(pk)))
     return retried
 
 
