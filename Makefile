@@ -86,3 +86,9 @@ bench-lookup-smoke: $(VENV)/.installed ## The lookup benchmark at 2,000 customer
 
 clean: ## Remove the virtual environment and local data
 	rm -rf $(VENV) var .pytest_cache
+
+# --- issue 11: fault experiments ---------------------------------------------------------------
+.PHONY: bench-faults
+bench-faults: $(VENV)/.installed ## Full-size fault runs (Redis crash during 1,000 posts; worker kill during 300 workflows) on DATABASE_URL
+	$(PY) -m bench.faults outage
+	$(PY) -m bench.faults kill

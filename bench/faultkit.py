@@ -71,8 +71,11 @@ class SlowSmtpServer:
         return "250 Message accepted for delivery"
 
     def start(self) -> SlowSmtpServer:
+        import logging
+
         from aiosmtpd.controller import Controller
 
+        logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd logs every SMTP command at INFO
         self._controller = Controller(self, hostname="127.0.0.1", port=self.port, ready_timeout=10)
         self._controller.start()
         return self

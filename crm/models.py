@@ -481,7 +481,7 @@ class Notification(models.Model):
         ]
         indexes = [
             models.Index(fields=["recipient", "-created_at"], name="notification_inbox_idx"),
-            # notifications_deliver_pending: unsent ones, oldest first (few rows: only those unsent).
+            # Unsent ones, oldest first (few rows: only those whose e-mail has not gone).
             models.Index(fields=["created_at"], condition=Q(emailed_at__isnull=True), name="notification_unsent_idx"),
         ]
 
