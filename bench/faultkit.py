@@ -55,12 +55,14 @@ class SlowSmtpServer:
         self.delay = delay
         self.port = free_port()
         self.in_flight = 0
+        self.last_started = 0.0  # time.monotonic() when the latest message's DATA ended (its delay began)
         self._lock = threading.Lock()
         self._received: list[tuple[str, tuple[str, ...]]] = []
         self._controller = None
 
     async def handle_DATA(self, server, session, envelope):
         self.in_flight += 1
+        self.last_started = time.monotonic()
         try:
             await asyncio.sleep(self.delay)
         finally:
@@ -83,6 +85,10 @@ class SlowSmtpServer:
     def stop(self) -> None:
         if self._controller is not None:
             self._controller.stop()
+
+    def mid_delay(self) -> bool:
+        """A message is on the wire with at least half its delay to go: a kill now lands before its "250"."""
+        return bool(self.in_flight) and time.monotonic() - self.last_started < self.delay / 2
 
     def received(self) -> list[tuple[str, tuple[str, ...]]]:
         with self._lock:
