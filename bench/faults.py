@@ -224,8 +224,9 @@ def kill(args, tmp: Path) -> None:
                 for contact in contacts
             ]
         wait_until(lambda: len(smtp.received()) >= expected // 3 and smtp.mid_delay(), "e-mails in flight", 900, 0.01)
+        in_flight = smtp.in_flight
         first.kill()
-        in_flight, before = smtp.in_flight, len(smtp.received())
+        before = len(smtp.received())
         killed = time.monotonic()
         second.start()
         rows = lambda: OutboundEmail.objects.filter(created_at__gte=began)  # noqa: E731
@@ -241,9 +242,9 @@ def kill(args, tmp: Path) -> None:
     print(
         f"workflows: {len(ids)}, e-mails expected {expected} (SMTP {args.delay} s each, concurrency {args.concurrency})"
     )
-    print(f"killed the whole worker with {before} e-mails in, {in_flight} on the wire; second worker started")
+    print(f"killed the whole worker with {before} e-mails in, {in_flight} in flight; second worker started")
     print(
-        f"e-mails lost: {len(wanted - set(received))}; doubled: {len(smtp.duplicates())}; "
+        f"e-mails lost: {len(wanted - set(received))}; received twice (same Message-ID): {len(smtp.duplicates())}; "
         f"extra: {len(set(received) - wanted)}"
     )
     print(

@@ -36,6 +36,7 @@ OUTBOX_GRACE_SECONDS = 5
 BROKER_BREAKER_SECONDS = 5.0
 # Periodic work in bounded batches so one run never holds a worker for long.
 SWEEP_BATCH = 500
+NEVER = dt.datetime.min.replace(tzinfo=dt.UTC)
 
 
 class _BrokerBreaker:
@@ -107,8 +108,8 @@ def feedback_outbox_sweep(*, now: dt.datetime | None = None, batch: int = SWEEP_
             .values_list("dispatched_at", flat=True)[backlog - 1 : backlog]
             .first()
         )
-        if waiting_since is not None:
-            resend_before = min(resend_before, waiting_since)
+        # Fewer unprocessed messages than the queue holds: every one of them may be in it, re-send none.
+        resend_before = min(resend_before, waiting_since) if waiting_since is not None else NEVER
     pending = list(
         Feedback.objects.filter(
             status=FeedbackStatus.RECEIVED,
@@ -145,13 +146,19 @@ def feedback_outbox_sweep(*, now: dt.datetime | None = None, batch: int = SWEEP_
 
 
 def broker_backlog() -> int | None:
-    """Messages waiting in the workflow queue; None when the broker cannot say (down, or in-process tasks)."""
+    """Messages waiting in the workflow queue or reserved by workers; None when the broker cannot say."""
     if app.conf.task_always_eager:
         return None
     try:
         with app.connection_for_write() as conn:
             conn.ensure_connection(max_retries=1, interval_start=0, interval_step=0, timeout=1)
-            return conn.default_channel.queue_declare(queue=app.conf.task_default_queue, passive=True).message_count
+            channel = conn.default_channel
+            waiting = channel.queue_declare(queue=app.conf.task_default_queue, passive=True).message_count
+            # On Redis, messages workers have reserved but not finished sit in the `unacked` hash: they are
+            # not lost either (a worker may prefetch many after reconnecting).
+            unacked_key = getattr(channel, "unacked_key", None)
+            reserved = channel.client.hlen(unacked_key) if unacked_key else 0
+            return waiting + reserved
     except Exception:  # noqa: BLE001 - unknown backlog: behave as if there were none
         return None
 

@@ -201,8 +201,15 @@ CRM_EMAIL_LEASE_SECONDS = envint("CRM_EMAIL_LEASE_SECONDS", 120)
 CRM_EMAIL_MAX_ATTEMPTS = envint("CRM_EMAIL_MAX_ATTEMPTS", 20)
 # How often beat runs the two sweeps; together with the delays above this bounds recovery.
 CRM_SWEEP_SECONDS = envint("CRM_SWEEP_SECONDS", 15)
-CELERY_BEAT_SCHEDULE["feedback-outbox-sweep"]["schedule"] = float(CRM_SWEEP_SECONDS)
-CELERY_BEAT_SCHEDULE["email-outbox-sweep"] = {"task": "crm.emails_send_pending", "schedule": float(CRM_SWEEP_SECONDS)}
+# A sweep still queued when the next is due is stale (workers are behind): it expires instead of piling up.
+CELERY_BEAT_SCHEDULE["feedback-outbox-sweep"].update(
+    schedule=float(CRM_SWEEP_SECONDS), options={"expires": float(CRM_SWEEP_SECONDS)}
+)
+CELERY_BEAT_SCHEDULE["email-outbox-sweep"] = {
+    "task": "crm.emails_send_pending",
+    "schedule": float(CRM_SWEEP_SECONDS),
+    "options": {"expires": float(CRM_SWEEP_SECONDS)},
+}
 # --- end issue 11 ---------------------------------------------------------------------------------
 
 # --- Auth, API -----------------------------------------------------------------

@@ -43,3 +43,14 @@ def test_with_a_backlog_only_the_messages_older_than_the_queue_are_resent(transa
         assert outbox.broker_backlog() == 10
         # the next sweep, the queue unchanged: nothing more
         assert outbox.feedback_outbox_sweep() == (0, False)
+
+
+def test_when_the_queue_holds_more_than_is_unprocessed_nothing_is_resent(transactional_db, redis, settings):
+    settings.CRM_OUTBOX_RESEND_SECONDS = 30
+    old = timezone.now() - dt.timedelta(minutes=10)
+    rows = [FeedbackFactory(rating=5, received_at=old, dispatched_at=old) for _ in range(3)]
+    with broker_at(redis.url()):
+        for row in rows * 2:  # each queued twice (an earlier re-send): all may still be waiting
+            publish(outbox.FEEDBACK_PROCESS_TASK, str(row.pk))
+
+        assert outbox.feedback_outbox_sweep() == (0, False)
