@@ -360,8 +360,9 @@ class Feedback(models.Model):
     dispatched_at = models.DateTimeField(null=True, blank=True)
     # issue 11: dead letters. Runs of the workflow started (a worker killed mid-run counts
     # too); after CRM_WORKFLOW_MAX_ATTEMPTS it is dead-lettered (failed_at) for a person to retry.
-    attempts = models.PositiveSmallIntegerField(default=0)
-    last_error = models.CharField(max_length=200, blank=True)
+    # Defaults in the database too: bulk loaders (bench/lookup_load.py COPY) name only older columns.
+    attempts = models.PositiveSmallIntegerField(default=0, db_default=0)
+    last_error = models.CharField(max_length=200, blank=True, default="", db_default="")
     failed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
