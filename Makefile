@@ -104,3 +104,10 @@ bench-import: $(VENV)/.installed ## Bulk import: 1M customers and 10M interactio
 screenshots-admin: services $(VENV)/.installed browser ## Screenshots of the supervisor desk into docs/screens/admin-*.png
 	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} REDIS_URL=$${REDIS_URL:-$(TEST_REDIS_URL)} \
 		$(PY) scripts/screenshots_admin.py
+
+
+# --- issue 11: fault experiments ---------------------------------------------------------------
+.PHONY: bench-faults
+bench-faults: $(VENV)/.installed ## Full-size fault runs (Redis crash during 1,000 posts; worker kill during 300 workflows) on DATABASE_URL
+	$(PY) -m bench.faults outage
+	$(PY) -m bench.faults kill

@@ -23,7 +23,7 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.text import Truncator
 
-from crm import admin_views, audit, desk, follow_ups, imports, models, reports, tokens_admin
+from crm import admin_views, audit, desk, emails, follow_ups, imports, models, outbox, reports, tokens_admin
 from crm.feedback import feedback_reclassify
 from crm.login_limits import LockoutAwareAuthenticationForm
 from crm.permissions import is_supervisor
@@ -306,6 +306,26 @@ class ToReviewFilter(admin.SimpleListFilter):
         return queryset
 
 
+class DeadLetterFilter(admin.SimpleListFilter):
+    """issue 11: workflows that failed CRM_WORKFLOW_MAX_ATTEMPTS times and wait for a person."""
+
+    title = "workflow"
+    parameter_name = "workflow"
+
+    def lookups(self, request, model_admin):
+        return [("dead", "Dead-lettered (failed, retry by hand)")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "dead":
+            return queryset.filter(failed_at__isnull=False, status=models.FeedbackStatus.RECEIVED)
+        return queryset
+
+
+def _warn_dead_letters(request, count: int, what: str) -> None:
+    if count:
+        messages.warning(request, f"{count} {what} dead-lettered: filter them and use the retry action.")
+
+
 @admin.register(models.Feedback)
 class FeedbackAdmin(AuditedChangeView, SupervisorOnly, admin.ModelAdmin):
     list_display = (
@@ -319,14 +339,25 @@ class FeedbackAdmin(AuditedChangeView, SupervisorOnly, admin.ModelAdmin):
         "case",
         "unverified",
     )
-    list_filter = (ToReviewFilter, "status", "sentiment", "rating", team_filter("interaction__agent"))
+    list_filter = (ToReviewFilter, DeadLetterFilter, "status", "sentiment", "rating", team_filter("interaction__agent"))
+
+    @admin.action(description="Retry the workflow of the selected dead-lettered feedback")
+    def retry_workflow(self, request, queryset):
+        retried = outbox.feedback_retry(actor=request.user, ids=queryset.values_list("pk", flat=True))
+        self.message_user(request, f"{retried} workflow(s) sent again.", messages.SUCCESS)
+
+    def changelist_view(self, request, extra_context=None):
+        if request.method == "GET":
+            _warn_dead_letters(request, outbox.feedback_dead_count(), "feedback workflow(s)")
+        return super().changelist_view(request, extra_context)
+
     date_hierarchy = "received_at"
     list_select_related = ("customer", "case")
     ordering = ("-received_at",)
     fields = ("customer", "interaction", "rating", "nps", "text", "staff_named", "sentiment", "status", "case")
     readonly_fields = ("customer", "interaction", "rating", "nps", "text", "staff_named", "sentiment", "unverified")
     raw_id_fields = ("case",)
-    actions = ["reclassify_negative", "reclassify_neutral", "reclassify_positive"]
+    actions = ["reclassify_negative", "reclassify_neutral", "reclassify_positive", "retry_workflow"]
 
     def has_add_permission(self, request, *args):
         return False
@@ -643,6 +674,28 @@ class NotificationAdmin(ReadOnly, admin.ModelAdmin):
     date_hierarchy = "created_at"
     list_select_related = ("recipient",)
     ordering = ("-created_at",)
+
+
+@admin.register(models.OutboundEmail)
+class OutboundEmailAdmin(ReadOnly, admin.ModelAdmin):
+    """issue 11: the e-mail outbox; dead-lettered e-mails can be retried."""
+
+    list_display = ("created_at", "to", "subject", "status", "attempts", "sent_at", "last_error")
+    list_filter = ("status",)
+    date_hierarchy = "created_at"
+    ordering = ("-created_at",)
+    fields = ("key", "to", "subject", "status", "attempts", "last_error", "created_at", "sent_at", "claimed_until")
+    actions = ["retry_email"]
+
+    @admin.action(description="Retry the selected dead-lettered e-mails", permissions=["view"])
+    def retry_email(self, request, queryset):
+        retried = emails.emails_retry(actor=request.user, ids=queryset.values_list("pk", flat=True))
+        self.message_user(request, f"{retried} e-mail(s) will be sent again by the next sweep.", messages.SUCCESS)
+
+    def changelist_view(self, request, extra_context=None):
+        if request.method == "GET":
+            _warn_dead_letters(request, emails.emails_dead_count(), "e-mail(s)")
+        return super().changelist_view(request, extra_context)
 
 
 # --- audit ----------------------------------------------------------------------------------------

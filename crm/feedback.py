@@ -23,6 +23,7 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
+from django.db.models import F
 from django.utils import timezone
 from django.utils.text import Truncator
 
@@ -202,13 +203,69 @@ def _mentions(text: str, name: str) -> bool:
 
 
 def feedback_process(feedback_id: str) -> str:
-    """Run the workflow for one feedback; returns what happened ('processed', 'already', 'missing').
+    """Run the workflow for one feedback; returns 'processed', 'already', 'missing' or 'dead'.
 
-    Rows are made in one transaction holding the feedback's row lock, so two
-    deliveries of the same message cannot both create a case; e-mails go out
-    after that commits, each claimed once; the feedback is marked processed last,
-    so a crash anywhere before leaves it to a redelivery or the outbox sweep.
+    Every row it makes (recognitions, case, follow-ups, notifications and their
+    e-mails in the outbox) and the processed mark commit in one transaction holding
+    the feedback's row lock: two deliveries of one message cannot both run it, and a
+    worker killed mid-run leaves nothing half done for a redelivery or the outbox
+    sweep. The e-mails are sent after that commit (crm.emails: marked sent only
+    once sent). Each run that starts is counted; after CRM_WORKFLOW_MAX_ATTEMPTS
+    the feedback is dead-lettered for a person to retry from the admin.
     """
+    if not _attempt_start(feedback_id):
+        return _settled(feedback_id)
+    try:
+        return _feedback_run(feedback_id)
+    except Exception as exc:
+        _attempt_failed(feedback_id, exc)
+        raise
+
+
+def _attempt_start(feedback_id: str) -> bool:
+    """Count this run; False when there is nothing to run (missing, processed, dead), or it just went dead."""
+    started = Feedback.objects.filter(pk=feedback_id, status=FeedbackStatus.RECEIVED, failed_at__isnull=True).update(
+        attempts=F("attempts") + 1
+    )
+    if not started:
+        return False
+    attempts = Feedback.objects.filter(pk=feedback_id).values_list("attempts", flat=True).first() or 0
+    if attempts > settings.CRM_WORKFLOW_MAX_ATTEMPTS:
+        # Earlier runs died without recording an error (a worker killed each time): give up.
+        _dead_letter(feedback_id, f"gave up after {attempts - 1} runs that did not finish")
+        return False
+    return True
+
+
+def _attempt_failed(feedback_id: str, exc: Exception) -> None:
+    """Record why a run failed; dead-letter the feedback when it has used its attempts."""
+    error = f"{type(exc).__name__}: {exc}"[:200]
+    try:
+        attempts = Feedback.objects.filter(pk=feedback_id).values_list("attempts", flat=True).first() or 0
+        if attempts >= settings.CRM_WORKFLOW_MAX_ATTEMPTS:
+            _dead_letter(feedback_id, error)
+        else:
+            Feedback.objects.filter(pk=feedback_id).update(last_error=error)
+    except Exception:  # noqa: BLE001 - the database may be what failed; the next run counts again
+        logger.warning("feedback %s: could not record the failure (%s)", feedback_id, type(exc).__name__)
+
+
+def _dead_letter(feedback_id: str, error: str) -> None:
+    Feedback.objects.filter(pk=feedback_id, status=FeedbackStatus.RECEIVED, failed_at__isnull=True).update(
+        failed_at=timezone.now(), last_error=error[:200]
+    )
+    logger.error("feedback %s dead-lettered: %s", feedback_id, error)
+
+
+def _settled(feedback_id: str) -> str:
+    row = Feedback.objects.filter(pk=feedback_id).values_list("status", "failed_at").first()
+    if row is None:
+        logger.warning("feedback %s not found; nothing to do", feedback_id)
+        return "missing"
+    return "already" if row[0] == FeedbackStatus.PROCESSED else "dead"
+
+
+def _feedback_run(feedback_id: str) -> str:
     with transaction.atomic():
         # The row lock serializes concurrent deliveries of the same feedback (the case is not unique by constraint).
         feedback = (
@@ -218,7 +275,6 @@ def feedback_process(feedback_id: str) -> str:
             .first()
         )
         if feedback is None:
-            logger.warning("feedback %s not found; nothing to do", feedback_id)
             return "missing"
         if feedback.status == FeedbackStatus.PROCESSED:
             return "already"
@@ -229,22 +285,20 @@ def feedback_process(feedback_id: str) -> str:
             sentiment, score = feedback.sentiment, feedback.sentiment_score
         else:
             sentiment, score = feedback_classify(rating=feedback.rating, nps=feedback.nps, text=feedback.text)
-        if feedback.sentiment != sentiment:
-            feedback.sentiment, feedback.sentiment_score = sentiment, score
-            feedback.save(update_fields=["sentiment", "sentiment_score"])
+        feedback.sentiment, feedback.sentiment_score = sentiment, score
         if sentiment == Sentiment.POSITIVE:
             notification_ids, thank_you = _positive(feedback)
         elif sentiment == Sentiment.NEGATIVE:
             notification_ids, thank_you = _negative(feedback), None
         else:
             notification_ids, thank_you = [], None
-    # The customer's thank-you first: a failing staff mail must not hold it up.
+        feedback.status, feedback.processed_at, feedback.last_error = FeedbackStatus.PROCESSED, timezone.now(), ""
+        feedback.save(update_fields=["sentiment", "sentiment_score", "status", "processed_at", "last_error"])
+    # The customer's thank-you first: a slow or failing staff mail must not hold it up.
+    # A send that fails (or a worker that dies here) leaves the e-mail to the sweep.
     if thank_you is not None:
         thank_you_email_send(thank_you.pk)
     notifications_deliver(notification_ids)
-    Feedback.objects.filter(pk=feedback_id, status=FeedbackStatus.RECEIVED).update(
-        status=FeedbackStatus.PROCESSED, processed_at=timezone.now()
-    )
     logger.info("feedback %s processed: %s, %d notifications", feedback_id, sentiment, len(notification_ids))
     return "processed"
 

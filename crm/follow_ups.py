@@ -14,15 +14,13 @@ import datetime as dt
 import logging
 from collections.abc import Iterable
 
-from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.core.mail import send_mail
 from django.db import transaction
-from django.db.models import Case as SqlCase
-from django.db.models import F, Value, When
+from django.db.models import F
 from django.utils import timezone
 
+from crm.emails import email_queue, emails_send
 from crm.exceptions import DomainError, NotFound
 from crm.models import (
     OPEN_FOLLOW_UP,
@@ -35,9 +33,10 @@ from crm.models import (
     FollowUpStatus,
     Identity,
     IdentityKind,
+    OutboundEmail,
     Preference,
 )
-from crm.notifications import notification_create, notifications_deliver, notifications_deliver_pending
+from crm.notifications import notification_create, notifications_deliver
 from crm.services import audit_record, customer_resolve
 from crm.staff import admins, staff_users, supervisor_of, supervisors
 
@@ -51,6 +50,7 @@ ESCALATION_BATCH = 200
 # The automatic thank-you is due an hour after the feedback: it is sent at once, and
 # the escalation sweep must not report it overdue while the sending is retried.
 THANK_YOU_EMAIL_GRACE = dt.timedelta(hours=1)
+THANK_YOU_SUBJECT = "Thank you for your feedback"
 
 
 # --- thank-you ------------------------------------------------------------------------------------
@@ -130,6 +130,18 @@ def thank_you_arrange(feedback: Feedback) -> FollowUp | None:
                 "note": "Automatic thank-you",
             },
         )
+        name = customer.preferred_name or customer.display_name
+        # Queued with the follow-up (same transaction); sent after commit, done once sent.
+        email_queue(
+            key=f"thank-you:{follow_up.pk}",
+            to=email,
+            subject=THANK_YOU_SUBJECT,
+            body=(
+                f"Dear {name or 'customer'},\n\nThank you for taking the time to tell us about your experience. "
+                "We have passed your kind words on to the team.\n"
+            ),
+            follow_up=follow_up,
+        )
         return follow_up
     if str(prefs.get("do_not_call", "")).lower() in TRUTHY:
         return None
@@ -149,44 +161,12 @@ def thank_you_arrange(feedback: Feedback) -> FollowUp | None:
 
 
 def thank_you_email_send(follow_up_id) -> bool:
-    """Send the automatic thank-you once: the follow-up is claimed as done, then the e-mail goes.
+    """Send the automatic thank-you now (its outbox row); the follow-up is done once the e-mail went.
 
-    Claimed from open or escalated (a sweep may have escalated it while the send
-    was being retried). The address is looked up again: only one on file now.
+    A failed send is left to the e-mail sweep, which retries it; False then.
     """
-    follow_up = FollowUp.objects.select_related("feedback__customer", "customer").get(pk=follow_up_id)
-    unfinished = [FollowUpStatus.OPEN, FollowUpStatus.ESCALATED]
-    email = _customer_email(follow_up.feedback) if follow_up.feedback else None
-    if not email:
-        # Erased, or the address removed since: nothing to send, nothing to escalate.
-        FollowUp.objects.filter(pk=follow_up_id, status__in=unfinished).update(status=FollowUpStatus.CANCELLED)
-        return False
-    claimed = FollowUp.objects.filter(pk=follow_up_id, status__in=unfinished).update(
-        status=FollowUpStatus.DONE, completed_at=timezone.now()
-    )
-    if not claimed:
-        return False
-    customer = _contactable(follow_up.feedback)
-    name = (customer.preferred_name or customer.display_name) if customer else ""
-    try:
-        send_mail(
-            "Thank you for your feedback",
-            f"Dear {name or 'customer'},\n\nThank you for taking the time to tell us about your experience. "
-            "We have passed your kind words on to the team.\n",
-            settings.DEFAULT_FROM_EMAIL,
-            [email],
-        )
-    except Exception:
-        # Release the claim to what it was: escalated if the sweep got to it first.
-        FollowUp.objects.filter(pk=follow_up_id).update(
-            status=SqlCase(
-                When(escalated_at__isnull=False, then=Value(FollowUpStatus.ESCALATED)),
-                default=Value(FollowUpStatus.OPEN),
-            ),
-            completed_at=None,
-        )
-        raise
-    return True
+    email_ids = OutboundEmail.objects.filter(follow_up_id=follow_up_id).values_list("pk", flat=True)
+    return emails_send(email_ids) > 0
 
 
 # --- escalation ---------------------------------------------------------------------------------
@@ -206,9 +186,8 @@ def follow_ups_escalate(*, now: dt.datetime | None = None, batch: int = ESCALATI
 
     Each follow-up is claimed with a conditional update (status still open, still
     overdue), so however often and however concurrently this runs, each is
-    escalated and notified once. Each run also sends notifications an earlier
-    failed send left behind, so an SMTP outage delays escalation mails but does
-    not lose them.
+    escalated and notified once. Each notification's e-mail is in the outbox with
+    it, so an SMTP outage delays escalation mails but does not lose them.
     """
     now = now or timezone.now()
     overdue = list(
@@ -241,9 +220,8 @@ def follow_ups_escalate(*, now: dt.datetime | None = None, batch: int = ESCALATI
                         ),
                     ).pk
                 )
+    # A mail that fails here is in the outbox: the e-mail sweep (crm.emails) sends it later.
     notifications_deliver(notification_ids)
-    # Escalation mails a failed run left unsent (its follow-ups are claimed already), and any others.
-    notifications_deliver_pending(now=now)
     if escalated:
         logger.info("escalated %d overdue follow-ups", escalated)
     return escalated, len(overdue) > batch

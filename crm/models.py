@@ -12,6 +12,7 @@ from django.db import models
 from django.db.models import F, Q
 from django.db.models.functions import Length
 from django.db.models.lookups import LessThanOrEqual
+from django.utils import timezone
 
 
 class Channel(models.TextChoices):
@@ -413,6 +414,13 @@ class Feedback(models.Model):
     # anyone who knows an e-mail could have sent it; linked in the task, rate-limited per customer.
     unverified = models.BooleanField(default=False, db_default=False)
 
+    # issue 11: dead letters. Runs of the workflow started (a worker killed mid-run counts
+    # too); after CRM_WORKFLOW_MAX_ATTEMPTS it is dead-lettered (failed_at) for a person to retry.
+    # Defaults in the database too: bulk loaders (bench/lookup_load.py COPY) name only older columns.
+    attempts = models.PositiveSmallIntegerField(default=0, db_default=0)
+    last_error = models.CharField(max_length=200, blank=True, default="", db_default="")
+    failed_at = models.DateTimeField(null=True, blank=True)
+
     class Meta:
         verbose_name_plural = "feedback"
         constraints = [
@@ -430,6 +438,8 @@ class Feedback(models.Model):
             models.Index(fields=["customer", "-received_at"], name="feedback_recent_idx"),
             # Outbox sweep: feedback whose workflow message has not reached the broker.
             models.Index(fields=["received_at"], condition=Q(status="received"), name="feedback_pending_idx"),
+            # issue 11: the admin's dead-letter filter and count (few rows: only dead ones).
+            models.Index(fields=["-failed_at"], condition=Q(failed_at__isnull=False), name="feedback_dead_idx"),
         ]
 
 
@@ -532,8 +542,61 @@ class Notification(models.Model):
         ]
         indexes = [
             models.Index(fields=["recipient", "-created_at"], name="notification_inbox_idx"),
-            # notifications_deliver_pending: unsent ones, oldest first (few rows: only those unsent).
+            # Unsent ones, oldest first (few rows: only those whose e-mail has not gone).
             models.Index(fields=["created_at"], condition=Q(emailed_at__isnull=True), name="notification_unsent_idx"),
+        ]
+
+
+# --- issue 11: the e-mail outbox -------------------------------------------------------------
+
+
+class EmailStatus(models.TextChoices):
+    PENDING = "pending"
+    SENT = "sent"
+    # Dead-lettered after CRM_EMAIL_MAX_ATTEMPTS failed sends; a person can retry it in the admin.
+    FAILED = "failed"
+    # No longer owed (the thank-you's follow-up was closed, the customer erased).
+    CANCELLED = "cancelled"
+
+
+class OutboundEmail(models.Model):
+    """One e-mail to send, written in the transaction that decided it; crm.emails sends it.
+
+    Marked sent only after the mail server accepted it, under a lease so a dead
+    worker's claim expires. The id is the Message-ID on every attempt, so a re-send
+    after an unknown outcome is recognisable as the same message.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    # Idempotency: one e-mail per notification, one thank-you per follow-up.
+    key = models.CharField(max_length=120, unique=True)
+    to = models.EmailField(max_length=254)
+    subject = models.CharField(max_length=200)
+    body = models.TextField(blank=True)
+    # What it is about: erasure finds it by these; deleting the subject deletes the e-mail.
+    notification = models.OneToOneField(
+        Notification, null=True, blank=True, on_delete=models.CASCADE, related_name="email"
+    )
+    follow_up = models.ForeignKey(FollowUp, null=True, blank=True, on_delete=models.CASCADE, related_name="emails")
+    status = models.CharField(max_length=16, choices=EmailStatus.choices, default=EmailStatus.PENDING)
+    created_at = models.DateTimeField(default=timezone.now)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    # The lease: who is sending it, until when. Also the back-off after a failed send.
+    claimed_until = models.DateTimeField(null=True, blank=True)
+    claimed_by = models.CharField(max_length=64, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    last_error = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=~Q(status="sent") | Q(sent_at__isnull=False), name="outbound_email_sent_has_time"
+            ),
+        ]
+        indexes = [
+            # emails_send_pending: unsent ones, oldest first (few rows: only those pending).
+            models.Index(fields=["created_at"], condition=Q(status="pending"), name="outbound_email_pending_idx"),
+            models.Index(fields=["status", "-created_at"], name="outbound_email_status_idx"),
         ]
 
 

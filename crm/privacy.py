@@ -16,17 +16,22 @@ from crm.exceptions import DomainError, NotFound
 from crm.identifiers import ERASED_KEY_PREFIX, erased_key
 from crm.merges import merge_conflicts, merge_requires_reason
 from crm.models import (
+    OPEN_FOLLOW_UP,
     AccessAudit,
     AuditAction,
     Case,
     Customer,
+    EmailStatus,
     Fact,
     Feedback,
     FollowUp,
+    FollowUpKind,
+    FollowUpStatus,
     Identity,
     Interaction,
     MergeRecord,
     Notification,
+    OutboundEmail,
     Preference,
     Recognition,
     RecurringProblem,
@@ -449,6 +454,16 @@ def customer_erase(*, actor, customer: Customer) -> dict[str, int]:
         about = Q(feedback_id__in=feedback_ids) | Q(recognition_id__in=recognition_ids)
         about |= Q(follow_up_id__in=follow_up_ids)
         counts["notifications"] = Notification.objects.filter(about).update(subject=ERASED, body="")
+        # issue 11: their e-mails in the outbox (the thank-you holds their address and name, a
+        # notification quotes them): keep the row, drop address and words; unsent ones are no longer owed.
+        emails = OutboundEmail.objects.filter(
+            Q(follow_up_id__in=follow_up_ids) | Q(notification__in=Notification.objects.filter(about))
+        )
+        emails.filter(status=EmailStatus.PENDING).update(status=EmailStatus.CANCELLED, claimed_until=None)
+        counts["emails"] = emails.update(to="", subject=ERASED, body="")
+        FollowUp.objects.filter(
+            pk__in=follow_up_ids, kind=FollowUpKind.THANK_YOU_EMAIL, status__in=OPEN_FOLLOW_UP
+        ).update(status=FollowUpStatus.CANCELLED)
     counts["customers"] = Customer.objects.filter(pk__in=group).update(
         display_name="",
         preferred_name="",

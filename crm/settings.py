@@ -161,9 +161,7 @@ CELERY_BROKER_URL = REDIS_URL or "memory://"
 # Unset REDIS_URL: tasks run in-process (after commit, as with a real broker).
 CELERY_TASK_ALWAYS_EAGER = not REDIS_URL
 CELERY_TASK_EAGER_PROPAGATES = False
-CELERY_TASK_ACKS_LATE = True
-CELERY_TASK_REJECT_ON_WORKER_LOST = True
-CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# acks_late, reject_on_worker_lost, prefetch and the visibility timeout: see the issue 11 block below.
 CELERY_TASK_TIME_LIMIT = 120
 CELERY_TASK_SOFT_TIME_LIMIT = 90
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
@@ -179,6 +177,44 @@ CELERY_BEAT_SCHEDULE: dict = {
     "feedback-outbox-sweep": {"task": "crm.feedback_outbox_sweep", "schedule": 30.0},
 }
 CELERY_TIMEZONE = "UTC"
+# --- issue 11: nothing lost, nothing doubled ------------------------------------------------------
+# acks_late: a task's message is acknowledged when it finishes, not when it starts, so a
+# worker that dies mid-task leaves the message to another worker (tasks are idempotent).
+CELERY_TASK_ACKS_LATE = True
+# reject_on_worker_lost: a pool child killed mid-task (OOM, SIGKILL) gets its message
+# requeued at once instead of acknowledged as failed.
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+# prefetch 1: a worker process reserves one message at a time, so a slow task (an e-mail
+# to a slow server) never holds others hostage, and a dead worker strands at most one.
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# visibility_timeout: Redis hands an unacknowledged message to another worker after this
+# long. It must exceed the longest a worker legitimately holds one (retry countdowns up to
+# 120 s, ETA tasks, a 300 s sweep), or healthy tasks run twice. We do not rely on it to
+# recover fast: the outbox sweeps (below) re-send a lost workflow after
+# CRM_OUTBOX_RESEND_SECONDS and an e-mail after its lease.
+CELERY_BROKER_TRANSPORT_OPTIONS = {**CELERY_BROKER_TRANSPORT_OPTIONS, "visibility_timeout": 900}
+# Feedback whose workflow has not run this long after its message was sent was lost
+# (Redis restarted without persistence, a worker killed with it reserved): send it again.
+CRM_OUTBOX_RESEND_SECONDS = envint("CRM_OUTBOX_RESEND_SECONDS", 30)
+# Runs of one workflow (each start counts, a killed worker too) before it is dead-lettered.
+CRM_WORKFLOW_MAX_ATTEMPTS = envint("CRM_WORKFLOW_MAX_ATTEMPTS", 5)
+# An e-mail is claimed for this long while it is sent; a dead worker's claim then expires.
+# Keep it above EMAIL_TIMEOUT times the SMTP round trips, or a slow send may be repeated.
+CRM_EMAIL_LEASE_SECONDS = envint("CRM_EMAIL_LEASE_SECONDS", 120)
+# Failed sends before an e-mail is dead-lettered (back-off doubles from 5 s, capped at 1 h: ~11 h).
+CRM_EMAIL_MAX_ATTEMPTS = envint("CRM_EMAIL_MAX_ATTEMPTS", 20)
+# How often beat runs the two sweeps; together with the delays above this bounds recovery.
+CRM_SWEEP_SECONDS = envint("CRM_SWEEP_SECONDS", 15)
+# A sweep still queued when the next is due is stale (workers are behind): it expires instead of piling up.
+CELERY_BEAT_SCHEDULE["feedback-outbox-sweep"].update(
+    schedule=float(CRM_SWEEP_SECONDS), options={"expires": float(CRM_SWEEP_SECONDS)}
+)
+CELERY_BEAT_SCHEDULE["email-outbox-sweep"] = {
+    "task": "crm.emails_send_pending",
+    "schedule": float(CRM_SWEEP_SECONDS),
+    "options": {"expires": float(CRM_SWEEP_SECONDS)},
+}
+# --- end issue 11 ---------------------------------------------------------------------------------
 
 # --- Auth, API -----------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
@@ -289,6 +325,8 @@ EMAIL_USE_TLS = envbool("EMAIL_USE_TLS", False)
 # For EMAIL_BACKEND=django.core.mail.backends.filebased.EmailBackend: the directory it writes to.
 EMAIL_FILE_PATH = os.environ.get("EMAIL_FILE_PATH", str(VAR_DIR / "mail"))
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "goldfish@localhost")
+# issue 11: an SMTP server that hangs must not outlive the send's lease (CRM_EMAIL_LEASE_SECONDS).
+EMAIL_TIMEOUT = envint("EMAIL_TIMEOUT", 20)
 
 # --- I18N, static ------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"

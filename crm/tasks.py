@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import logging
 import smtplib
+import time
 
 from celery import shared_task
 from django.db import InterfaceError as DbInterfaceError
 from django.db import OperationalError as DbOperationalError
 from kombu.exceptions import OperationalError as BrokerOperationalError
 
-from crm import feedback, follow_ups, imports, outbox, recurring
+from crm import emails, feedback, follow_ups, imports, outbox, recurring
 
 logger = logging.getLogger(__name__)
 
@@ -52,11 +53,36 @@ def feedback_process_task(feedback_id: str) -> str:
     return feedback.feedback_process(feedback_id)
 
 
+# A sweep drains its backlog in batches for at most this long, well inside its soft time limit.
+SWEEP_BUDGET_SECONDS = 180
+
+
 @shared_task(name="crm.feedback_outbox_sweep", **RETRY_POLICY, **SWEEP_LIMITS)
 def feedback_outbox_sweep_task() -> int:
-    """Periodic: send the workflow of feedback stored while the broker was unreachable."""
-    sent, _has_more = outbox.feedback_outbox_sweep()
-    return sent
+    """Periodic: send the workflow of feedback stored while the broker was unreachable, or lost by it.
+
+    Drains batch after batch until has_more is false (or a batch sent nothing: the
+    broker is still down), within the budget; beat starts the next run.
+    """
+    stop_at = time.monotonic() + SWEEP_BUDGET_SECONDS
+    total = 0
+    while True:
+        sent, has_more = outbox.feedback_outbox_sweep()
+        total += sent
+        if not has_more or not sent or time.monotonic() > stop_at:
+            return total
+
+
+@shared_task(name="crm.emails_send_pending", **RETRY_POLICY, **SWEEP_LIMITS)
+def emails_send_pending_task() -> int:
+    """Periodic: send e-mails a first attempt left behind (failed, or its worker died mid-send)."""
+    stop_at = time.monotonic() + SWEEP_BUDGET_SECONDS
+    total = 0
+    while True:
+        sent, has_more = emails.emails_send_pending(budget_seconds=max(stop_at - time.monotonic(), 0))
+        total += sent
+        if not has_more or time.monotonic() > stop_at:
+            return total
 
 
 @shared_task(name="crm.follow_ups_escalate", **RETRY_POLICY, **SWEEP_LIMITS)

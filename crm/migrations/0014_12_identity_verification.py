@@ -7,7 +7,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("crm", "0011_issue10_trust_integrity"),
+        ("crm", "0012_issue11_outbox_dead_letters"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
