@@ -42,8 +42,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from crm import health, observability
-from crm.models import Feedback, FeedbackStatus, Notification
-from crm.notifications import NOTIFICATION_RETRY_WINDOW
+from crm.models import EmailStatus, Feedback, FeedbackStatus, OutboundEmail
 from crm.outbox import broker_breaker
 
 logger = logging.getLogger(__name__)
@@ -252,23 +251,25 @@ class StateCollector(Collector):
 
     @staticmethod
     def _notifications() -> Iterator[GaugeMetricFamily]:
-        cutoff = timezone.now() - NOTIFICATION_RETRY_WINDOW
-        row = (
-            Notification.objects.filter(emailed_at__isnull=True)
-            .exclude(recipient__email="")
-            .aggregate(
-                pending=Count("pk", filter=Q(created_at__gte=cutoff)),
-                failed=Count("pk", filter=Q(created_at__lt=cutoff)),
-            )
+        """The e-mail outbox (crm/emails.py, issue 11): e-mails owed, and the dead letters a person must retry."""
+        row = OutboundEmail.objects.aggregate(
+            pending=Count("pk", filter=Q(status=EmailStatus.PENDING)),
+            failed=Count("pk", filter=Q(status=EmailStatus.FAILED)),
         )
+        dead_workflows = Feedback.objects.filter(failed_at__isnull=False, status=FeedbackStatus.RECEIVED).count()
         yield GaugeMetricFamily(
-            "goldfish_notifications_pending", "Notification e-mails not sent yet", value=row["pending"]
+            "goldfish_notifications_pending",
+            "E-mails in the outbox not sent yet (staff and customers)",
+            value=row["pending"],
         )
-        yield GaugeMetricFamily(
+        dead = GaugeMetricFamily(
             "goldfish_dead_letters",
-            "Notification e-mails past the retry window, never sent (the sweep no longer tries them)",
-            value=row["failed"],
+            "Work given up after its attempts, waiting for a person to retry it",
+            labels=["kind"],
         )
+        dead.add_metric(["email"], row["failed"])
+        dead.add_metric(["feedback_workflow"], dead_workflows)
+        yield dead
 
     @staticmethod
     def _queue() -> Iterator[GaugeMetricFamily]:

@@ -172,7 +172,8 @@ def test_metrics_read_the_workflow_state_at_scrape_time(client, db):
     assert value(samples, "goldfish_dependency_up", dependency="database") == 1
     assert value(samples, "goldfish_ready") == 1
     assert ("goldfish_notifications_pending", ()) in samples
-    assert ("goldfish_dead_letters", ()) in samples
+    assert ("goldfish_dead_letters", (("kind", "email"),)) in samples
+    assert ("goldfish_dead_letters", (("kind", "feedback_workflow"),)) in samples
 
 
 def test_metrics_refuse_other_addresses_and_admit_the_bearer_token(client, settings):
