@@ -19,6 +19,7 @@ import datetime as dt
 import io
 import json
 import logging
+import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -888,8 +889,20 @@ def import_claim(job_id, runner: str) -> bool:
     )
 
 
-def import_run(job_id, *, runner: str | None = None, progress: Callable[[ImportJob], None] | None = None) -> ImportJob:
-    """Run (or resume) an import; returns the job as it ends. Safe to call twice: one runner holds it."""
+def import_run(
+    job_id,
+    *,
+    runner: str | None = None,
+    progress: Callable[[ImportJob], None] | None = None,
+    budget_seconds: float | None = None,
+) -> ImportJob:
+    """Run (or resume) an import; returns the job as it ends. Safe to call twice: one runner holds it.
+
+    With a budget, the runner stops after the first batch that ends past it and hands the job
+    back (queued, resume point kept), so a Celery task stays short beside the broker's
+    visibility timeout; the task then publishes the job again to continue.
+    """
+    started = time.monotonic()
     runner = runner or uuid.uuid4().hex
     job = ImportJob.objects.get(pk=job_id)
     if job.status in (ImportStatus.DONE, ImportStatus.FAILED) or not import_claim(job_id, runner):
@@ -917,6 +930,8 @@ def import_run(job_id, *, runner: str | None = None, progress: Callable[[ImportJ
                     batches += 1
                     if batches in ANALYZE_AFTER_BATCHES:
                         _statistics_refresh()
+                    if budget_seconds is not None and time.monotonic() - started > budget_seconds:
+                        return _import_release(job, runner)
                     if progress:
                         progress(job)
         job = _batch_commit(job, runner, batch, pending, lookups, errors_out, last=True)
@@ -940,6 +955,12 @@ def import_run(job_id, *, runner: str | None = None, progress: Callable[[ImportJ
         job.rejected,
     )
     return job
+
+
+def _import_release(job: ImportJob, runner: str) -> ImportJob:
+    """Hand the job back after a committed batch: queued again, its resume point kept, nobody holding it."""
+    ImportJob.objects.filter(pk=job.pk, runner=runner).update(status=ImportStatus.QUEUED, runner="")
+    return ImportJob.objects.get(pk=job.pk)
 
 
 # The tables an import grows; PostgreSQL's statistics of them are refreshed as the import grows them

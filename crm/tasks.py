@@ -22,6 +22,7 @@ from django.db import OperationalError as DbOperationalError
 from kombu.exceptions import OperationalError as BrokerOperationalError
 
 from crm import emails, feedback, follow_ups, imports, outbox, recurring
+from crm.models import ImportStatus
 
 logger = logging.getLogger(__name__)
 
@@ -103,14 +104,18 @@ def recurring_problem_check_task(interaction_id: str) -> int | None:
 
 
 # --- issue 15: bulk import ---------------------------------------------------------------
-# An import of millions of rows runs for minutes: no short time limit. A duplicate delivery
-# (visibility timeout, the sweep) finds the job held by a live runner and returns at once.
-IMPORT_LIMITS = {"soft_time_limit": 6 * 3600, "time_limit": 6 * 3600 + 60}
+# A task runs an import for at most IMPORT_BUDGET_SECONDS, then hands the job back (resume point
+# kept) and publishes it again: each task stays far inside the broker's visibility timeout, so
+# Redis never redelivers a healthy import, and a killed one costs at most one batch.
+IMPORT_BUDGET_SECONDS = 240
+IMPORT_LIMITS = {"soft_time_limit": IMPORT_BUDGET_SECONDS + 60, "time_limit": IMPORT_BUDGET_SECONDS + 90}
 
 
 @shared_task(name="crm.import_run", **RETRY_POLICY, **IMPORT_LIMITS)
 def import_run_task(job_id: str) -> str:
-    job = imports.import_run(job_id, runner=import_run_task.request.id or None)
+    job = imports.import_run(job_id, runner=import_run_task.request.id or None, budget_seconds=IMPORT_BUDGET_SECONDS)
+    if job.status == ImportStatus.QUEUED and job.rows_done:
+        imports.import_enqueue(job)  # continue where this run stopped
     return job.status
 
 

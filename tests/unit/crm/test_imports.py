@@ -463,3 +463,15 @@ def test_the_sweep_takes_again_only_imports_left_queued_or_held_by_a_quiet_runne
     ImportJob.objects.filter(pk=quiet.pk).update(status="running", heartbeat_at=now - dt.timedelta(minutes=5))
     ImportJob.objects.filter(pk=busy.pk).update(status="running", heartbeat_at=now)
     assert set(imports.imports_stalled(now=now)) == {old_queued.pk, quiet.pk}
+
+
+def test_a_runner_past_its_budget_hands_the_job_back_after_a_committed_batch(tmp_path, settings):
+    settings.CRM_IMPORT_BATCH = 2
+    path = write(tmp_path, "five.csv", "external_ref,display_name\n" + "".join(f"R-{n},P {n}\n" for n in range(5)))
+    job = imports.import_job_create(actor=None, kind="customers", path=path, file_name=path.name)
+
+    paused = imports.import_run(job.pk, runner="task-1", budget_seconds=0)
+
+    assert (paused.status, paused.runner, paused.last_line, paused.created) == ("queued", "", 3, 2)
+    finished = imports.import_run(job.pk, runner="task-2")
+    assert (finished.status, finished.created, finished.unchanged) == ("done", 5, 0)
