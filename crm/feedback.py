@@ -44,6 +44,7 @@ from crm.notifications import notification_create, notifications_deliver
 from crm.outbox import feedback_dispatch
 from crm.services import audit_record, customer_resolve, customers_matching, identifiers_normalize
 from crm.staff import supervisor_of, supervisors
+from crm.webhooks import webhook_emit  # issue 16
 
 logger = logging.getLogger(__name__)
 
@@ -217,11 +218,28 @@ def feedback_process(feedback_id: str) -> str:
     if thank_you is not None:
         thank_you_email_send(thank_you.pk)
     notifications_deliver(notification_ids)
-    Feedback.objects.filter(pk=feedback_id, status=FeedbackStatus.RECEIVED).update(
-        status=FeedbackStatus.PROCESSED, processed_at=timezone.now()
-    )
+    with transaction.atomic():  # the status and its webhook (issue 16) commit together
+        if Feedback.objects.filter(pk=feedback_id, status=FeedbackStatus.RECEIVED).update(
+            status=FeedbackStatus.PROCESSED, processed_at=timezone.now()
+        ):
+            webhook_emit("feedback.processed", key=f"feedback:{feedback_id}", data=_feedback_event(feedback))
     logger.info("feedback %s processed: %s, %d notifications", feedback_id, sentiment, len(notification_ids))
     return "processed"
+
+
+def _id(value) -> str | None:
+    return str(value) if value is not None else None
+
+
+def _feedback_event(feedback: Feedback) -> dict[str, Any]:
+    """The feedback.processed webhook's data: ids and kinds only."""
+    return {
+        "feedback_id": str(feedback.pk),
+        "sentiment": feedback.sentiment,
+        "interaction_id": str(feedback.interaction_id) if feedback.interaction_id else None,
+        "customer_id": str(feedback.customer_id) if feedback.customer_id else None,
+        "case_id": feedback.case_id,
+    }
 
 
 def _follow_merge(feedback: Feedback) -> None:
@@ -238,9 +256,13 @@ def _positive(feedback: Feedback) -> tuple[list[int], FollowUp | None]:
     notification_ids: list[int] = []
     quote = feedback.text[:2000]
     for staff, interaction in feedback_staff_involved(feedback):
-        recognition, _ = Recognition.objects.get_or_create(
+        recognition, created = Recognition.objects.get_or_create(
             feedback=feedback, staff=staff, defaults={"interaction": interaction, "quote": quote}
         )
+        if created:
+            webhook_emit(
+                "recognition.created", key=f"recognition:{recognition.pk}", data=_recognition_event(recognition)
+            )
         said = f'"{quote}"' if quote else f"a rating of {feedback.rating or '-'} / NPS {feedback.nps or '-'}"
         notification_ids.append(
             notification_create(
@@ -265,6 +287,15 @@ def _positive(feedback: Feedback) -> tuple[list[int], FollowUp | None]:
                 ).pk
             )
     return notification_ids, thank_you_arrange(feedback)
+
+
+def _recognition_event(recognition: Recognition) -> dict[str, Any]:
+    return {
+        "recognition_id": recognition.pk,
+        "feedback_id": str(recognition.feedback_id),
+        "staff_id": recognition.staff_id,
+        "interaction_id": str(recognition.interaction_id) if recognition.interaction_id else None,
+    }
 
 
 def recovery_owner(feedback: Feedback) -> Any | None:
@@ -302,6 +333,16 @@ def _negative(feedback: Feedback) -> list[int]:
         )
         feedback.case = case
         feedback.save(update_fields=["case"])
+        webhook_emit(
+            "case.opened",
+            key=f"case:{case.pk}",
+            data={
+                "case_id": case.pk,
+                "kind": case.kind,
+                "customer_id": _id(case.customer_id),
+                "feedback_id": _id(feedback.pk),
+            },
+        )
         if interaction is not None and interaction.case_id is None:
             Interaction.objects.filter(pk=interaction.pk, case__isnull=True).update(case=case)
     follow_up, _ = FollowUp.objects.get_or_create(

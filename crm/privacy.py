@@ -28,6 +28,7 @@ from crm.models import (
     RecurringProblemStatus,
 )
 from crm.services import audit_record
+from crm.webhooks import webhook_emit  # issue 16
 
 ERASED = "(erased)"
 # Related rows that simply change owner in a merge: (name in MergeRecord.moved, model).
@@ -229,6 +230,11 @@ def customer_merge(*, actor, survivor: Customer, duplicate_id) -> MergeRecord:
         customer=survivor,
         detail={"duplicate": str(duplicate.pk), "merge_record": record.pk, "counts": counts},
     )
+    webhook_emit(
+        "customer.merged",
+        key=f"merge:{record.pk}",
+        data={"survivor_id": str(survivor.pk), "duplicate_id": str(duplicate.pk), "merge_record_id": record.pk},
+    )
     return record
 
 
@@ -413,6 +419,7 @@ def customer_erase(*, actor, customer: Customer) -> dict[str, int]:
         display_name="", preferred_name="", timezone="", language="", erased_at=timezone.now()
     )
     audit_record(actor=actor, action=AuditAction.ERASE, customer=customer, detail={"counts": counts})
+    webhook_emit("customer.erased", key=f"customer:{customer.pk}", data={"customer_id": str(customer.pk)})
     return counts
 
 

@@ -20,7 +20,7 @@ from django.db import InterfaceError as DbInterfaceError
 from django.db import OperationalError as DbOperationalError
 from kombu.exceptions import OperationalError as BrokerOperationalError
 
-from crm import feedback, follow_ups, outbox, recurring
+from crm import feedback, follow_ups, outbox, recurring, webhooks
 
 logger = logging.getLogger(__name__)
 
@@ -74,3 +74,19 @@ def recurring_problem_check_task(interaction_id: str) -> int | None:
     """After a contact got its reason: surface a recurring problem at the third contact."""
     problem = recurring.recurring_problem_check(interaction_id)
     return problem.pk if problem else None
+
+
+# --- issue 16: webhooks out
+
+
+@shared_task(name="crm.webhook_deliver", **RETRY_POLICY, **WORKFLOW_LIMITS)
+def webhook_deliver_task(delivery_id: str) -> str:
+    """One attempt at one webhook delivery. The receiver's failures are retried on the delivery
+    row's own schedule (crm.webhooks); Celery's retries are for our database or broker blips."""
+    return webhooks.webhook_deliver(delivery_id)
+
+
+@shared_task(name="crm.webhook_sweep", **RETRY_POLICY, **SWEEP_LIMITS)
+def webhook_sweep_task() -> int:
+    """Periodic: re-send webhook deliveries whose message never reached (or was lost by) the broker."""
+    return webhooks.webhook_sweep()

@@ -18,7 +18,7 @@ def test_every_periodic_task_in_the_beat_schedule_is_a_registered_task():
     app.loader.import_default_modules()
     scheduled = {entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()}
 
-    assert scheduled == {"crm.follow_ups_escalate", "crm.feedback_outbox_sweep"}
+    assert scheduled == {"crm.follow_ups_escalate", "crm.feedback_outbox_sweep", "crm.webhook_sweep"}
     assert scheduled <= set(app.tasks)
 
 
