@@ -32,6 +32,7 @@ from django.db.models import Q
 from django.utils import timezone
 from standardwebhooks.webhooks import Webhook
 
+from crm.celery import app
 from crm.models import (
     WebhookAttempt,
     WebhookDelivery,
@@ -215,7 +216,7 @@ def webhook_deliver(delivery_id: str, *, now: dt.datetime | None = None) -> str:
     now = now or timezone.now()
     delivery, state = _claim(delivery_id, now)
     if delivery is None:
-        if state == "busy":
+        if state == "busy" and not app.conf.task_always_eager:
             webhook_dispatch(delivery_id, countdown=max(1.0, settings.CRM_WEBHOOK_BACKOFF_BASE))
         return state
     started = time.monotonic()
@@ -254,7 +255,8 @@ def webhook_deliver(delivery_id: str, *, now: dt.datetime | None = None) -> str:
         logger.warning("webhook delivery %s failed for good after %d attempts (%s)", delivery.pk, attempts, error)
         return "failed"
     logger.info("webhook delivery %s attempt %d: %s; retrying", delivery.pk, attempts, status_code or error)
-    webhook_dispatch(str(delivery.pk), countdown=delay)
+    if not app.conf.task_always_eager:  # in-process tasks ignore countdowns: the sweep retries those
+        webhook_dispatch(str(delivery.pk), countdown=delay)
     return "retrying"
 
 
