@@ -53,7 +53,7 @@ def sample(platform: str, name: str) -> str:
     return (CTI / platform / name).read_text()
 
 
-def twilio_post(body: str, *, signature: str | None = None, capture=None):
+def twilio_post(body: str, *, signature: str | None = None):
     params = dict(parse_qsl(body, keep_blank_values=True))
     if signature is None:
         signature = RequestValidator(TOKEN).compute_signature(f"http://testserver{TWILIO_URL}", params)
