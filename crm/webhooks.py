@@ -27,6 +27,7 @@ from urllib.parse import urlsplit
 
 import requests
 from django.conf import settings
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -74,7 +75,8 @@ def webhook_emit(event_type: str, *, key: str, data: dict[str, Any], at: dt.date
     ]
     if not endpoints:
         return 0
-    payload = {"type": event_type, "timestamp": at.isoformat(), "data": data}
+    # Ids as strings (UUIDs), times as ISO 8601: what the receiver gets, stored as such.
+    payload = json.loads(json.dumps({"type": event_type, "timestamp": at, "data": data}, cls=DjangoJSONEncoder))
     rows = WebhookDelivery.objects.bulk_create(
         [
             WebhookDelivery(
