@@ -25,7 +25,8 @@ import uuid
 from typing import Any
 from urllib.parse import urlsplit
 
-import requests
+import certifi
+import urllib3
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
@@ -126,14 +127,18 @@ def _address_refused(address: str) -> bool:
     return not ip.is_global or ip.is_multicast
 
 
-def webhook_url_check(url: str) -> None:
+def webhook_url_check(url: str) -> str | None:
     """Refuse what is not http(s), and (unless CRM_WEBHOOK_ALLOW_PRIVATE) hosts that resolve to
-    loopback, link-local, private or otherwise non-public addresses. Raises WebhookRefused."""
+    loopback, link-local, private or otherwise non-public addresses. Raises WebhookRefused.
+
+    Returns the vetted address to connect to (None with the setting on), so a name that
+    resolves differently a moment later (DNS rebinding) cannot redirect the request.
+    """
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise WebhookRefused(f"only http(s) URLs with a host are allowed, not {parts.scheme or 'no scheme'}")
     if settings.CRM_WEBHOOK_ALLOW_PRIVATE:
-        return
+        return None
     try:
         infos = socket.getaddrinfo(parts.hostname, parts.port or (443 if parts.scheme == "https" else 80))
     except (socket.gaierror, UnicodeError) as exc:
@@ -141,6 +146,9 @@ def webhook_url_check(url: str) -> None:
     for info in infos:
         if _address_refused(str(info[4][0])):
             raise WebhookRefused(f"{parts.hostname} resolves to a non-public address ({info[4][0]})")
+    if not infos:
+        raise WebhookRefused("host does not resolve")
+    return str(infos[0][4][0])
 
 
 # --- delivery ---------------------------------------------------------------------------------
@@ -184,8 +192,9 @@ def _claim(delivery_id: str, now: dt.datetime) -> tuple[WebhookDelivery | None, 
 
 
 def _post(delivery: WebhookDelivery) -> tuple[int | None, str, str]:
-    """POST the signed payload; (status, excerpt, error). Never follows redirects."""
-    webhook_url_check(delivery.endpoint.url)
+    """POST the signed payload to the vetted address; (status, excerpt, error). Never follows redirects."""
+    url = delivery.endpoint.url
+    address = webhook_url_check(url)
     body = json.dumps(delivery.payload, separators=(",", ":"), sort_keys=True)
     msg_id = f"msg_{delivery.pk.hex if isinstance(delivery.pk, uuid.UUID) else delivery.pk}"
     now = dt.datetime.now(dt.UTC)  # sign() relabels the datetime as UTC: give it UTC
@@ -197,20 +206,36 @@ def _post(delivery: WebhookDelivery) -> tuple[int | None, str, str]:
         "webhook-timestamp": str(int(now.timestamp())),
         "webhook-signature": signature,
     }
-    timeout = settings.CRM_WEBHOOK_TIMEOUT
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    headers["host"] = parts.netloc.rpartition("@")[2]
+    timeout = urllib3.Timeout(connect=min(3.0, settings.CRM_WEBHOOK_TIMEOUT), read=settings.CRM_WEBHOOK_TIMEOUT)
+    pool: urllib3.HTTPConnectionPool
+    if parts.scheme == "https":
+        # Connect to the vetted address; the certificate is still checked against the name.
+        pool = urllib3.HTTPSConnectionPool(
+            address or host, port, server_hostname=host, assert_hostname=host, ca_certs=certifi.where(), maxsize=1
+        )
+    else:
+        pool = urllib3.HTTPConnectionPool(address or host, port, maxsize=1)
+    target = parts.path or "/"
+    if parts.query:
+        target += "?" + parts.query
     try:
-        with requests.post(
-            delivery.endpoint.url,
-            data=body.encode(),
-            headers=headers,
-            timeout=(min(3.0, timeout), timeout),
-            allow_redirects=False,
-            stream=True,
-        ) as response:
-            excerpt = response.raw.read(EXCERPT_CHARS, decode_content=True).decode("utf-8", "replace")
-            return response.status_code, excerpt, ""
-    except requests.RequestException as exc:
+        response = pool.urlopen(
+            "POST", target, body=body.encode(), headers=headers, timeout=timeout,
+            retries=False, redirect=False, preload_content=False,
+        )  # fmt: skip
+        try:
+            excerpt = response.read(EXCERPT_CHARS, decode_content=True).decode("utf-8", "replace")
+        finally:
+            response.release_conn()
+        return response.status, excerpt, ""
+    except urllib3.exceptions.HTTPError as exc:
         return None, "", f"{type(exc).__name__}"[:200]
+    finally:
+        pool.close()
 
 
 def webhook_deliver(delivery_id: str, *, now: dt.datetime | None = None) -> str:
