@@ -210,7 +210,12 @@ def _post(delivery: WebhookDelivery) -> tuple[int | None, str, str]:
     host = parts.hostname or ""
     port = parts.port or (443 if parts.scheme == "https" else 80)
     headers["host"] = parts.netloc.rpartition("@")[2]
-    timeout = urllib3.Timeout(connect=min(3.0, settings.CRM_WEBHOOK_TIMEOUT), read=settings.CRM_WEBHOOK_TIMEOUT)
+    # Each socket wait is bounded; a receiver trickling bytes under that bound can still hold
+    # a worker thread longer (the threads pool does not enforce Celery's time limits).
+    connect = min(3.0, settings.CRM_WEBHOOK_TIMEOUT)
+    timeout = urllib3.Timeout(
+        total=connect + settings.CRM_WEBHOOK_TIMEOUT, connect=connect, read=settings.CRM_WEBHOOK_TIMEOUT
+    )
     pool: urllib3.HTTPConnectionPool
     if parts.scheme == "https":
         # Connect to the vetted address; the certificate is still checked against the name.
