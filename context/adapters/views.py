@@ -3,11 +3,13 @@
 Twilio signs its requests (X-Twilio-Signature, checked against CRM_TWILIO_AUTH_TOKEN);
 Amazon Connect (EventBridge API destination) and Genesys Cloud send an integration
 token (Authorization: Token ...) or, when CRM_<PLATFORM>_SHARED_SECRET is set, that
-secret in X-Goldfish-Key (an EventBridge connection's API-key header).
+secret in X-Goldfish-Key (an EventBridge connection's API-key header), or an HMAC of the
+body under it in X-Goldfish-Signature: sha256=<hex> (for a forwarder that can sign).
 """
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 
 from django.conf import settings
@@ -27,15 +29,30 @@ from crm.permissions import is_integration
 SHARED_SECRET_HEADER = "X-Goldfish-Key"  # noqa: S105 - a header name
 
 
+SIGNATURE_HEADER = "X-Goldfish-Signature"
+
+
 def _shared_secret_valid(request, setting: str) -> bool:
+    """The platform's shared secret itself (API-key header), or an HMAC-SHA256 of the body under it."""
     secret = getattr(settings, setting, "")
+    if not secret:
+        return False
     given = request.headers.get(SHARED_SECRET_HEADER, "")
-    return bool(secret) and bool(given) and hmac.compare_digest(given.encode(), secret.encode())
+    if given:
+        return hmac.compare_digest(given.encode(), secret.encode())
+    signature = request.headers.get(SIGNATURE_HEADER, "")
+    if not signature.startswith("sha256="):
+        return False
+    expected = "sha256=" + hmac.new(secret.encode(), request.body, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(signature.encode(), expected.encode())
 
 
 class _PlatformPermission(BasePermission):
     secret_setting = ""
-    message = f"This needs the integration role, or the platform's shared secret in {SHARED_SECRET_HEADER}."
+    message = (
+        f"This needs the integration role, the platform's shared secret in {SHARED_SECRET_HEADER}, "
+        f"or the body's HMAC in {SIGNATURE_HEADER}."
+    )
 
     def has_permission(self, request, view) -> bool:
         return is_integration(request.user) or _shared_secret_valid(request, self.secret_setting)

@@ -6,6 +6,8 @@ page is told, and the end of the call closes the contact. Bad signatures,
 unknown agents and malformed bodies are refused (or acknowledged) with nothing written.
 """
 
+import hashlib
+import hmac
 import json
 import logging
 from pathlib import Path
@@ -271,6 +273,28 @@ def test_connect_posts_need_the_integration_token_or_the_shared_secret(alice_pro
     )
     assert right.status_code == 202, right.content
     assert Interaction.objects.filter(call_id=CONTACT_ID).exists()
+
+
+def test_genesys_posts_signed_with_the_shared_secret_are_accepted_and_tampered_ones_refused(
+    alice_profile, alice, jim, settings
+):
+    settings.CRM_GENESYS_SHARED_SECRET = "genesys-shared-secret"
+    body = sample("genesys", "eventbridge_user_start.json").encode()
+
+    def post(data, signature):
+        return Client().post(
+            GENESYS_URL, data=data, content_type="application/json", headers={"X-Goldfish-Signature": signature}
+        )
+
+    good = "sha256=" + hmac.new(b"genesys-shared-secret", body, hashlib.sha256).hexdigest()
+    assert post(body.replace(b"VOICE", b"CHAT"), good).status_code in (401, 403)  # tampered body
+    assert post(body, "sha256=" + "0" * 64).status_code in (401, 403)
+    other = "sha256=" + hmac.new(b"another-secret", body, hashlib.sha256).hexdigest()
+    assert post(body, other).status_code in (401, 403)
+    assert nothing_written()
+    response = post(body, good)
+    assert response.status_code == 202 and response.json()["status"] == "applied", response.content
+    assert Interaction.objects.get().agent == alice
 
 
 @pytest.mark.parametrize(
