@@ -62,6 +62,13 @@ worker: $(VENV)/.installed ## Run a Celery worker (needs REDIS_URL; DATABASE_URL
 	@test -n "$$REDIS_URL" || { echo "Set REDIS_URL: without it tasks run in-process and no worker is needed."; exit 1; }
 	$(VENV)/bin/celery -A crm worker -l info
 
+# --- issue 16: webhooks out are delivered from their own queue, so a slow receiver never holds up the workflows
+.PHONY: webhook-worker
+webhook-worker: $(VENV)/.installed ## Run the Celery worker that delivers webhooks (queue "webhooks"; needs REDIS_URL)
+	@test -n "$$REDIS_URL" || { echo "Set REDIS_URL: without it webhooks are sent in-process."; exit 1; }
+	$(VENV)/bin/celery -A crm worker -Q webhooks --pool threads --concurrency 16 -l info
+# --- end issue 16
+
 beat: $(VENV)/.installed ## Run Celery beat, the one process that schedules escalation and the outbox sweep
 	@test -n "$$REDIS_URL" || { echo "Set REDIS_URL: beat sends periodic tasks through the broker."; exit 1; }
 	mkdir -p var && $(VENV)/bin/celery -A crm beat -l info -s var/celerybeat-schedule

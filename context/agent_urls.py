@@ -3,6 +3,7 @@
 from django.urls import path
 
 from context import agent
+from context.adapters import views as adapters  # issue 16
 from context.calls_api import CallEventApi
 
 agent_urlpatterns = [
@@ -16,4 +17,8 @@ agent_urlpatterns = [
 
 api_urlpatterns = [
     path("calls", CallEventApi.as_view(), name="call-events"),
+    # --- issue 16: telephony platform adapters
+    path("calls/twilio", adapters.twilio_call_view, name="calls-twilio"),
+    path("calls/amazon-connect", adapters.ConnectCallApi.as_view(), name="calls-amazon-connect"),
+    path("calls/genesys", adapters.GenesysCallApi.as_view(), name="calls-genesys"),
 ]

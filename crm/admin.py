@@ -29,6 +29,7 @@ from crm.login_limits import LockoutAwareAuthenticationForm
 from crm.permissions import is_supervisor
 from crm.selectors import customer_search
 from crm.services import customer_update
+from crm.webhooks import WebhookRefused, webhook_send_again, webhook_url_check  # issue 16
 
 admin.site.site_header = "Goldfish — supervisors"
 admin.site.site_title = "Goldfish"
@@ -172,6 +173,15 @@ class TeamAdmin(SupervisorOnly, admin.ModelAdmin):
 class StaffProfileAdmin(SupervisorOnly, admin.ModelAdmin):
     list_display = ("user", "team", "supervisor")
     list_filter = ("team",)
+    # --- issue 16: the agent's identity on each telephony platform
+    search_fields = ("user__username", "twilio_worker_sid", "twilio_contact_uri", "connect_agent", "genesys_user_id")
+    fieldsets = (
+        (None, {"fields": ("user", "team", "supervisor")}),
+        (
+            "Telephony identities (calls from these platforms pop this agent's page)",
+            {"fields": ("twilio_worker_sid", "twilio_contact_uri", "connect_agent", "genesys_user_id")},
+        ),
+    )
 
 
 # --- customers ----------------------------------------------------------------------------------
@@ -838,3 +848,118 @@ class ImportJobAdmin(admin.ModelAdmin):
 
 # --- Issue 10: API tokens (issue, rotate, revoke) for superusers ---------------------------
 tokens_admin.register(admin.site)
+
+
+# --- issue 16: telephony platform events and webhooks out ----------------------------------------
+
+
+class UnmatchedFilter(admin.SimpleListFilter):
+    title = "outcome"
+    parameter_name = "outcome"
+
+    def lookups(self, request, model_admin):
+        return models.PlatformEventOutcome.choices
+
+    def queryset(self, request, queryset):
+        return queryset.filter(outcome=self.value()) if self.value() else queryset
+
+
+@admin.register(models.PlatformEvent)
+class PlatformEventAdmin(ReadOnly, admin.ModelAdmin):
+    """Platform call events; "unmatched_agent" rows are calls for an identity no staff profile has."""
+
+    list_display = ("received_at", "platform", "event", "call_id", "agent_identity", "outcome", "interaction_id")
+    list_filter = (UnmatchedFilter, "platform")
+    search_fields = ("call_id", "agent_identity")
+    date_hierarchy = "received_at"
+    ordering = ("-received_at",)
+
+    def changelist_view(self, request, extra_context=None):
+        unmatched = models.PlatformEvent.objects.filter(outcome=models.PlatformEventOutcome.UNMATCHED_AGENT)
+        identities = list(unmatched.order_by().values_list("platform", "agent_identity").distinct()[:10])
+        if identities:
+            messages.warning(
+                request,
+                "Calls arrived for agents nobody has set up: "
+                + ", ".join(f"{platform} {identity}" for platform, identity in identities)
+                + ". Add the identity to the agent's staff profile.",
+            )
+        return super().changelist_view(request, extra_context)
+
+
+class WebhookEndpointForm(forms.ModelForm):
+    url = forms.URLField(max_length=500, assume_scheme="https")
+    event_types = forms.MultipleChoiceField(
+        choices=models.WebhookEventType.choices, widget=forms.CheckboxSelectMultiple
+    )
+
+    class Meta:
+        model = models.WebhookEndpoint
+        fields = ("url", "secret", "event_types", "active", "max_in_flight")
+
+    def clean_url(self):
+        url = self.cleaned_data["url"]
+        try:
+            webhook_url_check(url)
+        except WebhookRefused as exc:
+            raise forms.ValidationError(f"Refused: {exc}") from None
+        return url
+
+
+@admin.register(models.WebhookEndpoint)
+class WebhookEndpointAdmin(SupervisorOnly, admin.ModelAdmin):
+    form = WebhookEndpointForm
+    list_display = ("url", "active", "event_types", "max_in_flight", "created_at")
+    list_filter = ("active",)
+
+
+class WebhookAttemptInline(admin.TabularInline):
+    model = models.WebhookAttempt
+    fields = ("at", "status_code", "latency_ms", "error", "response_excerpt")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(models.WebhookDelivery)
+class WebhookDeliveryAdmin(SupervisorOnly, admin.ModelAdmin):
+    """Every delivery and each attempt at it; "send again" queues it now (same webhook-id)."""
+
+    list_display = ("created_at", "event_type", "endpoint", "status", "attempts", "next_attempt_at", "delivered_at")
+    list_filter = ("status", "event_type", "endpoint")
+    list_select_related = ("endpoint",)
+    date_hierarchy = "created_at"
+    ordering = ("-created_at",)
+    readonly_fields = (
+        "id",
+        "endpoint",
+        "event_type",
+        "event_key",
+        "payload",
+        "created_at",
+        "status",
+        "attempts",
+        "next_attempt_at",
+        "give_up_at",
+        "lease_until",
+        "delivered_at",
+    )
+    inlines = [WebhookAttemptInline]
+    actions = ["send_again"]
+
+    def has_add_permission(self, request, *args):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.action(description="Send again", permissions=["change"])
+    def send_again(self, request, queryset):
+        sent = webhook_send_again(queryset.values_list("pk", flat=True))
+        self.message_user(request, f"{sent} deliveries queued to send again.", messages.SUCCESS)
+
+
+# --- end issue 16

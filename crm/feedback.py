@@ -47,6 +47,7 @@ from crm.outbox import feedback_dispatch
 from crm.sentiment import classify
 from crm.services import audit_record, customer_resolve, customers_matching, identifiers_normalize
 from crm.staff import supervisor_of, supervisors
+from crm.webhooks import webhook_emit  # issue 16
 
 logger = logging.getLogger(__name__)
 
@@ -294,6 +295,8 @@ def _feedback_run(feedback_id: str) -> str:
             notification_ids, thank_you = [], None
         feedback.status, feedback.processed_at, feedback.last_error = FeedbackStatus.PROCESSED, timezone.now(), ""
         feedback.save(update_fields=["sentiment", "sentiment_score", "status", "processed_at", "last_error"])
+        # issue 16: the webhook's outbox row commits with the processed mark.
+        webhook_emit("feedback.processed", key=f"feedback:{feedback_id}", data=_feedback_event(feedback))
     # The customer's thank-you first: a slow or failing staff mail must not hold it up.
     # A send that fails (or a worker that dies here) leaves the e-mail to the sweep.
     if thank_you is not None:
@@ -301,6 +304,21 @@ def _feedback_run(feedback_id: str) -> str:
     notifications_deliver(notification_ids)
     logger.info("feedback %s processed: %s, %d notifications", feedback_id, sentiment, len(notification_ids))
     return "processed"
+
+
+def _id(value) -> str | None:
+    return str(value) if value is not None else None
+
+
+def _feedback_event(feedback: Feedback) -> dict[str, Any]:
+    """The feedback.processed webhook's data: ids and kinds only."""
+    return {
+        "feedback_id": str(feedback.pk),
+        "sentiment": feedback.sentiment,
+        "interaction_id": str(feedback.interaction_id) if feedback.interaction_id else None,
+        "customer_id": str(feedback.customer_id) if feedback.customer_id else None,
+        "case_id": feedback.case_id,
+    }
 
 
 def _follow_merge(feedback: Feedback) -> None:
@@ -336,9 +354,13 @@ def _positive(feedback: Feedback) -> tuple[list[int], FollowUp | None]:
     notification_ids: list[int] = []
     quote = feedback.text[:2000]
     for staff, interaction in feedback_staff_involved(feedback):
-        recognition, _ = Recognition.objects.get_or_create(
+        recognition, created = Recognition.objects.get_or_create(
             feedback=feedback, staff=staff, defaults={"interaction": interaction, "quote": quote}
         )
+        if created:
+            webhook_emit(
+                "recognition.created", key=f"recognition:{recognition.pk}", data=_recognition_event(recognition)
+            )
         said = f'"{quote}"' if quote else f"a rating of {feedback.rating or '-'} / NPS {feedback.nps or '-'}"
         notification_ids.append(
             notification_create(
@@ -363,6 +385,15 @@ def _positive(feedback: Feedback) -> tuple[list[int], FollowUp | None]:
                 ).pk
             )
     return notification_ids, thank_you_arrange(feedback)
+
+
+def _recognition_event(recognition: Recognition) -> dict[str, Any]:
+    return {
+        "recognition_id": recognition.pk,
+        "feedback_id": str(recognition.feedback_id),
+        "staff_id": recognition.staff_id,
+        "interaction_id": str(recognition.interaction_id) if recognition.interaction_id else None,
+    }
 
 
 def recovery_owner(feedback: Feedback) -> Any | None:
@@ -407,6 +438,16 @@ def _negative(feedback: Feedback) -> list[int]:
         )
         feedback.case = case
         feedback.save(update_fields=["case"])
+        webhook_emit(
+            "case.opened",
+            key=f"case:{case.pk}",
+            data={
+                "case_id": case.pk,
+                "kind": case.kind,
+                "customer_id": _id(case.customer_id),
+                "feedback_id": _id(feedback.pk),
+            },
+        )
         if interaction is not None and interaction.case_id is None:
             Interaction.objects.filter(pk=interaction.pk, case__isnull=True).update(case=case)
     follow_up, _ = FollowUp.objects.get_or_create(

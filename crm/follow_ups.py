@@ -39,6 +39,7 @@ from crm.models import (
 from crm.notifications import notification_create, notifications_deliver
 from crm.services import audit_record, customer_resolve
 from crm.staff import admins, staff_users, supervisor_of, supervisors
+from crm.webhooks import webhook_emit  # issue 16
 
 logger = logging.getLogger(__name__)
 User = get_user_model()
@@ -206,6 +207,19 @@ def follow_ups_escalate(*, now: dt.datetime | None = None, batch: int = ESCALATI
                 continue
             follow_up = FollowUp.objects.select_related("owner").get(pk=pk)
             escalated += 1
+            webhook_emit(
+                "follow_up.overdue",
+                key=f"follow_up:{follow_up.pk}:{follow_up.escalation_level}",
+                data={
+                    "follow_up_id": follow_up.pk,
+                    "kind": follow_up.kind,
+                    "case_id": follow_up.case_id,
+                    "customer_id": str(follow_up.customer_id) if follow_up.customer_id else None,
+                    "escalation_level": follow_up.escalation_level,
+                    "due_at": follow_up.due_at.isoformat(),
+                },
+                at=now,
+            )
             for recipient in next_level_for(follow_up.owner):
                 notification_ids.append(
                     notification_create(

@@ -67,6 +67,29 @@ class StaffProfile(models.Model):
     supervisor = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="reports"
     )
+    # --- issue 16: the agent's identity on each telephony platform (context/adapters match on these)
+    twilio_worker_sid = models.CharField(
+        "Twilio worker SID", max_length=34, blank=True, default="", help_text="TaskRouter worker, WK..."
+    )
+    twilio_contact_uri = models.CharField(
+        "Twilio contact URI", max_length=255, blank=True, default="", help_text="client:name, +E.164 or sip:..."
+    )
+    connect_agent = models.CharField(
+        "Amazon Connect agent",
+        max_length=255,
+        blank=True,
+        default="",
+        help_text="The agent ARN (arn:aws:connect:...:instance/.../agent/<user id>) or just the user id.",
+    )
+    genesys_user_id = models.CharField("Genesys Cloud user id", max_length=64, blank=True, default="")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=[name], condition=~Q(**{name: ""}), name=f"staff_{name}_unique")
+            for name in ("twilio_worker_sid", "twilio_contact_uri", "connect_agent", "genesys_user_id")
+        ]
+
+    # --- end issue 16
 
     def __str__(self) -> str:
         return f"{self.user} ({self.team or 'no team'})"
@@ -774,3 +797,133 @@ class ImportJob(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} import: {self.file_name}"
+
+
+# --- issue 16: telephony platform events in, webhooks out ---------------------------------------
+
+
+class PlatformEventOutcome(models.TextChoices):
+    APPLIED = "applied"
+    UNMATCHED_AGENT = "unmatched_agent"
+
+
+class PlatformEvent(models.Model):
+    """A telephony platform's event, once: replays of the same event id change nothing.
+
+    Unmatched-agent rows are the admin's list of calls for agents nobody set up.
+    """
+
+    platform = models.CharField(max_length=16)
+    event_id = models.CharField(max_length=200)
+    received_at = models.DateTimeField(auto_now_add=True)
+    event = models.CharField(max_length=16)
+    call_id = models.CharField(max_length=128)
+    agent_identity = models.CharField(max_length=255, blank=True)
+    outcome = models.CharField(max_length=16, choices=PlatformEventOutcome.choices)
+    interaction = models.ForeignKey(Interaction, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["platform", "event_id"], name="platform_event_once")]
+        indexes = [models.Index(fields=["outcome", "-received_at"], name="platform_event_outcome_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.platform} {self.event} {self.call_id}"
+
+
+class WebhookEventType(models.TextChoices):
+    FEEDBACK_PROCESSED = "feedback.processed"
+    RECOGNITION_CREATED = "recognition.created"
+    CASE_OPENED = "case.opened"
+    FOLLOW_UP_OVERDUE = "follow_up.overdue"
+    CUSTOMER_MERGED = "customer.merged"
+    CUSTOMER_ERASED = "customer.erased"
+
+
+def webhook_secret_new() -> str:
+    import base64
+    import secrets
+
+    return "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
+
+
+class WebhookEndpoint(models.Model):
+    """A receiver of signed events (Standard Webhooks), registered by a supervisor in the admin."""
+
+    url = models.URLField(max_length=500)
+    secret = models.CharField(max_length=100, default=webhook_secret_new, help_text="whsec_<base64>; share it.")
+    event_types = models.JSONField(default=list, help_text="Event types it receives.")
+    active = models.BooleanField(default=True)
+    max_in_flight = models.PositiveSmallIntegerField(default=4, help_text="At most this many deliveries to it at once.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.CheckConstraint(condition=Q(max_in_flight__gte=1), name="webhook_max_in_flight_pos")]
+
+    def __str__(self) -> str:
+        return self.url
+
+
+class WebhookDeliveryStatus(models.TextChoices):
+    PENDING = "pending"
+    SENDING = "sending"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+class WebhookDelivery(models.Model):
+    """One event for one endpoint: the outbox row, written in the event's transaction.
+
+    Its id is the webhook-id the receiver dedupes on; every retry reuses it.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    endpoint = models.ForeignKey(WebhookEndpoint, on_delete=models.CASCADE, related_name="deliveries")
+    event_type = models.CharField(max_length=32, choices=WebhookEventType.choices)
+    # What the event is about, e.g. "recognition:42": one delivery per event per endpoint.
+    event_key = models.CharField(max_length=100)
+    payload = models.JSONField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    status = models.CharField(
+        max_length=16, choices=WebhookDeliveryStatus.choices, default=WebhookDeliveryStatus.PENDING
+    )
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField()
+    # Retried until then (CRM_WEBHOOK_RETRY_HOURS after the event, or after "send again"), then failed.
+    give_up_at = models.DateTimeField()
+    # A sending row whose lease ran out was lost with its worker: it is pending again.
+    lease_until = models.DateTimeField(null=True, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name_plural = "webhook deliveries"
+        constraints = [
+            models.UniqueConstraint(fields=["endpoint", "event_type", "event_key"], name="webhook_delivery_once")
+        ]
+        indexes = [
+            models.Index(
+                fields=["next_attempt_at"],
+                condition=Q(status__in=["pending", "sending"]),
+                name="webhook_delivery_due_idx",
+            ),
+            models.Index(fields=["endpoint"], condition=Q(status="sending"), name="webhook_delivery_in_flight_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event_type} -> {self.endpoint}"
+
+
+class WebhookAttempt(models.Model):
+    """One try at a delivery: what the receiver answered and how long it took."""
+
+    delivery = models.ForeignKey(WebhookDelivery, on_delete=models.CASCADE, related_name="attempt_log")
+    at = models.DateTimeField(auto_now_add=True)
+    status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    latency_ms = models.PositiveIntegerField(default=0)
+    error = models.CharField(max_length=200, blank=True)
+    response_excerpt = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        ordering = ["at"]
+
+
+# --- end issue 16

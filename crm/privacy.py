@@ -38,6 +38,7 @@ from crm.models import (
     RecurringProblemStatus,
 )
 from crm.services import audit_record
+from crm.webhooks import webhook_emit  # issue 16
 
 ERASED = "(erased)"
 # Sent once an erasure commits, with customer_ids and interaction_ids (strings): layers above
@@ -266,6 +267,11 @@ def customer_merge(*, actor, survivor: Customer, duplicate_id, reason: str = "")
             "reason_given": bool(reason),
         },
     )
+    webhook_emit(
+        "customer.merged",
+        key=f"merge:{record.pk}",
+        data={"survivor_id": str(survivor.pk), "duplicate_id": str(duplicate.pk), "merge_record_id": record.pk},
+    )
     return record
 
 
@@ -484,6 +490,7 @@ def customer_erase(*, actor, customer: Customer) -> dict[str, int]:
     )
     counts["admin_log"] = _admin_log_scrub(logged)
     audit_record(actor=actor, action=AuditAction.ERASE, customer=customer, detail={"counts": counts})
+    webhook_emit("customer.erased", key=f"customer:{customer.pk}", data={"customer_id": str(customer.pk)})
     erased_ids = [str(pk) for pk in group]
     transaction.on_commit(
         lambda: customer_erased.send(sender=Customer, customer_ids=erased_ids, interaction_ids=interaction_ids),

@@ -433,3 +433,25 @@ if os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
 CRM_SURVEY_SUPPRESSION_DAYS = envint("CRM_SURVEY_SUPPRESSION_DAYS", 30)
 # Where customers reach the public pages (the survey link in after-contact messages).
 CRM_PUBLIC_URL = os.environ.get("CRM_PUBLIC_URL", "http://localhost:8000")
+
+
+# --- issue 16: telephony adapters and webhooks out ---------------------------------------------
+# Twilio signs every webhook with the account's auth token (X-Twilio-Signature); empty = refuse all.
+CRM_TWILIO_AUTH_TOKEN = os.environ.get("CRM_TWILIO_AUTH_TOKEN", "")
+# The public URL Twilio posts to, when a proxy in front rewrites scheme/host (signatures cover the URL).
+CRM_TWILIO_PUBLIC_URL = os.environ.get("CRM_TWILIO_PUBLIC_URL", "")
+# Amazon Connect / Genesys Cloud: an integration token, or this secret in X-Goldfish-Key (empty = token only).
+CRM_CONNECT_SHARED_SECRET = os.environ.get("CRM_CONNECT_SHARED_SECRET", "")
+CRM_GENESYS_SHARED_SECRET = os.environ.get("CRM_GENESYS_SHARED_SECRET", "")
+# Webhooks out: per-attempt timeout (s), backoff base/max (s), how long to retry (h), and whether
+# private/loopback destinations are allowed (SSRF guard; tests and on-premises receivers only).
+CRM_WEBHOOK_TIMEOUT = float(os.environ.get("CRM_WEBHOOK_TIMEOUT", "5"))
+CRM_WEBHOOK_BACKOFF_BASE = float(os.environ.get("CRM_WEBHOOK_BACKOFF_BASE", "30"))
+CRM_WEBHOOK_BACKOFF_MAX = float(os.environ.get("CRM_WEBHOOK_BACKOFF_MAX", "3600"))
+CRM_WEBHOOK_RETRY_HOURS = float(os.environ.get("CRM_WEBHOOK_RETRY_HOURS", "24"))
+CRM_WEBHOOK_ALLOW_PRIVATE = envbool("CRM_WEBHOOK_ALLOW_PRIVATE", False)
+# Deliveries go to their own queue, so a slow receiver never holds up the workflow workers:
+# run `celery -A crm worker -Q webhooks --pool threads --concurrency 16` (make webhook-worker).
+CELERY_TASK_ROUTES = {"crm.webhook_deliver": {"queue": "webhooks"}}
+CELERY_BEAT_SCHEDULE["webhook-sweep"] = {"task": "crm.webhook_sweep", "schedule": 60.0}
+# --- end issue 16

@@ -21,7 +21,7 @@ from django.db import InterfaceError as DbInterfaceError
 from django.db import OperationalError as DbOperationalError
 from kombu.exceptions import OperationalError as BrokerOperationalError
 
-from crm import emails, feedback, follow_ups, imports, outbox, recurring
+from crm import emails, feedback, follow_ups, imports, outbox, recurring, webhooks
 from crm.models import ImportStatus
 
 logger = logging.getLogger(__name__)
@@ -123,3 +123,19 @@ def import_run_task(job_id: str) -> str:
 def imports_sweep_task() -> int:
     """Imports never started (broker lost the message) or whose worker died: run them again."""
     return imports.imports_sweep()
+
+
+# --- issue 16: webhooks out
+
+
+@shared_task(name="crm.webhook_deliver", **RETRY_POLICY, **WORKFLOW_LIMITS)
+def webhook_deliver_task(delivery_id: str) -> str:
+    """One attempt at one webhook delivery. The receiver's failures are retried on the delivery
+    row's own schedule (crm.webhooks); Celery's retries are for our database or broker blips."""
+    return webhooks.webhook_deliver(delivery_id)
+
+
+@shared_task(name="crm.webhook_sweep", **RETRY_POLICY, **SWEEP_LIMITS)
+def webhook_sweep_task() -> int:
+    """Periodic: re-send webhook deliveries whose message never reached (or was lost by) the broker."""
+    return webhooks.webhook_sweep()

@@ -9,7 +9,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("crm", "0015_13_desk"),
+        ("crm", "0016_issue16_platforms_webhooks"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

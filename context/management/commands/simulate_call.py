@@ -17,6 +17,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
+from context.adapters import samples as platform_samples  # issue 16
 from context.calls import CALL_EVENTS, call_event_record
 from crm import tokens
 from crm.exceptions import DomainError
@@ -27,8 +28,8 @@ class Command(BaseCommand):
     help = "Post a call event (default: ringing, then connected) so the agent's /agent/ page pops."
 
     def add_arguments(self, parser):
-        parser.add_argument("--agent", required=True, help="username of the agent taking the call, e.g. jane")
-        parser.add_argument("--phone", required=True, help='caller number in any form, e.g. "+1 212 555 0000"')
+        parser.add_argument("--agent", help="username of the agent taking the call, e.g. jane")
+        parser.add_argument("--phone", help='caller number in any form, e.g. "+1 212 555 0000"')
         parser.add_argument("--call-id", help="telephony call id (default: a new one)")
         parser.add_argument("--event", choices=CALL_EVENTS, help="send only this event (e.g. ended)")
         parser.add_argument("--verified", action="append", default=[], help="identifier kind the IVR verified")
@@ -36,8 +37,19 @@ class Command(BaseCommand):
         parser.add_argument("--as-user", default="cti", help="integration user posting the event (default: cti)")
         parser.add_argument("--url", default="http://127.0.0.1:8000", help="the running server (default: %(default)s)")
         parser.add_argument("--direct", action="store_true", help="call the service here (needs REDIS_URL)")
+        # --- issue 16
+        parser.add_argument(
+            "--platform",
+            choices=sorted(platform_samples.PLATFORM_SAMPLES),
+            help="post that platform's own sample events (tests/data/cti) to the server's adapter instead",
+        )
 
     def handle(self, *args, **opts):
+        if opts["platform"]:  # issue 16
+            self.handle_platform(opts)
+            return
+        if not opts["agent"] or not opts["phone"]:
+            raise CommandError("--agent and --phone are required (or --platform twilio|connect|genesys)")
         try:
             ivr = json.loads(opts["ivr"])
         except ValueError as exc:
@@ -96,3 +108,36 @@ class Command(BaseCommand):
             raise CommandError(f"No server at {url} ({exc.reason}); start it with `make run`.") from None
         finally:
             tokens.revoke_key(token)
+
+    # --- issue 16: the platforms' own payloads
+
+    def handle_platform(self, opts) -> None:
+        platform = opts["platform"]
+        if opts["agent"]:
+            platform_samples.agent_identities_assign(opts["agent"])
+            self.stdout.write(f"{opts['agent']} now has the samples' agent identities on every platform.")
+        token = None
+        if platform != "twilio":
+            actor = get_user_model().objects.filter(username=opts["as_user"]).first()
+            if actor is None or not is_integration(actor):
+                raise CommandError(f"'{opts['as_user']}' is not an integration user; run `manage.py seed_demo` first.")
+            token = tokens.issue(actor)[0]  # one token for these requests, revoked after them
+        elif not settings.CRM_TWILIO_AUTH_TOKEN:
+            raise CommandError("Set CRM_TWILIO_AUTH_TOKEN (the same for the server and this command) to sign.")
+        base = opts["url"].rstrip("/")
+        try:
+            self._post_samples(platform, base, token, opts)
+        finally:
+            if token:
+                tokens.revoke_key(token)
+
+    def _post_samples(self, platform, base, token, opts) -> None:
+        for name, path, headers, body in platform_samples.requests_for(platform, base, token, opts["phone"]):
+            request = urllib.request.Request(base + path, data=body, headers=headers, method="POST")  # noqa: S310
+            try:
+                with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - the operator's server
+                    self.stdout.write(f"{name}: {response.status} {response.read().decode(errors='replace')}")
+            except urllib.error.HTTPError as exc:
+                raise CommandError(f"{name}: {exc.code}: {exc.read().decode(errors='replace')}") from None
+            except urllib.error.URLError as exc:
+                raise CommandError(f"No server at {base} ({exc.reason}); start it with `make run`.") from None

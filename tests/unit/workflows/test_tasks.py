@@ -34,6 +34,7 @@ def test_every_periodic_task_in_the_beat_schedule_is_a_registered_task():
         "crm.feedback_outbox_sweep",
         "crm.emails_send_pending",
         "crm.imports_sweep",
+        "crm.webhook_sweep",
     }
     assert scheduled <= set(app.tasks)
 
