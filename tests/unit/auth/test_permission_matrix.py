@@ -103,6 +103,11 @@ ROWS = {
     # issue 13: "/" sends each role to its desk; the favicon is public.
     "landing": [("page-get", "/", None, {**PUBLIC, AGENT: 302, OTHER: 302, SUP: 302}, 200)],
     "favicon": [("page-get", "/favicon.ico", None, PUBLIC, 200)],
+    # issue 16: platform adapters. Twilio proves itself by its signature alone (none here: 403 for all);
+    # Connect and Genesys post with an integration token (an empty body here: past the role check, 400).
+    "calls-twilio": [("post", "/api/v1/calls/twilio", {"CallSid": "CA1"}, dict.fromkeys(PERSONAS, 403), None)],
+    "calls-amazon-connect": [("post", "/api/v1/calls/amazon-connect", {}, INTEGRATIONS, 400)],
+    "calls-genesys": [("post", "/api/v1/calls/genesys", {}, INTEGRATIONS, 400)],
     # Pages (session).
     "feedback-form": [("page-get", "/feedback/", None, PUBLIC, 200)],
     "feedback-thanks": [("page-get", "/feedback/thanks/", None, PUBLIC, 200)],
