@@ -14,9 +14,9 @@ import pytest
 from django.db import connections
 from django.test import Client
 from playwright.sync_api import expect, sync_playwright
-from rest_framework.authtoken.models import Token
 from twilio.request_validator import RequestValidator
 
+from crm import tokens
 from crm.models import Interaction, StaffProfile
 from tests.factories import CustomerFactory, IdentityFactory, UserFactory
 
@@ -71,7 +71,7 @@ def jim(transactional_db):
 
 @pytest.fixture
 def cti_token(transactional_db):
-    return Token.objects.create(user=UserFactory(username="cti", role="integration")).key
+    return tokens.issue(UserFactory(username="cti", role="integration"))[0]
 
 
 @pytest.fixture

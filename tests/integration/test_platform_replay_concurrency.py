@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 from django.test import Client
-from rest_framework.authtoken.models import Token
 
 from context import events
+from crm import tokens
 from crm.models import Interaction, PlatformEvent, StaffProfile
 from tests.concurrency import run_together
 from tests.factories import CustomerFactory, IdentityFactory, UserFactory
@@ -22,7 +22,7 @@ def test_the_same_genesys_event_posted_by_eight_threads_at_once_is_applied_once(
     StaffProfile.objects.create(user=agent, genesys_user_id="77777777-0000-4000-8000-000000000001")
     customer = CustomerFactory(display_name="James Okafor")
     IdentityFactory(customer=customer, kind="phone", value="+12125550100", normalized="+12125550100")
-    token = Token.objects.create(user=UserFactory(username="cti", role="integration")).key
+    token = tokens.issue(UserFactory(username="cti", role="integration"))[0]
     body = SAMPLE.read_text()
 
     def post():
