@@ -216,11 +216,26 @@ def identity_add(
 # --- facts and preferences -----------------------------------------------------------
 
 
+def customer_lock(customer: Customer) -> None:
+    """Take the customer's row lock for the rest of the transaction (writes to one customer's memory take turns).
+
+    Called inside an atomic block; outside one the lock would end with the statement.
+    """
+    Customer.objects.select_for_update().filter(pk=customer.pk).values_list("pk", flat=True).first()
+
+
+@transaction.atomic
 def fact_record(
     *, customer: Customer, key: str, value: str, actor=None, interaction: Interaction | None = None
 ) -> Fact:
-    """The newest value per key is current; the previous one stays as history."""
-    now = timezone.now()
+    """The newest value per key is current; the previous one stays as history.
+
+    Holds the customer's row lock until commit, so concurrent wrap-ups of one
+    customer take turns: each demotes the value committed before it, none trips
+    the one-current-per-key constraint, and recorded_at follows commit order.
+    """
+    customer_lock(customer)
+    now = timezone.now()  # read under the lock: history is ordered as the writes commit
     Fact.objects.filter(customer=customer, key=key, is_current=True).update(is_current=False)
     return Fact.objects.create(
         customer=customer,
@@ -234,10 +249,16 @@ def fact_record(
     )
 
 
+@transaction.atomic
 def preference_set(
     *, customer: Customer, key: str, value: str, actor=None, interaction: Interaction | None = None
 ) -> Preference:
-    """Set a preference; the earlier value stays in history unless it is unchanged."""
+    """Set a preference; the earlier value stays in history unless it is unchanged.
+
+    Under the customer's row lock, like fact_record: the current value read is the
+    last committed one.
+    """
+    customer_lock(customer)
     current = Preference.objects.filter(customer=customer, key=key, is_current=True).first()
     if current is not None and current.value == value:
         return current
