@@ -21,5 +21,6 @@ urlpatterns = [
     path("agent/", include(agent_urls.agent_urlpatterns)),
 ]
 
+handler400 = crm_urls.handler400  # issue 11
 handler404 = crm_urls.handler404
 handler500 = crm_urls.handler500
