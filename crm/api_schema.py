@@ -35,7 +35,8 @@ ERROR_SCHEMA: dict[str, Any] = {
     "type": "object",
     "description": "`detail` says what is wrong; each offending input field, when there is one, maps to its messages.",
     "properties": {"detail": {"type": "string"}},
-    "additionalProperties": {"type": "array", "items": {"type": "string"}},
+    # A list or object field's messages are per item or key, nested the same way.
+    "additionalProperties": {"anyOf": [{"type": "array", "items": {"type": "string"}}, {"type": "object"}]},
 }
 
 
@@ -89,6 +90,70 @@ class AutoSchema(openapi.AutoSchema):
             )
         operation["responses"] = dict(sorted(responses.items()))
         return operation
+
+    # Issue 11: the request schemas say what the serializers refuse, so that what the schema
+    # allows is accepted (schemathesis, tests/integration/test_schemathesis.py).
+
+    def _map_basic_serializer(self, serializer, direction):
+        schema = super()._map_basic_serializer(serializer, direction)
+        if direction == "request" and getattr(serializer, "refuses_unknown_fields", False):
+            schema["additionalProperties"] = False
+        return schema
+
+    def _map_serializer_field(self, field, direction, bypass_extensions=False):
+        schema = super()._map_serializer_field(field, direction, bypass_extensions)
+        if direction == "request" and isinstance(field, serializers.CharField) and _is_plain_string(schema):
+            schema["pattern"] = TEXT_PATTERN if field.allow_blank else NON_BLANK_TEXT_PATTERN
+        return schema
+
+
+# The IVR's answers (context.api.ivr_problem): keys of 1-64 characters, scalar values, 4 KB in all.
+IVR_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": "What the caller told the IVR: keys of 1-64 characters, each a string, number, boolean or "
+    "null; at most 4 KB as JSON, no null characters.",
+    "additionalProperties": {
+        "nullable": True,
+        "anyOf": [{"type": "string", "pattern": "^[^\\x00]*$"}, {"type": "number"}, {"type": "boolean"}],
+    },
+}
+
+# Text fields refuse the null character; a field that may not be blank needs a character
+# other than whitespace (DRF trims it).
+TEXT_PATTERN = "^[^\\x00]*$"
+NON_BLANK_TEXT_PATTERN = "^[^\\x00]*[^\\s\\x00][^\\x00]*$"
+
+
+_BLANK = {"type": "string", "maxLength": 0}
+
+
+def collapse_blank_branches(result, generator, request, public):
+    """Postprocessing hook: `oneOf: [text, ""]` where the text's pattern admits "" becomes the text alone.
+
+    drf-spectacular adds the blank branch for allow_blank fields that have a pattern; with
+    TEXT_PATTERN "" would match both branches, which oneOf forbids.
+    """
+
+    def walk(node):
+        if isinstance(node, dict):
+            branches = node.get("oneOf")
+            if isinstance(branches, list) and len(branches) == 2 and _BLANK in branches:
+                text = next(branch for branch in branches if branch != _BLANK)
+                if text.get("pattern") == TEXT_PATTERN:
+                    del node["oneOf"]
+                    node.update(text)
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(result)
+    return result
+
+
+def _is_plain_string(schema: dict) -> bool:
+    return schema.get("type") == "string" and not ({"format", "enum", "pattern"} & set(schema))
 
 
 # --- customers ---------------------------------------------------------------------------------------
