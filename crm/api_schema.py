@@ -5,7 +5,8 @@ context/api.py, context/calls_api.py); they never produce it, so the output stay
 what the producers write (the lookup even skips DRF's renderer). `AutoSchema` adds the error
 statuses every operation can answer, in the shape of CONTRACT.md's "Errors": 400 where an
 operation takes input, 401/403 where it needs a role, 404 where its path names a record, 429
-where it is throttled; views declare the rest (409, a 404 without a path id) with `errors()`.
+where it is throttled, 413 where it takes a body, 503 everywhere (a dependency down); views
+declare the rest (409, a 404 without a path id) with `errors()`.
 """
 
 from __future__ import annotations
@@ -61,6 +62,9 @@ ERROR_DESCRIPTIONS = {
 }
 
 
+RETRY_AFTER_HEADER = {"description": "Seconds to wait before retrying.", "schema": {"type": "integer"}}
+
+
 def errors(*codes: int) -> dict[int, OpenApiResponse]:
     """Error responses a view declares beyond the ones AutoSchema infers (e.g. 409)."""
     return {code: OpenApiResponse(ErrorOut, description=ERROR_DESCRIPTIONS[code]) for code in codes}
@@ -83,11 +87,16 @@ class AutoSchema(openapi.AutoSchema):
             inferred.append(404)
         if getattr(self.view, "throttle_classes", None):
             inferred.append(429)
+        if "requestBody" in operation:
+            inferred.append(413)  # issue 11: a body over CRM_MAX_BODY_BYTES
+        inferred.append(503)  # issue 11: the database (or another dependency it needs) is down
         ref = self.resolve_serializer(ErrorOut, "response").ref
         for code in inferred:
             responses.setdefault(
                 str(code), {"description": ERROR_DESCRIPTIONS[code], "content": {"application/json": {"schema": ref}}}
             )
+        if "503" in responses:
+            responses["503"].setdefault("headers", {"Retry-After": RETRY_AFTER_HEADER})
         operation["responses"] = dict(sorted(responses.items()))
         return operation
 

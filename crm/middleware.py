@@ -29,6 +29,8 @@ class BodySizeLimitMiddleware:
 
     Bodies sent without a length are still capped where they are read (Django's
     RequestDataTooBig, handled by crm.exceptions.bad_request; the JSON parser's cap).
+    Multipart uploads are left to Django, which streams their files to disk and counts
+    only the other fields against the limit (a bulk import file may be larger).
     """
 
     def __init__(self, get_response):
@@ -40,7 +42,8 @@ class BodySizeLimitMiddleware:
         except ValueError:
             length = 0
         limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
-        if limit is not None and length > limit:
+        multipart = request.META.get("CONTENT_TYPE", "").startswith("multipart/")
+        if limit is not None and length > limit and not multipart:
             return body_too_large()
         return self.get_response(request)
 

@@ -153,3 +153,22 @@ def test_a_frozen_redis_does_not_slow_what_postgresql_serves_and_readyz_answers_
     while requests.get(f"{server.base}/readyz", timeout=5).status_code != 200 and time.monotonic() < deadline:
         time.sleep(0.2)
     assert requests.get(f"{server.base}/readyz", timeout=5).status_code == 200
+
+
+def test_a_stopped_redis_costs_feedback_no_wait_and_readyz_answers_fast(stack):
+    postgres, redis, server, _auth = stack
+    feedback_before = rows(postgres, "SELECT count(*) FROM crm_feedback")
+
+    redis.stop()
+    try:
+        ready, ready_seconds = timed("GET", f"{server.base}/readyz")
+        posts = [feedback(server) for _ in range(20)]
+    finally:
+        redis.start()
+
+    assert ready.status_code == 503 and ready_seconds <= 0.5, ready_seconds
+    # every post stored (the outbox sends the workflow once the broker is back), none waited on kombu's retries
+    assert [r.status_code for r, _ in posts] == [202] * 20
+    assert max(s for _, s in posts) < 0.5, [round(s, 3) for _, s in posts]
+    assert rows(postgres, "SELECT count(*) FROM crm_feedback") == feedback_before + 20
+    assert rows(postgres, "SELECT count(*) FROM crm_feedback WHERE dispatched_at IS NULL") >= 20

@@ -26,8 +26,18 @@ def test_a_ten_megabyte_json_body_is_a_json_413(agent_api, url):
     assert nothing_written()
 
 
-def test_a_ten_megabyte_feedback_form_is_a_413_not_an_html_400():
+def test_a_ten_megabyte_multipart_feedback_form_is_a_413_not_an_html_400():
+    # multipart: Django's own limit fires while reading the fields (handler400)
     response = Client().post("/feedback/", {"rating": "5", "text": "x" * TEN_MB})
+
+    assert response.status_code == 413
+    assert response["Content-Type"] == "application/json"
+    assert nothing_written()
+
+
+def test_a_ten_megabyte_urlencoded_feedback_form_is_a_413_before_it_is_read():
+    body = "rating=5&text=" + "x" * TEN_MB
+    response = Client().generic("POST", "/feedback/", body, content_type="application/x-www-form-urlencoded")
 
     assert response.status_code == 413
     assert response["Content-Type"] == "application/json"
