@@ -40,6 +40,8 @@ class IvrField(serializers.DictField):
 class LookupInput(StrictSerializer):
     """The request as documented in the schema (the view validates with `lookup_input`)."""
 
+    requires_one_of = ("phone", "email", "account", "customer_id")  # the schema's anyOf
+
     channel = serializers.ChoiceField(choices=Channel.choices, default=Channel.PHONE)
     phone = serializers.CharField(max_length=64, required=False)
     email = serializers.CharField(max_length=254, required=False)

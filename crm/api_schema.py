@@ -107,6 +107,10 @@ class AutoSchema(openapi.AutoSchema):
         schema = super()._map_basic_serializer(serializer, direction)
         if direction == "request" and getattr(serializer, "refuses_unknown_fields", False):
             schema["additionalProperties"] = False
+        any_of = getattr(serializer, "requires_one_of", ())
+        if direction == "request" and any_of:
+            # A cross-field rule: at least one of these fields must be given.
+            schema["anyOf"] = [{"required": [name]} for name in any_of]
         return schema
 
     def _map_serializer_field(self, field, direction, bypass_extensions=False):
