@@ -137,6 +137,38 @@ TEXT_PATTERN = "^[^\\x00]*$"
 NON_BLANK_TEXT_PATTERN = "^[^\\x00]*[^\\s\\x00][^\\x00]*$"
 
 
+# Rules no JSON schema can state: values must name something that exists or be readable as
+# what they claim. Schema-valid input breaking one is a 400; each operation's description says
+# so (document_rules_beyond_the_schema), and the schemathesis test does not expect such input
+# to be accepted (tests/integration/test_schemathesis.py).
+RULES_BEYOND_THE_SCHEMA: dict[str, str] = {
+    "POST /api/v1/auth/token": "the username and password must match an account",
+    "POST /api/v1/calls": "phone/email/account must be readable as such (a possible phone number, an e-mail "
+    "address, 4-32 letters or digits); `agent` must name a member of staff",
+    "POST /api/v1/context/lookup": "phone/email/account must be readable as such (a possible phone number, an "
+    "e-mail address, 4-32 letters or digits)",
+    "POST /api/v1/customers": "each identity's value must be readable as its kind; `timezone` must be an IANA zone",
+    "POST /api/v1/customers/{customer_id}/identities": "the value must be readable as its kind",
+    "PATCH /api/v1/customers/{customer_id}": "`timezone` must be an IANA zone",
+    "POST /api/v1/feedback": "phone/email/account must be readable as such; `staff` must name members of staff",
+    "POST /api/v1/interactions": "identifiers must be readable as such; `agent` must name a member of staff and "
+    "`reason` a contact reason (GET /api/v1/reasons)",
+    "PATCH /api/v1/interactions/{interaction_id}": "`reason` must be a contact reason (GET /api/v1/reasons); "
+    "`ended_at` must not be before the contact started",
+}
+
+
+def document_rules_beyond_the_schema(result, generator, request, public):
+    """Postprocessing hook: each operation with such rules says them in its description."""
+    for path, methods in result.get("paths", {}).items():
+        for method, operation in methods.items():
+            rule = RULES_BEYOND_THE_SCHEMA.get(f"{method.upper()} {path}")
+            if rule:
+                text = f"Also refused with 400, beyond what the schema states: {rule}."
+                operation["description"] = f"{operation.get('description', '')}\n\n{text}".strip()
+    return result
+
+
 _BLANK = {"type": "string", "maxLength": 0}
 
 

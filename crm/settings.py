@@ -236,6 +236,7 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "crm.api_schema.collapse_blank_branches",
+        "crm.api_schema.document_rules_beyond_the_schema",
     ],
 }
 
