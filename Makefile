@@ -86,3 +86,7 @@ bench-lookup-smoke: $(VENV)/.installed ## The lookup benchmark at 2,000 customer
 
 clean: ## Remove the virtual environment and local data
 	rm -rf $(VENV) var .pytest_cache
+
+# Issue 11 (part B): fail fast under dependency faults, on its own PostgreSQL, Redis and gunicorn.
+bench-fail-fast: $(VENV)/.installed ## Redis frozen 15 s and PostgreSQL stopped 20 s under 20 lookups/s (docs/fail_fast.md)
+	$(PY) -m bench.fail_fast $(BENCH_ARGS)
