@@ -219,9 +219,11 @@ def identity_add(
 def customer_lock(customer: Customer) -> None:
     """Take the customer's row lock for the rest of the transaction (writes to one customer's memory take turns).
 
-    Called inside an atomic block; outside one the lock would end with the statement.
+    Called inside an atomic block; outside one the lock would end with the statement. FOR NO
+    KEY UPDATE: writers to this customer's memory take turns, while rows that merely reference
+    the customer (a lookup's new interaction, an audit row) are not held up.
     """
-    Customer.objects.select_for_update().filter(pk=customer.pk).values_list("pk", flat=True).first()
+    Customer.objects.select_for_update(no_key=True).filter(pk=customer.pk).values_list("pk", flat=True).first()
 
 
 @transaction.atomic
@@ -396,6 +398,10 @@ def interaction_wrap_up(
     from, unverified, so the next call finds them.
     """
     facts = list(facts)
+    if (facts or preferences) and interaction.customer_id is not None:
+        # The customer before the contact, the order merge and erasure lock them in, so a
+        # wrap-up racing a merge of the same customer waits instead of deadlocking.
+        customer_lock(Customer(pk=interaction.customer_id))
     interaction = Interaction.objects.select_for_update().get(pk=interaction.pk)
     changed: list[str] = []
     if customer_id is not None:
