@@ -118,3 +118,8 @@ screenshots-admin: services $(VENV)/.installed browser ## Screenshots of the sup
 bench-faults: $(VENV)/.installed ## Full-size fault runs (Redis crash during 1,000 posts; worker kill during 300 workflows) on DATABASE_URL
 	$(PY) -m bench.faults outage
 	$(PY) -m bench.faults kill
+
+
+# Issue 11 (part B): fail fast under dependency faults, on its own PostgreSQL, Redis and gunicorn.
+bench-fail-fast: $(VENV)/.installed ## Redis frozen 15 s and PostgreSQL stopped 20 s under 20 lookups/s (docs/fail_fast.md)
+	$(PY) -m bench.fail_fast $(BENCH_ARGS)

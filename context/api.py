@@ -14,7 +14,7 @@ import uuid
 from typing import Any
 
 from django.http import HttpResponse
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.exceptions import ValidationError
@@ -34,8 +34,15 @@ MAX_LENGTH = {"phone": 64, "email": 254, "account": 64, "call_id": 128}
 MAX_IVR_BYTES = 4096
 
 
+@extend_schema_field(schema.IVR_SCHEMA)
+class IvrField(serializers.DictField):
+    """The IVR's answers: a flat object of short scalars (ivr_problem says what is refused)."""
+
+
 class LookupInput(StrictSerializer):
     """The request as documented in the schema (the view validates with `lookup_input`)."""
+
+    requires_one_of = ("phone", "email", "account", "customer_id")  # the schema's anyOf
 
     channel = serializers.ChoiceField(choices=Channel.choices, default=Channel.PHONE)
     phone = serializers.CharField(max_length=64, required=False)
@@ -46,7 +53,7 @@ class LookupInput(StrictSerializer):
     verified = serializers.ListField(
         child=serializers.ChoiceField(choices=VERIFIABLE), required=False, default=list, max_length=len(VERIFIABLE)
     )
-    ivr = serializers.DictField(required=False, default=dict)
+    ivr = IvrField(required=False, default=dict)
 
     class Meta:
         ref_name = "LookupRequest"

@@ -5,7 +5,7 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from context.api import ivr_problem
+from context.api import IvrField, ivr_problem
 from context.calls import CALL_EVENTS, call_event_record
 from crm import api_schema as schema
 from crm.api import StrictSerializer
@@ -25,7 +25,7 @@ class CallEventInput(StrictSerializer):
     verified = serializers.ListField(
         child=serializers.ChoiceField(choices=VERIFIABLE), required=False, default=list, max_length=len(VERIFIABLE)
     )
-    ivr = serializers.DictField(required=False, default=dict)
+    ivr = IvrField(required=False, default=dict)
 
     def validate_ivr(self, value):
         # The same bounds as the lookup: a flat object of short, storable answers.

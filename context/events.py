@@ -128,6 +128,10 @@ class _RedisBroadcaster:
         import redis
 
         self._client = redis.Redis.from_url(url, socket_connect_timeout=2, health_check_interval=30)
+        # Issue 11: publishing happens while a request waits, so a frozen Redis costs it
+        # CRM_REDIS_TIMEOUT_MS, not forever; subscriptions keep the long-lived client.
+        seconds = settings.CRM_REDIS_TIMEOUT_MS / 1000
+        self._publisher = redis.Redis.from_url(url, socket_connect_timeout=seconds, socket_timeout=seconds)
 
     def _channel(self, agent_id) -> str:
         # Pub/sub ignores the Redis database number, so deployments (and test runs)
@@ -135,7 +139,7 @@ class _RedisBroadcaster:
         return f"goldfish:{connection.settings_dict['NAME']}:agent:{agent_id}"
 
     def publish(self, agent_id, message: str) -> None:
-        self._client.publish(self._channel(agent_id), message)
+        self._publisher.publish(self._channel(agent_id), message)
 
     @contextmanager
     def subscribe(self, agent_id) -> Iterator[_Subscription]:

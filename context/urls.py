@@ -24,5 +24,6 @@ urlpatterns = [
     path("favicon.ico", landing.favicon, name="favicon"),
 ]
 
+handler400 = crm_urls.handler400  # issue 11
 handler404 = crm_urls.handler404
 handler500 = crm_urls.handler500

@@ -54,12 +54,33 @@ def query_of(request) -> dict:
 class StrictSerializer(serializers.Serializer):
     """Rejects fields it does not know, so a typo is a 400 rather than silently ignored."""
 
+    # The schema says so: additionalProperties false (crm.api_schema.AutoSchema).
+    refuses_unknown_fields = True
+
     def to_internal_value(self, data):
         if isinstance(data, dict):
             unknown = set(data) - set(self.fields)
             if unknown:
                 raise serializers.ValidationError({name: ["Unknown field."] for name in sorted(unknown)})
+            # DRF's CharField turns 0 into "0"; the schema says string, so a number is refused.
+            not_text = {name: ["Must be a string."] for name, field in self.fields.items()
+                        if name in data and _has_non_text(field, data[name])}  # fmt: skip
+            if not_text:
+                raise serializers.ValidationError(not_text)
         return super().to_internal_value(data)
+
+
+def _has_non_text(field, value) -> bool:
+    """A text field (or a list/dict of text) given something other than a string (null is the field's business)."""
+    if value is None:
+        return False
+    if isinstance(field, serializers.CharField):
+        return not isinstance(value, str)
+    if isinstance(field, serializers.ListField) and isinstance(value, list):
+        return any(_has_non_text(field.child, item) for item in value)
+    if isinstance(field, serializers.DictField) and isinstance(value, dict):
+        return any(_has_non_text(field.child, item) for item in value.values())
+    return False
 
 
 class IdentityInput(StrictSerializer):

@@ -5,7 +5,8 @@ context/api.py, context/calls_api.py); they never produce it, so the output stay
 what the producers write (the lookup even skips DRF's renderer). `AutoSchema` adds the error
 statuses every operation can answer, in the shape of CONTRACT.md's "Errors": 400 where an
 operation takes input, 401/403 where it needs a role, 404 where its path names a record, 429
-where it is throttled; views declare the rest (409, a 404 without a path id) with `errors()`.
+where it is throttled, 413 where it takes a body, 503 everywhere (a dependency down); views
+declare the rest (409, a 404 without a path id) with `errors()`.
 """
 
 from __future__ import annotations
@@ -38,7 +39,8 @@ ERROR_SCHEMA: dict[str, Any] = {
     "type": "object",
     "description": "`detail` says what is wrong; each offending input field, when there is one, maps to its messages.",
     "properties": {"detail": {"type": "string"}},
-    "additionalProperties": {"type": "array", "items": {"type": "string"}},
+    # A list or object field's messages are per item or key, nested the same way.
+    "additionalProperties": {"anyOf": [{"type": "array", "items": {"type": "string"}}, {"type": "object"}]},
 }
 
 
@@ -74,6 +76,9 @@ ERROR_DESCRIPTIONS = {
 }
 
 
+RETRY_AFTER_HEADER = {"description": "Seconds to wait before retrying.", "schema": {"type": "integer"}}
+
+
 def errors(*codes: int) -> dict[int, OpenApiResponse]:
     """Error responses a view declares beyond the ones AutoSchema infers (e.g. 409)."""
     return {code: OpenApiResponse(ErrorOut, description=ERROR_DESCRIPTIONS[code]) for code in codes}
@@ -96,13 +101,118 @@ class AutoSchema(openapi.AutoSchema):
             inferred.append(404)
         if getattr(self.view, "throttle_classes", None):
             inferred.append(429)
+        if "requestBody" in operation:
+            inferred.append(413)  # issue 11: a body over CRM_MAX_BODY_BYTES
+        inferred.append(503)  # issue 11: the database (or another dependency it needs) is down
         ref = self.resolve_serializer(ErrorOut, "response").ref
         for code in inferred:
             responses.setdefault(
                 str(code), {"description": ERROR_DESCRIPTIONS[code], "content": {"application/json": {"schema": ref}}}
             )
+        if "503" in responses:
+            responses["503"].setdefault("headers", {"Retry-After": RETRY_AFTER_HEADER})
         operation["responses"] = dict(sorted(responses.items()))
         return operation
+
+    # Issue 11: the request schemas say what the serializers refuse, so that what the schema
+    # allows is accepted (schemathesis, tests/integration/test_schemathesis.py).
+
+    def _map_basic_serializer(self, serializer, direction):
+        schema = super()._map_basic_serializer(serializer, direction)
+        if direction == "request" and getattr(serializer, "refuses_unknown_fields", False):
+            schema["additionalProperties"] = False
+        any_of = getattr(serializer, "requires_one_of", ())
+        if direction == "request" and any_of:
+            # A cross-field rule: at least one of these fields must be given.
+            schema["anyOf"] = [{"required": [name]} for name in any_of]
+        return schema
+
+    def _map_serializer_field(self, field, direction, bypass_extensions=False):
+        schema = super()._map_serializer_field(field, direction, bypass_extensions)
+        if direction == "request" and isinstance(field, serializers.CharField) and _is_plain_string(schema):
+            schema["pattern"] = TEXT_PATTERN if field.allow_blank else NON_BLANK_TEXT_PATTERN
+        return schema
+
+
+# The IVR's answers (context.api.ivr_problem): keys of 1-64 characters, scalar values, 4 KB in all.
+IVR_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": "What the caller told the IVR: keys of 1-64 characters, each a string, number, boolean or "
+    "null; at most 4 KB as JSON, no null characters.",
+    "additionalProperties": {
+        "nullable": True,
+        "anyOf": [{"type": "string", "pattern": "^[^\\x00]*$"}, {"type": "number"}, {"type": "boolean"}],
+    },
+}
+
+# Text fields refuse the null character; a field that may not be blank needs a character
+# other than whitespace (DRF trims it).
+TEXT_PATTERN = "^[^\\x00]*$"
+NON_BLANK_TEXT_PATTERN = "^[^\\x00]*[^\\s\\x00][^\\x00]*$"
+
+
+# Rules no JSON schema can state: values must name something that exists or be readable as
+# what they claim. Schema-valid input breaking one is a 400; each operation's description says
+# so (document_rules_beyond_the_schema), and the schemathesis test does not expect such input
+# to be accepted (tests/integration/test_schemathesis.py).
+RULES_BEYOND_THE_SCHEMA: dict[str, str] = {
+    "POST /api/v1/auth/token": "the username and password must match an account",
+    "POST /api/v1/calls": "phone/email/account must be readable as such (a possible phone number, an e-mail "
+    "address, 4-32 letters or digits); `agent` must name a member of staff",
+    "POST /api/v1/context/lookup": "phone/email/account must be readable as such (a possible phone number, an "
+    "e-mail address, 4-32 letters or digits)",
+    "POST /api/v1/customers": "each identity's value must be readable as its kind; `timezone` must be an IANA zone",
+    "POST /api/v1/customers/{customer_id}/identities": "the value must be readable as its kind",
+    "PATCH /api/v1/customers/{customer_id}": "`timezone` must be an IANA zone",
+    "POST /api/v1/feedback": "phone/email/account must be readable as such; `staff` must name members of staff",
+    "POST /api/v1/interactions": "identifiers must be readable as such; `agent` must name a member of staff and "
+    "`reason` a contact reason (GET /api/v1/reasons)",
+    "PATCH /api/v1/interactions/{interaction_id}": "`reason` must be a contact reason (GET /api/v1/reasons); "
+    "`ended_at` must not be before the contact started",
+}
+
+
+def document_rules_beyond_the_schema(result, generator, request, public):
+    """Postprocessing hook: each operation with such rules says them in its description."""
+    for path, methods in result.get("paths", {}).items():
+        for method, operation in methods.items():
+            rule = RULES_BEYOND_THE_SCHEMA.get(f"{method.upper()} {path}")
+            if rule:
+                text = f"Also refused with 400, beyond what the schema states: {rule}."
+                operation["description"] = f"{operation.get('description', '')}\n\n{text}".strip()
+    return result
+
+
+_BLANK = {"type": "string", "maxLength": 0}
+
+
+def collapse_blank_branches(result, generator, request, public):
+    """Postprocessing hook: `oneOf: [text, ""]` where the text's pattern admits "" becomes the text alone.
+
+    drf-spectacular adds the blank branch for allow_blank fields that have a pattern; with
+    TEXT_PATTERN "" would match both branches, which oneOf forbids.
+    """
+
+    def walk(node):
+        if isinstance(node, dict):
+            branches = node.get("oneOf")
+            if isinstance(branches, list) and len(branches) == 2 and _BLANK in branches:
+                text = next(branch for branch in branches if branch != _BLANK)
+                if text.get("pattern") == TEXT_PATTERN:
+                    del node["oneOf"]
+                    node.update(text)
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(result)
+    return result
+
+
+def _is_plain_string(schema: dict) -> bool:
+    return schema.get("type") == "string" and not ({"format", "enum", "pattern"} & set(schema))
 
 
 # --- customers ---------------------------------------------------------------------------------------

@@ -1,11 +1,16 @@
 """Domain exceptions and the one handler that maps them to the API's JSON errors."""
 
+import sys
+
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig
 from django.http import Http404, JsonResponse
 from django.views import defaults
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
+
+from crm.resilience import body_too_large, database_outage, is_database_down_error, service_unavailable
 
 
 class DomainError(Exception):
@@ -40,6 +45,9 @@ def api_exception_handler(exc, context):
         body["detail"] = exc.message
         headers = {"Retry-After": str(exc.retry_after)} if getattr(exc, "retry_after", None) else None
         return Response(body, status=exc.status_code, headers=headers)
+    if is_database_down_error(exc):
+        database_outage.down(exc)
+        return service_unavailable()
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):
@@ -54,8 +62,24 @@ def not_found(request, exception=None):
     return defaults.page_not_found(request, exception)
 
 
+def bad_request(request, exception=None):
+    """A request Django refused before any view (an oversized body, a bad Host): JSON under /api/, 413 for size."""
+    if isinstance(exception, RequestDataTooBig):
+        return body_too_large()
+    if request.path.startswith("/api/"):
+        return JsonResponse({"detail": "Bad request."}, status=status.HTTP_400_BAD_REQUEST)
+    return defaults.bad_request(request, exception)
+
+
 def server_error(request):
-    """An unexpected failure: JSON under /api/ so clients can parse it, Django's page elsewhere."""
+    """An unexpected failure: JSON under /api/ so clients can parse it, Django's page elsewhere.
+
+    A database that went away outside a view (in a middleware) still gets the outage's 503.
+    """
+    exc = sys.exc_info()[1]
+    if exc is not None and is_database_down_error(exc):
+        database_outage.down(exc)
+        return service_unavailable()
     if request.path.startswith("/api/"):
         return JsonResponse({"detail": "Internal error; it has been logged."}, status=500)
     return defaults.server_error(request)

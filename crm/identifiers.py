@@ -28,7 +28,7 @@ class InvalidIdentifier(ValueError):
 
 
 def normalize_phone(value: str, region: str | None = None) -> str:
-    """Return the E.164 form; national numbers are read in the default region."""
+    """Return the E.164 form of a possible number; national numbers are read in the default region."""
     raw = (value or "").strip()
     if not raw or len(raw) > 64:
         raise InvalidIdentifier("phone", "Enter a phone number.")
@@ -40,8 +40,11 @@ def normalize_phone(value: str, region: str | None = None) -> str:
         number = phonenumbers.parse(raw, region or settings.CRM_DEFAULT_PHONE_REGION)
     except phonenumbers.NumberParseException:
         raise InvalidIdentifier("phone", f"'{value}' is not a phone number.") from None
-    if not phonenumbers.is_valid_number(number):
-        raise InvalidIdentifier("phone", f"'{value}' is not a valid phone number.")
+    # Possible (the right length for its country), not "valid": the metadata's list of
+    # assigned ranges lags the real world, and a new range must never break a screen
+    # pop or a wrap-up (CONTRACT.md). An unknown number simply matches nobody.
+    if phonenumbers.is_possible_number_with_reason(number) != phonenumbers.ValidationResult.IS_POSSIBLE:
+        raise InvalidIdentifier("phone", f"'{value}' is not a possible phone number.")
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 

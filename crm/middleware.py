@@ -1,4 +1,5 @@
-"""Request middleware: the request id, access line and HTTP metrics (issue 17); the privacy headers (issue 10).
+"""Request middleware: the request id, access line and HTTP metrics (issue 17); the privacy headers (issue 10);
+fast JSON refusals for oversized bodies and a database that is down (issue 11).
 
 `RequestObservabilityMiddleware`, outermost: the X-Request-ID, one JSON access-log line and
 the HTTP metrics per request.
@@ -18,6 +19,7 @@ import time
 from django.conf import settings
 
 from crm import metrics, observability
+from crm.resilience import body_too_large, database_outage, is_database_down_error, service_unavailable
 
 logger = logging.getLogger("goldfish.access")
 
@@ -106,3 +108,50 @@ class PrivacyHeadersMiddleware:
         if path.startswith("/agent/"):
             response.setdefault("Content-Security-Policy", AGENT_PAGE_CSP)
         return response
+
+
+# --- issue 11: fast JSON refusals ------------------------------------------------------------
+
+
+class BodySizeLimitMiddleware:
+    """A declared Content-Length over DATA_UPLOAD_MAX_MEMORY_SIZE: 413 JSON before anything reads the body.
+
+    Bodies sent without a length are still capped where they are read (Django's
+    RequestDataTooBig, handled by crm.exceptions.bad_request; the JSON parser's cap).
+    Multipart uploads are left to Django, which streams their files to disk and counts
+    only the other fields against the limit (a bulk import file may be larger).
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        try:
+            length = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            length = 0
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        multipart = request.META.get("CONTENT_TYPE", "").startswith("multipart/")
+        if limit is not None and length > limit and not multipart:
+            return body_too_large()
+        return self.get_response(request)
+
+
+class DatabaseUnavailableMiddleware:
+    """A view that cannot reach the database answers 503 JSON with Retry-After, and the outage is logged once.
+
+    The API's views get the same from the DRF exception handler; this covers the
+    pages (agent page, admin, feedback form).
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        return self.get_response(request)
+
+    def process_exception(self, request, exception):
+        if not is_database_down_error(exception):
+            return None
+        database_outage.down(exception)
+        return service_unavailable()

@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import logging
-import time
 
 from django.conf import settings
 from django.db import transaction
@@ -20,6 +19,7 @@ from django.utils import timezone
 from crm.celery import app
 from crm.models import AuditAction, Feedback, FeedbackStatus
 from crm.queue import publish
+from crm.resilience import Breaker
 from crm.services import audit_record
 
 logger = logging.getLogger(__name__)
@@ -39,30 +39,11 @@ SWEEP_BATCH = 500
 NEVER = dt.datetime.min.replace(tzinfo=dt.UTC)
 
 
-class _BrokerBreaker:
-    """After a failed publish, skip publishing from this process for a few seconds.
-
-    While the broker is down each attempt costs its connect timeouts (about 2 s);
-    without this every feedback request would pay them. Skipped feedback waits in
-    the outbox like any other unsent one. Per process, no locking: a race only
-    means one extra attempt.
-    """
-
-    def __init__(self, seconds: float):
-        self.seconds = seconds
-        self.open_until = 0.0
-
-    def is_open(self) -> bool:
-        return time.monotonic() < self.open_until
-
-    def trip(self) -> None:
-        self.open_until = time.monotonic() + self.seconds
-
-    def reset(self) -> None:
-        self.open_until = 0.0
-
-
-broker_breaker = _BrokerBreaker(BROKER_BREAKER_SECONDS)
+# After a failed publish, every thread of this process skips the broker for a few
+# seconds: while it is down or frozen each attempt costs its timeouts, and without a
+# shared breaker every request thread would pay them. Skipped feedback waits in the
+# outbox like any other unsent one.
+broker_breaker = Breaker("broker", BROKER_BREAKER_SECONDS)
 
 
 def feedback_dispatch(feedback_id: str, *, force: bool = False) -> bool:

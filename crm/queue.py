@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 
+from django.conf import settings
 from django.db import transaction
 
 from crm.celery import app
@@ -23,9 +24,24 @@ def task_get(task_name: str):
     return app.tasks[task_name]
 
 
+def _fail_fast_transport_options() -> dict:
+    """Broker options for a publish someone waits for: one attempt, short socket timeouts (issue 11).
+
+    The worker keeps settings.CELERY_BROKER_TRANSPORT_OPTIONS; a request must not pay
+    kombu's connection retries (2 s) or a frozen Redis's read timeout.
+    """
+    seconds = settings.CRM_REDIS_TIMEOUT_MS / 1000
+    return {"max_retries": 0, "interval_start": 0, "socket_connect_timeout": seconds, "socket_timeout": seconds}
+
+
 def publish(task_name: str, *args: str) -> None:
-    """Send `task_name(*args)` now; a broker failure is raised to the caller."""
-    task_get(task_name).apply_async(args=list(args))
+    """Send `task_name(*args)` now, once, with short timeouts; a broker failure is raised to the caller."""
+    task = task_get(task_name)
+    if app.conf.task_always_eager:
+        task.apply_async(args=list(args))
+        return
+    with app.connection_for_write(transport_options=_fail_fast_transport_options()) as conn:
+        task.apply_async(args=list(args), connection=conn, retry=False)
 
 
 def enqueue_on_commit(task_name: str, *args: str) -> None:

@@ -246,11 +246,28 @@ def identity_add(
 # --- facts and preferences -----------------------------------------------------------
 
 
+def customer_lock(customer: Customer) -> None:
+    """Take the customer's row lock for the rest of the transaction (writes to one customer's memory take turns).
+
+    Called inside an atomic block; outside one the lock would end with the statement. FOR NO
+    KEY UPDATE: writers to this customer's memory take turns, while rows that merely reference
+    the customer (a lookup's new interaction, an audit row) are not held up.
+    """
+    Customer.objects.select_for_update(no_key=True).filter(pk=customer.pk).values_list("pk", flat=True).first()
+
+
+@transaction.atomic
 def fact_record(
     *, customer: Customer, key: str, value: str, actor=None, interaction: Interaction | None = None
 ) -> Fact:
-    """The newest value per key is current; the previous one stays as history."""
-    now = timezone.now()
+    """The newest value per key is current; the previous one stays as history.
+
+    Holds the customer's row lock until commit, so concurrent wrap-ups of one
+    customer take turns: each demotes the value committed before it, none trips
+    the one-current-per-key constraint, and recorded_at follows commit order.
+    """
+    customer_lock(customer)
+    now = timezone.now()  # read under the lock: history is ordered as the writes commit
     Fact.objects.filter(customer=customer, key=key, is_current=True).update(is_current=False)
     return Fact.objects.create(
         customer=customer,
@@ -264,10 +281,16 @@ def fact_record(
     )
 
 
+@transaction.atomic
 def preference_set(
     *, customer: Customer, key: str, value: str, actor=None, interaction: Interaction | None = None
 ) -> Preference:
-    """Set a preference; the earlier value stays in history unless it is unchanged."""
+    """Set a preference; the earlier value stays in history unless it is unchanged.
+
+    Under the customer's row lock, like fact_record: the current value read is the
+    last committed one.
+    """
+    customer_lock(customer)
     current = Preference.objects.filter(customer=customer, key=key, is_current=True).first()
     if current is not None and current.value == value:
         return current
@@ -410,6 +433,10 @@ def interaction_wrap_up(
     from, unverified, so the next call finds them.
     """
     facts = list(facts)
+    if (facts or preferences) and interaction.customer_id is not None:
+        # The customer before the contact, the order merge and erasure lock them in, so a
+        # wrap-up racing a merge of the same customer waits instead of deadlocking.
+        customer_lock(Customer(pk=interaction.customer_id))
     interaction = Interaction.objects.select_for_update().get(pk=interaction.pk)
     wrap_up_authorize(actor, interaction)
     if interaction.customer_id is not None:

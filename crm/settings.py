@@ -85,6 +85,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Issue 11: an oversized body is refused (413 JSON) before anything reads it.
+    "crm.middleware.BodySizeLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -93,6 +95,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Issue 11: a page whose database is unreachable answers 503 JSON with Retry-After.
+    "crm.middleware.DatabaseUnavailableMiddleware",
     "axes.middleware.AxesMiddleware",  # issue 10: last, as axes asks
 ]
 
@@ -141,6 +145,15 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     DATABASES["default"]["OPTIONS"].setdefault("prepare_threshold", 5)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# --- Issue 11: request bodies, dependency timeouts -------------------------------
+# The largest request body (bytes): a declared larger one is a 413 JSON before it is read.
+# The API's JSON parser caps JSON bodies lower still (crm/parsers.py).
+DATA_UPLOAD_MAX_MEMORY_SIZE = envint("CRM_MAX_BODY_BYTES", 1024 * 1024)
+# Socket connect/read timeout for every Redis call made while a request waits (cache,
+# throttles, /readyz, broker publish): a frozen Redis costs a request this much, once,
+# then the breakers skip it.
+CRM_REDIS_TIMEOUT_MS = envint("CRM_REDIS_TIMEOUT_MS", 150)
+
 # --- Cache, broker, tasks ------------------------------------------------------
 REDIS_URL = os.environ.get("REDIS_URL", "")
 if REDIS_URL:
@@ -151,7 +164,10 @@ if REDIS_URL:
             "KEY_PREFIX": "goldfish",
             "TIMEOUT": 300,
             # A Redis that is down or unreachable fails fast rather than hanging requests.
-            "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 2},
+            "OPTIONS": {
+                "socket_connect_timeout": CRM_REDIS_TIMEOUT_MS / 1000,
+                "socket_timeout": CRM_REDIS_TIMEOUT_MS / 1000,
+            },
         }
     }
 else:
@@ -291,6 +307,12 @@ SPECTACULAR_SETTINGS = {
         "IdentityKindEnum": "crm.models.IdentityKind",
         "ImportKindEnum": "crm.models.ImportKind",
     },
+    # Issue 11: drf-spectacular's enum hook, then ours (crm/api_schema.py).
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "crm.api_schema.collapse_blank_branches",
+        "crm.api_schema.document_rules_beyond_the_schema",
+    ],
 }
 
 # --- Domain settings -------------------------------------------------------------

@@ -55,5 +55,7 @@ urlpatterns = [
     path("feedback/thanks/", feedback_api.feedback_thanks, name="feedback-thanks"),
 ]
 
+# Issue 11: an oversized body is a JSON 413, not Django's HTML 400.
+handler400 = "crm.exceptions.bad_request"
 handler404 = "crm.exceptions.not_found"
 handler500 = "crm.exceptions.server_error"
