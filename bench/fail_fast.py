@@ -28,10 +28,10 @@ from tests.own_services import OwnPostgres, OwnRedis, OwnServer
 
 CREATE_AGENT = """
 from django.contrib.auth.models import Group, User
-from rest_framework.authtoken.models import Token
+from crm import tokens
 agent = User.objects.create_user("bench", password="x")
 agent.groups.add(Group.objects.get(name="agent"))
-print(Token.objects.create(user=agent).key)
+print(tokens.issue(agent)[0])
 """
 
 _local = threading.local()

@@ -71,6 +71,7 @@ ERROR_DESCRIPTIONS = {
     404: "No such record (or it was erased).",
     409: "Conflicts with data already held; nothing was changed.",
     413: "The body is too large; nothing was changed.",
+    415: "The body is not in a media type this operation reads (e.g. a broken multipart body); nothing was changed.",
     429: "Too many requests from this client; retry later.",
     503: "A dependency the request needs is down; retry after `Retry-After` seconds.",
 }
@@ -169,6 +170,11 @@ RULES_BEYOND_THE_SCHEMA: dict[str, str] = {
     "`reason` a contact reason (GET /api/v1/reasons)",
     "PATCH /api/v1/interactions/{interaction_id}": "`reason` must be a contact reason (GET /api/v1/reasons); "
     "`ended_at` must not be before the contact started",
+    # issue 16: the platforms' own formats, which this service does not define.
+    "POST /api/v1/calls/amazon-connect": "the body must be an Amazon Connect contact event (EventBridge) or a "
+    "contact-flow Lambda invocation, as Amazon documents them",
+    "POST /api/v1/calls/genesys": "the body must be a Genesys Cloud conversation notification (EventBridge envelope "
+    "or topicName + eventBody), as Genesys documents it",
 }
 
 

@@ -25,7 +25,13 @@ class ImportInput(serializers.Serializer):
     file = serializers.FileField(help_text="CSV (with a header line) or JSON Lines, UTF-8.")
     kind = serializers.ChoiceField(choices=ImportKind.choices)
     format = serializers.ChoiceField(choices=imports.FORMATS, required=False, help_text="Default: from the file name.")
-    dry_run = serializers.BooleanField(required=False, default=False, help_text="Validate everything, write nothing.")
+    # A form field is text: "true" or "false", nothing else, so a typo never starts a real import.
+    dry_run = serializers.ChoiceField(
+        choices=["true", "false"],
+        required=False,
+        default="false",
+        help_text="true: validate everything, write nothing.",
+    )
 
 
 def import_out(job: ImportJob) -> dict[str, Any]:
@@ -51,7 +57,9 @@ class ImportCreateApi(APIView):
     permission_classes = [IsSupervisor]
     parser_classes = [MultiPartParser]
 
-    @extend_schema(request={"multipart/form-data": ImportInput}, responses={202: schema.ImportAccepted})
+    @extend_schema(
+        request={"multipart/form-data": ImportInput}, responses={202: schema.ImportAccepted, **schema.errors(415)}
+    )
     def post(self, request):
         data = ImportInput(data=request.data)
         data.is_valid(raise_exception=True)
@@ -68,7 +76,7 @@ class ImportCreateApi(APIView):
                 path=path,
                 file_name=upload.name,
                 file_format=file_format,
-                dry_run=data.validated_data["dry_run"],
+                dry_run=data.validated_data["dry_run"] == "true",
             )
             imports.import_enqueue(job)
         return Response({"id": str(job.pk)}, status=status.HTTP_202_ACCEPTED)

@@ -14,9 +14,9 @@ from django.db import close_old_connections
 from drf_spectacular.generators import SchemaGenerator
 from drf_spectacular.renderers import OpenApiJsonRenderer
 from hypothesis import HealthCheck, settings
-from rest_framework.authtoken.models import Token
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
+from crm import tokens
 from crm.api_schema import RULES_BEYOND_THE_SCHEMA
 from crm.wsgi import application
 from tests.factories import UserFactory
@@ -37,7 +37,7 @@ schema.app = application
 def root_token(db):
     """A user with every role, so the operations answer for real rather than 403."""
     root = UserFactory(username="schemathesis", is_superuser=True, is_staff=True)
-    return Token.objects.create(user=root).key
+    return tokens.issue(root)[0]
 
 
 @pytest.fixture

@@ -16,8 +16,8 @@ WRAP_UPS = 12
 def test_concurrent_wrap_ups_of_one_customer_all_save_and_keep_one_current_value():
     # given twelve contacts of one customer, each wrapped up by its own agent
     customer = CustomerFactory()
-    contacts = InteractionFactory.create_batch(WRAP_UPS, customer=customer)
     agents = [UserFactory(username=f"agent{i}", role="agent") for i in range(WRAP_UPS)]
+    contacts = [InteractionFactory(customer=customer, agent=agent) for agent in agents]
     work: queue.Queue = queue.Queue()
     for job in zip(agents, contacts, range(WRAP_UPS), strict=True):
         work.put(job)
