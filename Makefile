@@ -60,16 +60,16 @@ browser: ## Install Debian's Chromium for the browser tests when it is missing
 
 worker: $(VENV)/.installed ## Run a Celery worker (needs REDIS_URL; DATABASE_URL for PostgreSQL)
 	@test -n "$$REDIS_URL" || { echo "Set REDIS_URL: without it tasks run in-process and no worker is needed."; exit 1; }
-	$(VENV)/bin/celery -A crm worker -l info
+	$(VENV)/bin/celery -A crm -q worker -l info
 
 # --- issue 16: webhooks out are delivered from their own queue, so a slow receiver never holds up the workflows
 .PHONY: webhook-worker
-webhook-worker: $(VENV)/.installed ## Run the Celery worker that delivers webhooks (queue "webhooks"; needs REDIS_URL)
+webhook-worker: $(VENV)/.installed ## Run the Celery worker that delivers webhooks (queue CRM_WEBHOOK_QUEUE, default "webhooks"; needs REDIS_URL)
 	@test -n "$$REDIS_URL" || { echo "Set REDIS_URL: without it webhooks are sent in-process."; exit 1; }
-	$(VENV)/bin/celery -A crm worker -Q webhooks --pool threads --concurrency 16 -l info
+	$(VENV)/bin/celery -A crm -q worker -Q $${CRM_WEBHOOK_QUEUE:-webhooks} --pool threads --concurrency 16 -l info
 # --- end issue 16
 
-beat: $(VENV)/.installed ## Run Celery beat, the one process that schedules escalation and the outbox sweep
+beat: $(VENV)/.installed ## Run Celery beat, the one process that schedules the periodic tasks (escalation and the sweeps)
 	@test -n "$$REDIS_URL" || { echo "Set REDIS_URL: beat sends periodic tasks through the broker."; exit 1; }
 	mkdir -p var && $(VENV)/bin/celery -A crm beat -l info -s var/celerybeat-schedule
 
@@ -121,5 +121,6 @@ bench-faults: $(VENV)/.installed ## Full-size fault runs (Redis crash during 1,0
 
 
 # Issue 11 (part B): fail fast under dependency faults, on its own PostgreSQL, Redis and gunicorn.
+.PHONY: bench-fail-fast bench-import
 bench-fail-fast: $(VENV)/.installed ## Redis frozen 15 s and PostgreSQL stopped 20 s under 20 lookups/s (docs/fail_fast.md)
 	$(PY) -m bench.fail_fast $(BENCH_ARGS)

@@ -273,16 +273,21 @@ class StateCollector(Collector):
 
     @staticmethod
     def _queue() -> Iterator[GaugeMetricFamily]:
-        queue_name = getattr(settings, "CELERY_TASK_DEFAULT_QUEUE", "celery")
-        depth = 0  # no broker (REDIS_URL unset): tasks run in-process, nothing waits
+        """Depth of the default queue and of the webhooks queue (a dead webhook worker shows here)."""
+        queues = [
+            getattr(settings, "CELERY_TASK_DEFAULT_QUEUE", "celery"),
+            getattr(settings, "CRM_WEBHOOK_QUEUE", "webhooks"),
+        ]
+        depths = dict.fromkeys(queues, 0)  # no broker (REDIS_URL unset): tasks run in-process, nothing waits
         if settings.REDIS_URL:
             client = redis.Redis.from_url(settings.CELERY_BROKER_URL, socket_connect_timeout=1, socket_timeout=1)
             try:
-                depth = client.llen(queue_name)
+                depths = {name: client.llen(name) for name in queues}
             finally:
                 client.close()
         depth_family = GaugeMetricFamily("goldfish_queue_depth", "Messages waiting on the broker", labels=["queue"])
-        depth_family.add_metric([queue_name], float(depth))
+        for name, depth in depths.items():
+            depth_family.add_metric([name], float(depth))
         yield depth_family
 
     @staticmethod

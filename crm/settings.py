@@ -181,16 +181,22 @@ CELERY_TASK_EAGER_PROPAGATES = False
 CELERY_TASK_TIME_LIMIT = 120
 CELERY_TASK_SOFT_TIME_LIMIT = 90
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-# A broker that is down must not hang the request that enqueues: fail fast,
-# the outbox sweep sends the message later.
-CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": 1, "socket_timeout": 2, "max_retries": 1}
+# A broker that is down must not hang the request that enqueues: fail fast, the outbox sweep
+# sends the message later. visibility_timeout: see the issue 11 block below.
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "socket_connect_timeout": 1,
+    "socket_timeout": 2,
+    "max_retries": 1,
+    "visibility_timeout": 900,
+}
 CELERY_TASK_PUBLISH_RETRY = False
 # Periodic tasks, run by one `celery -A crm beat` process.
 CELERY_BEAT_SCHEDULE: dict = {
     # Overdue complaint follow-ups reach the next level within a minute of their deadline.
     "escalate-overdue-follow-ups": {"task": "crm.follow_ups_escalate", "schedule": 60.0},
-    # Feedback stored while the broker was down gets its workflow soon after the broker returns.
-    "feedback-outbox-sweep": {"task": "crm.feedback_outbox_sweep", "schedule": 30.0},
+    # Feedback stored while the broker was down gets its workflow soon after the broker returns
+    # (every CRM_SWEEP_SECONDS: the issue 11 block below sets its schedule).
+    "feedback-outbox-sweep": {"task": "crm.feedback_outbox_sweep"},
 }
 CELERY_TIMEZONE = "UTC"
 # --- issue 11: nothing lost, nothing doubled ------------------------------------------------------
@@ -208,7 +214,6 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # 120 s, ETA tasks, a 300 s sweep), or healthy tasks run twice. We do not rely on it to
 # recover fast: the outbox sweeps (below) re-send a lost workflow after
 # CRM_OUTBOX_RESEND_SECONDS and an e-mail after its lease.
-CELERY_BROKER_TRANSPORT_OPTIONS = {**CELERY_BROKER_TRANSPORT_OPTIONS, "visibility_timeout": 900}
 # Feedback whose workflow has not run this long after its message was sent was lost
 # (Redis restarted without persistence, a worker killed with it reserved): send it again.
 CRM_OUTBOX_RESEND_SECONDS = envint("CRM_OUTBOX_RESEND_SECONDS", 30)
@@ -415,7 +420,8 @@ DATABASE_ROUTERS = ["crm.db_router.ReplicaRouter"]
 
 # --- issue 10 (trust, part B): integrity and access ------------------------------------------
 # Customer data is never kept by a browser or proxy cache; the agent page gets a strict CSP.
-MIDDLEWARE += ["crm.middleware.PrivacyHeadersMiddleware"]
+# Before AxesMiddleware, which asks to be last (its lockout answers get the headers too).
+MIDDLEWARE.insert(MIDDLEWARE.index("axes.middleware.AxesMiddleware"), "crm.middleware.PrivacyHeadersMiddleware")
 # Feedback naming a customer only by an identifier, linked to them per day at most (crm.feedback).
 CRM_UNVERIFIED_FEEDBACK_PER_DAY = envint("CRM_UNVERIFIED_FEEDBACK_PER_DAY", 3)
 # Open /agent/events streams per user (then 429), and per web process (then 503), so streams
@@ -474,6 +480,8 @@ CRM_WEBHOOK_RETRY_HOURS = float(os.environ.get("CRM_WEBHOOK_RETRY_HOURS", "24"))
 CRM_WEBHOOK_ALLOW_PRIVATE = envbool("CRM_WEBHOOK_ALLOW_PRIVATE", False)
 # Deliveries go to their own queue, so a slow receiver never holds up the workflow workers:
 # run `celery -A crm worker -Q webhooks --pool threads --concurrency 16` (make webhook-worker).
-CELERY_TASK_ROUTES = {"crm.webhook_deliver": {"queue": "webhooks"}}
+# The webhooks queue's name (several deployments sharing one Redis each need their own).
+CRM_WEBHOOK_QUEUE = os.environ.get("CRM_WEBHOOK_QUEUE", "webhooks")
+CELERY_TASK_ROUTES = {"crm.webhook_deliver": {"queue": CRM_WEBHOOK_QUEUE}}
 CELERY_BEAT_SCHEDULE["webhook-sweep"] = {"task": "crm.webhook_sweep", "schedule": 60.0}
 # --- end issue 16

@@ -45,6 +45,9 @@ from crm.models import (
 from crm.queue import publish, task_get
 
 logger = logging.getLogger(__name__)
+# Retries further off than this are left to webhook_sweep (next_attempt_at is stored): a Celery
+# countdown must stay well inside the broker's visibility timeout (crm/settings.py, 900 s).
+COUNTDOWN_MAX_SECONDS = 600
 
 WEBHOOK_DELIVER_TASK = "crm.webhook_deliver"
 WEBHOOK_QUEUE = "webhooks"
@@ -287,7 +290,9 @@ def webhook_deliver(delivery_id: str, *, now: dt.datetime | None = None) -> str:
         logger.warning("webhook delivery %s failed for good after %d attempts (%s)", delivery.pk, attempts, error)
         return "failed"
     logger.info("webhook delivery %s attempt %d: %s; retrying", delivery.pk, attempts, status_code or error)
-    if not app.conf.task_always_eager:  # in-process tasks ignore countdowns: the sweep retries those
+    # In-process tasks ignore countdowns, and a countdown longer than the broker's visibility timeout
+    # would be handed to another worker while it waits: those retries are the sweep's (next_attempt_at).
+    if not app.conf.task_always_eager and delay < COUNTDOWN_MAX_SECONDS:
         webhook_dispatch(str(delivery.pk), countdown=delay)
     return "retrying"
 

@@ -3,6 +3,7 @@
 import pytest
 from django.conf import settings
 
+from crm import webhooks
 from crm.celery import app
 from crm.tasks import (
     emails_send_pending_task,
@@ -12,6 +13,8 @@ from crm.tasks import (
     import_run_task,
     imports_sweep_task,
     recurring_problem_check_task,
+    webhook_deliver_task,
+    webhook_sweep_task,
 )
 
 TASKS = [
@@ -22,6 +25,8 @@ TASKS = [
     import_run_task,
     imports_sweep_task,
     recurring_problem_check_task,
+    webhook_deliver_task,
+    webhook_sweep_task,
 ]
 
 
@@ -59,3 +64,9 @@ def test_the_broker_redelivers_a_lost_message_only_after_the_longest_legitimate_
     visibility = settings.CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"]
     assert visibility > max(t.time_limit for t in TASKS) + max(t.retry_backoff_max for t in TASKS)
     assert settings.CRM_OUTBOX_RESEND_SECONDS < 60 and settings.CELERY_WORKER_PREFETCH_MULTIPLIER == 1
+
+
+def test_a_webhook_retry_never_waits_on_the_broker_longer_than_its_visibility_timeout():
+    # Longer back-offs are the sweep's (the next attempt time is stored on the delivery).
+    visibility = settings.CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"]
+    assert webhooks.COUNTDOWN_MAX_SECONDS + webhook_deliver_task.time_limit < visibility
