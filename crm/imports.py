@@ -476,46 +476,9 @@ def customers_apply(records: list[CustomerRecord], *, actor, job: ImportJob, out
                         verify_ids.add(existing.pk)
                     changed = True
 
-        for key, value in record.facts.items():
-            current = entry.facts.get(key)
-            if current is not None and current.value == value:
-                continue
-            if current is not None and current.pk:
-                demote_facts.add(current.pk)
-            elif current is not None:
-                new_facts.remove(current)
-            fact = Fact(
-                customer_id=target,
-                key=key,
-                value=value,
-                is_current=True,
-                recorded_at=now,
-                recorded_by=actor,
-                import_ref=f"{source}{line}",
-            )
-            new_facts.append(fact)
-            entry.facts[key] = fact
-            changed = True
-        for key, value in record.prefs.items():
-            current_pref = entry.prefs.get(key)
-            if current_pref is not None and current_pref.value == value:
-                continue
-            if current_pref is not None and current_pref.pk:
-                demote_prefs.add(current_pref.pk)
-            elif current_pref is not None:
-                new_prefs.remove(current_pref)
-            pref = Preference(
-                customer_id=target,
-                key=key,
-                value=value,
-                is_current=True,
-                recorded_at=now,
-                recorded_by=actor,
-                import_ref=f"{source}{line}",
-            )
-            new_prefs.append(pref)
-            entry.prefs[key] = pref
-            changed = True
+        history = {"customer_id": target, "recorded_at": now, "recorded_by": actor, "import_ref": f"{source}{line}"}
+        changed |= _keyed_history_append(Fact, record.facts, entry.facts, demote_facts, new_facts, history)
+        changed |= _keyed_history_append(Preference, record.prefs, entry.prefs, demote_prefs, new_prefs, history)
 
         if is_new:
             out.created += 1
@@ -613,6 +576,25 @@ def _holders(wanted: set[tuple[str, str]]) -> dict[tuple[str, str], set[uuid.UUI
         if (kind, norm) in wanted:
             holders.setdefault((kind, norm), set()).add(cid)
     return holders
+
+
+def _keyed_history_append(model, values: dict[str, str], current: dict, demote: set, new: list, fields: dict) -> bool:
+    """Facts and preferences: each changed value becomes the current one, and the one it replaces is
+    demoted (or dropped, when this batch had only just added it). True when anything changed."""
+    changed = False
+    for key, value in values.items():
+        held = current.get(key)
+        if held is not None and held.value == value:
+            continue
+        if held is not None and held.pk:
+            demote.add(held.pk)
+        elif held is not None:
+            new.remove(held)
+        row = model(key=key, value=value, is_current=True, **fields)
+        new.append(row)
+        current[key] = row
+        changed = True
+    return changed
 
 
 def _known_load(targets: set[uuid.UUID]) -> dict[uuid.UUID, _Known]:
