@@ -8,10 +8,8 @@ second one the way the sweep does (publishing it again once the first runner's c
 from __future__ import annotations
 
 import datetime as dt
-import os
 import signal
 import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -23,7 +21,8 @@ from crm import imports
 from crm.models import ImportJob, Interaction
 from crm.queue import task_get
 from tests.factories import CustomerFactory
-from tests.integration.test_worker import ROOT, _worker_database_url, install_roles_and_reasons
+from tests.fixtures.workers import worker_start, worker_stop
+from tests.integration.test_worker import install_roles_and_reasons
 
 pytestmark = [pytest.mark.worker, pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -32,26 +31,8 @@ BATCH = 200
 
 
 def start_worker(queue: str, log: Path) -> subprocess.Popen:
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "crm.settings",
-        "DATABASE_URL": _worker_database_url(),
-        "CRM_HTTPS": "false",
-        "CRM_IMPORT_BATCH": str(BATCH),
-        "CRM_IMPORT_STALE_SECONDS": "2",
-    }
-    out = log.open("w")
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "crm", "worker", "-Q", queue, "--concurrency", "1", "--pool", "solo",
-         "-l", "info", "-n", f"import-{uuid.uuid4().hex[:8]}@%h", "--without-mingle", "--without-gossip"],
-        cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    deadline = time.monotonic() + 60
-    while "ready." not in log.read_text():
-        if worker.poll() is not None or time.monotonic() > deadline:
-            pytest.fail(f"The Celery worker did not start:\n{log.read_text()[-3000:]}")
-        time.sleep(0.2)
-    return worker
+    env = {"CRM_IMPORT_BATCH": str(BATCH), "CRM_IMPORT_STALE_SECONDS": "2"}
+    return worker_start(log, "-Q", queue, "--concurrency", "1", "--pool", "solo", name="import", env=env)
 
 
 def wait_for(condition, seconds: float, what: str):
@@ -94,9 +75,7 @@ def test_a_worker_killed_mid_file_leaves_the_rest_to_another_and_no_row_is_loade
         done = wait_for(lambda: ImportJob.objects.filter(pk=job.pk, status="done").first(), 120, "the import to finish")
     finally:
         for worker in workers:
-            if worker.poll() is None:
-                worker.terminate()
-                worker.wait(timeout=20)
+            worker_stop(worker)
 
     assert (done.created, done.unchanged, done.rejected, done.rows_done) == (ROWS, 0, 0, ROWS)
     assert done.last_line == ROWS + 1

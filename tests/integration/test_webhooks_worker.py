@@ -9,13 +9,9 @@ rows and the after-commit enqueue run as in production.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
-from urllib.parse import urlparse, urlunparse
 
 import pytest
 from django.conf import settings
@@ -26,16 +22,12 @@ from crm.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from crm.privacy import customer_erase
 from tests.factories import CustomerFactory, UserFactory
 from tests.fixtures.receiver import Receiver
+from tests.fixtures.workers import worker_start, worker_stop
 
 pytestmark = [pytest.mark.worker, pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKER_TIMEOUT = 6  # CRM_WEBHOOK_TIMEOUT in the worker: a hanging receiver costs this per attempt
-
-
-def _worker_database_url() -> str:
-    parsed = urlparse(os.environ["DATABASE_URL"])
-    return urlunparse(parsed._replace(path="/" + connection.settings_dict["NAME"]))
 
 
 @pytest.fixture(scope="module")
@@ -44,35 +36,17 @@ def webhook_worker(django_db_setup, django_db_blocker, tmp_path_factory, reinsta
         pytest.fail("The webhook worker tests need PostgreSQL (DATABASE_URL) and Redis (REDIS_URL).")
     log = tmp_path_factory.mktemp("webhook-worker") / "worker.log"
     env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "crm.settings",
-        "DATABASE_URL": _worker_database_url(),
-        "CRM_HTTPS": "false",
         "CRM_WEBHOOK_ALLOW_PRIVATE": "true",
         "CRM_WEBHOOK_BACKOFF_BASE": "0.3",
         "CRM_WEBHOOK_TIMEOUT": str(WORKER_TIMEOUT),
     }
-    with log.open("w") as out:
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "crm", "worker", "-Q", "webhooks", "--purge", "--pool", "threads",
-             "--concurrency", "4", "-l", "info", "-n", f"webhooks-{uuid.uuid4().hex[:8]}@%h",
-             "--without-mingle", "--without-gossip"],
-            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+    worker = worker_start(
+        log, "-Q", "webhooks", "--purge", "--pool", "threads", "--concurrency", "4", name="webhooks", env=env
+    )
     try:
-        deadline = time.monotonic() + 60
-        while "ready." not in log.read_text():
-            if worker.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"The webhook worker did not start:\n{log.read_text()[-3000:]}")
-            time.sleep(0.2)
         yield log
     finally:
-        worker.terminate()
-        try:
-            worker.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-            worker.wait()
+        worker_stop(worker)
 
 
 @pytest.fixture

@@ -9,15 +9,10 @@ after-commit enqueueing happens exactly as in production.
 from __future__ import annotations
 
 import datetime as dt
-import os
 import smtplib
-import subprocess
-import sys
 import time
-import uuid
 from collections.abc import Callable
 from pathlib import Path
-from urllib.parse import urlparse, urlunparse
 
 import pytest
 from django.conf import settings
@@ -43,10 +38,10 @@ from crm.models import (
 from crm.tasks import emails_send_pending_task, feedback_process_task, follow_ups_escalate_task
 from tests.conftest import client_for
 from tests.factories import CustomerFactory, IdentityFactory, InteractionFactory, UserFactory
+from tests.fixtures.workers import worker_start, worker_stop
 
 pytestmark = [pytest.mark.worker, pytest.mark.postgres]
 
-ROOT = Path(__file__).resolve().parents[2]
 WAIT_SECONDS = 30
 FAIL_NEXT = "fail-next-send"
 
@@ -66,12 +61,6 @@ class FlakyFileBackend(FileEmailBackend):
         raise smtplib.SMTPServerDisconnected("mail server unavailable (test)")
 
 
-def _worker_database_url() -> str:
-    """DATABASE_URL pointing at the database the tests use (pytest-django's test_<name>)."""
-    parsed = urlparse(os.environ["DATABASE_URL"])
-    return urlunparse(parsed._replace(path="/" + connection.settings_dict["NAME"]))
-
-
 @pytest.fixture(scope="session")
 def mail_dir(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("worker-mail")
@@ -84,34 +73,15 @@ def celery_worker_process(django_db_setup, django_db_blocker, mail_dir, tmp_path
         pytest.fail("The worker tests need PostgreSQL (DATABASE_URL) and Redis (REDIS_URL): the worker shares them.")
     log = tmp_path_factory.mktemp("worker") / "worker.log"
     env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "crm.settings",
-        "DATABASE_URL": _worker_database_url(),
-        "CRM_HTTPS": "false",
         "EMAIL_BACKEND": "tests.integration.test_worker.FlakyFileBackend",
         "EMAIL_FILE_PATH": str(mail_dir),
         "CRM_RECOVERY_DEADLINE_HOURS": "24",
     }
-    with log.open("w") as out:
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "crm", "worker", "--purge", "--concurrency", "1", "-l", "info",
-             "-n", f"test-{uuid.uuid4().hex[:8]}@%h", "--without-mingle", "--without-gossip"],
-            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+    worker = worker_start(log, "--purge", "--concurrency", "1", env=env)
     try:
-        deadline = time.monotonic() + 60
-        while "ready." not in log.read_text():
-            if worker.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"The Celery worker did not start:\n{log.read_text()[-3000:]}")
-            time.sleep(0.2)
         yield log
     finally:
-        worker.terminate()
-        try:
-            worker.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-            worker.wait()
+        worker_stop(worker)
 
 
 def install_roles_and_reasons() -> None:
