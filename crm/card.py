@@ -45,6 +45,7 @@ from crm.models import (
     Sentiment,
     Tier,
     contact_counts,
+    time_ordered_uuid,
 )
 
 # Lookups and call events share one idempotency namespace for call_id (CONTACT_SOURCE,
@@ -346,7 +347,7 @@ def contact_open_and_card(
     if connection.vendor != "postgresql":
         return contact_open_and_card_orm(**locals())
     params = {
-        "id": uuid.uuid4(),
+        "id": time_ordered_uuid(),
         "cid": customer_id,
         "channel": channel,
         "call_id": call_id,

@@ -7,6 +7,8 @@ Re-recorded for issue 12 (on PostgreSQL, then checked on SQLite): new optional f
 (identities' verified_at/verified_via, verified_on_call, repeat, last_feedback.text)
 and contacts that count (a lookup nobody wrapped up is no longer a recent contact).
 Re-recorded again for issue 13: `last_feedback` gained `nps` (and `text` is cut to 280 characters).
+Re-recorded for issue 14: orjson writes compact JSON (no space after `:` and `,`); every
+scenario's parsed response was checked equal to the previous recording on both paths first.
 """
 
 import datetime as dt
@@ -67,3 +69,4 @@ def test_lookup_responses_are_byte_for_byte_those_recorded_before_the_move(agent
         GOLDEN.write_text(json.dumps(got, indent=1, sort_keys=True) + "\n")
         pytest.fail("recorded lookup_golden.json; run again without GOLDEN_RECORD")
     assert got == json.loads(GOLDEN.read_text())
+
