@@ -89,10 +89,10 @@ MIDDLEWARE = [
     "crm.middleware.BodySizeLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
-    # Issue 14: these four do nothing for an API call that carries its token (crm.middleware.BrowserOnly).
+    # Issue 14: the Browser* ones do nothing for an API call that carries its token (crm.middleware.BrowserOnly).
     "crm.middleware.BrowserSessionMiddleware",
     "django.middleware.common.CommonMiddleware",
-    "crm.middleware.BrowserCsrfViewMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
     "crm.middleware.BrowserAuthenticationMiddleware",
     "crm.middleware.BrowserMessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",

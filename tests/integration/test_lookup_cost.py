@@ -157,3 +157,27 @@ def test_opening_the_contact_and_reading_the_card_is_served_by_indexes(crowd, ji
         used = {n.get("Index Name") for n in nodes}
         for index in ("interaction_recent_idx", "feedback_recent_idx", "case_open_by_customer_idx"):
             assert index in used, f"{index} not used (generic={generic}): {sorted(i for i in used if i)}"
+
+
+@pytest.mark.postgres
+def test_a_reports_period_is_served_by_the_brin_on_started_at(crowd):
+    """Issue 14: the B-tree on started_at became a BRIN (no write per lookup); the reports still use an index."""
+    from crm import reports
+
+    Interaction.objects.update(reason=reason("billing"))  # every contact coded, as the reports read them
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE crm_interaction")
+    now = timezone.now()
+    period = reports.Period(start=now - dt.timedelta(days=28), end=now)
+    sql, params = reports._contacts(period).query.sql_with_params()
+
+    nodes = explain(sql, params)
+
+    assert_indexed(nodes)
+    assert "interaction_started_brin" in {n.get("Index Name") for n in nodes}
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT amname FROM pg_class c JOIN pg_am a ON a.oid = c.relam WHERE relname = %s",
+            ["interaction_started_brin"],
+        )
+        assert cursor.fetchone() == ("brin",)
