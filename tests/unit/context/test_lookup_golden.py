@@ -69,4 +69,3 @@ def test_lookup_responses_are_byte_for_byte_those_recorded_before_the_move(agent
         GOLDEN.write_text(json.dumps(got, indent=1, sort_keys=True) + "\n")
         pytest.fail("recorded lookup_golden.json; run again without GOLDEN_RECORD")
     assert got == json.loads(GOLDEN.read_text())
-
