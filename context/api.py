@@ -13,7 +13,6 @@ import time
 import uuid
 from typing import Any
 
-import orjson
 from django.http import HttpResponse
 from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers
@@ -26,7 +25,7 @@ from rest_framework.views import APIView
 from context.auth import TokenRolesAuthentication
 from context.services import context_lookup
 from crm import api_schema as schema
-from crm import metrics
+from crm import fastjson, metrics
 from crm.api import StrictSerializer
 from crm.models import VERIFIABLE, Channel
 
@@ -171,4 +170,4 @@ class LookupApi(APIView):
         started = time.perf_counter()
         card = context_lookup(actor=request.user, **arguments)
         metrics.lookup_observe(card["match"], time.perf_counter() - started)
-        return HttpResponse(orjson.dumps(card), content_type="application/json")
+        return HttpResponse(fastjson.dumps(card), content_type="application/json")

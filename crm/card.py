@@ -20,12 +20,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, TypedDict, overload
 
+import orjson
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import connection, transaction
 from django.db.models import Count, Q
 from django.utils import timezone
+from psycopg.types.json import JsonLoader
 
+from crm import fastjson
 from crm.exceptions import Conflict, NotFound
 from crm.identifiers import erased_key
 from crm.models import (
@@ -328,6 +331,13 @@ SELECT
 _GENERIC_PLAN_SQL = "SET LOCAL plan_cache_mode = force_generic_plan"
 
 
+class CardJsonLoader(JsonLoader):
+    """The card arrives as one json value, built in SQL from typed columns (text, counts, times:
+    no integer beyond 64 bits), so orjson decodes it exactly, several times faster than json."""
+
+    _loads = orjson.loads
+
+
 def contact_open_and_card(
     *,
     customer_id: uuid.UUID | None,
@@ -354,10 +364,10 @@ def contact_open_and_card(
         "erased_call_id": erased_key(call_id) if call_id else None,
         "agent_id": agent_id,
         "actor_id": actor_id,
-        "identifiers": json.dumps(dict(identifiers)),
-        "verified": json.dumps(list(verified)),
-        "ivr": json.dumps(dict(ivr)),
-        "detail": json.dumps(dict(audit_detail)),
+        "identifiers": fastjson.dumps(dict(identifiers)).decode(),
+        "verified": fastjson.dumps(list(verified)).decode(),
+        "ivr": fastjson.dumps(dict(ivr)).decode(),
+        "detail": fastjson.dumps(dict(audit_detail)).decode(),
         "now": now,
         "window": window_start,
         "intent": intent,
@@ -367,6 +377,7 @@ def contact_open_and_card(
     # transaction, so the generic-plan setting ends with it (see _GENERIC_PLAN_SQL).
     # ON CONFLICT ... DO UPDATE returns the row whether it was inserted or repeated.
     with connection.cursor() as cursor, cursor.cursor.connection.pipeline():
+        cursor.cursor.adapters.register_loader("json", CardJsonLoader)
         cursor.execute(_GENERIC_PLAN_SQL)
         cursor.execute(_CONTACT_SQL, params)
         interaction_id, verified_now, _commit_mode, card = cursor.fetchone()

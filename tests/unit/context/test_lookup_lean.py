@@ -83,3 +83,15 @@ def test_contacts_get_time_ordered_keys(agent_api, jim):
     assert {i.version for i in ids} == {7}
     assert ids == sorted(ids)
     assert Interaction.objects.create(channel="chat", started_at=jim.created_at).pk.version == 7
+
+
+def test_an_ivr_number_beyond_64_bits_is_kept_exactly(agent_api, jim):
+    """orjson would round such an integer (and refuses to write one): those bodies take the json module's path."""
+    body = b'{"phone": "+12125550100", "ivr": {"reference": 123456789012345678901234567890}}'
+
+    response = agent_api.post(URL, body, content_type="application/json")
+
+    assert response.status_code == 200
+    assert b'"reference":123456789012345678901234567890' in response.content.replace(b" ", b"")
+    stored = Interaction.objects.get(pk=response.json()["interaction_id"])
+    assert stored.ivr["reference"] == 123456789012345678901234567890
