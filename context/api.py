@@ -13,13 +13,15 @@ import time
 import uuid
 from typing import Any
 
-from django.http import HttpResponse
+import orjson
+from django.http import HttpRequest, HttpResponse
 from drf_spectacular.utils import extend_schema, extend_schema_field
-from rest_framework import serializers
+from rest_framework import exceptions, serializers
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.exceptions import ValidationError
 from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.renderers import JSONRenderer
+from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from context.auth import TokenRolesAuthentication
@@ -27,7 +29,11 @@ from context.services import context_lookup
 from crm import api_schema as schema
 from crm import fastjson, metrics
 from crm.api import StrictSerializer
+from crm.exceptions import api_exception_handler
+from crm.middleware import carries_credentials
 from crm.models import VERIFIABLE, Channel
+from crm.parsers import MAX_JSON_BODY
+from crm.permissions import is_agent
 
 IDENTIFIER_FIELDS = ("phone", "email", "account", "customer_id")
 MAX_LENGTH = {"phone": 64, "email": 254, "account": 64, "call_id": 128}
@@ -164,10 +170,68 @@ class LookupApi(APIView):
     renderer_classes = [JSONRenderer]
     content_negotiation_class = JsonOnly
 
+    def dispatch(self, request, *args, **kwargs):
+        """A well-formed token call takes the lean lane (`lookup_lean`); everything else goes through DRF."""
+        if request.method == "POST" and carries_credentials(request):
+            response = lookup_lean(self, request)
+            if response is not None:
+                return response
+        return super().dispatch(request, *args, **kwargs)
+
     @extend_schema(request=LookupInput, responses={200: schema.CardOut, **schema.errors(404)})
     def post(self, request):
-        arguments = lookup_input(request.data)
-        started = time.perf_counter()
-        card = context_lookup(actor=request.user, **arguments)
-        metrics.lookup_observe(card["match"], time.perf_counter() - started)
-        return HttpResponse(fastjson.dumps(card), content_type="application/json")
+        return lookup_respond(request.user, lookup_input(request.data))
+
+
+def lookup_respond(actor, arguments: dict[str, Any]) -> HttpResponse:
+    """The screen pop for an authenticated, permitted caller and valid input: look up, answer JSON."""
+    started = time.perf_counter()
+    card = context_lookup(actor=actor, **arguments)
+    metrics.lookup_observe(card["match"], time.perf_counter() - started)
+    return HttpResponse(fastjson.dumps(card), content_type="application/json")
+
+
+_token_authentication = TokenRolesAuthentication()
+
+
+def lookup_lean(view: APIView, request: HttpRequest) -> HttpResponse | None:
+    """The screen pop of a CTI connector or agent desktop, without DRF's request machinery.
+
+    DRF's Request wrapper, negotiation and parser plumbing cost about 12 % of a lookup's
+    CPU. This lane does the same checks in the same order (token, role, JSON, input),
+    and steps aside (None) at the first thing it does not like, so DRF handles the
+    request from the start and answers exactly as it always has (401, 403, 415, 400).
+    Nothing is written before that point. An error from the lookup itself (404, 409,
+    a database outage) is answered by the API's one exception handler.
+    """
+    if request.content_type != "application/json" or request.content_params.get("charset", "utf-8") not in UTF8:
+        return None
+    try:
+        credentials = _token_authentication.authenticate(request)
+    except exceptions.AuthenticationFailed:
+        return None
+    if credentials is None or not is_agent(credentials[0]):
+        return None
+    body = request.body
+    if len(body) > MAX_JSON_BODY or not fastjson.exact_in_orjson(body):
+        return None
+    try:
+        arguments = lookup_input(orjson.loads(body))
+    except (orjson.JSONDecodeError, ValidationError):
+        return None
+    request.user = credentials[0]  # as DRF sets it: the access log names the caller
+    try:
+        return lookup_respond(request.user, arguments)
+    except Exception as exc:
+        response = api_exception_handler(exc, {"view": view, "request": request})
+        if response is None:
+            raise
+        if isinstance(response, Response):
+            response.accepted_renderer = JSONRenderer()
+            response.accepted_media_type = JSONRenderer.media_type
+            response.renderer_context = {"view": view, "request": request, "response": response}
+            response.render()
+        return response
+
+
+UTF8 = frozenset({"utf-8", "utf8", "UTF-8", "UTF8"})
