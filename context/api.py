@@ -204,7 +204,7 @@ def lookup_lean(view: APIView, request: HttpRequest) -> HttpResponse | None:
     Nothing is written before that point. An error from the lookup itself (404, 409,
     a database outage) is answered by the API's one exception handler.
     """
-    if request.content_type != "application/json" or request.content_params.get("charset", "utf-8") not in UTF8:
+    if request.content_type != "application/json" or (request.content_params or {}).get("charset", "utf-8") not in UTF8:
         return None
     try:
         credentials = _token_authentication.authenticate(request)
@@ -229,7 +229,7 @@ def lookup_lean(view: APIView, request: HttpRequest) -> HttpResponse | None:
         if isinstance(response, Response):
             response.accepted_renderer = JSONRenderer()
             response.accepted_media_type = JSONRenderer.media_type
-            response.renderer_context = {"view": view, "request": request, "response": response}
+            response.renderer_context = {"view": view, "request": request, "response": response}  # type: ignore[attr-defined]
             response.render()
         return response
 

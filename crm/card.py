@@ -335,7 +335,7 @@ class CardJsonLoader(JsonLoader):
     """The card arrives as one json value, built in SQL from typed columns (text, counts, times:
     no integer beyond 64 bits), so orjson decodes it exactly, several times faster than json."""
 
-    _loads = orjson.loads
+    _loads = staticmethod(orjson.loads)
 
 
 def contact_open_and_card(

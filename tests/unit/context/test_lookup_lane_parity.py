@@ -59,10 +59,7 @@ def people(db, jim):
 
 
 def call(client, body, content_type, run: str):
-    if isinstance(body, bytes):
-        data = body
-    else:
-        data = json.dumps(body).replace("{run}", run).encode()
+    data = body if isinstance(body, bytes) else json.dumps(body).replace("{run}", run).encode()
     return client.post(URL, data, content_type=content_type)
 
 
