@@ -84,6 +84,7 @@ class FactRow(TypedDict):
     value: str
     channel: str
     interaction_id: str | None
+    import_ref: str  # issue 15: "file:line" when a bulk import recorded it, else ""
     recorded_at: str
 
 
@@ -206,7 +207,8 @@ _USER_TABLE = get_user_model()._meta.db_table
 # a fraction of a second (3 x wal_writer_delay) after a lookup, that lookup's new
 # interaction and audit row may be lost; nothing is ever half-written. Inside a caller's
 # transaction the caller's commit mode is left alone.
-_NOT_THIS = "IS DISTINCT FROM (SELECT id FROM contact LIMIT 1)"
+# contact holds at most one row (one INSERT of one row), so no LIMIT: the statement stays under the cache limit.
+_NOT_THIS = "IS DISTINCT FROM (SELECT id FROM contact)"
 # crm.models.contact_counts() in SQL: a pop or lookup nobody wrapped up is not a contact.
 _COUNTS = f"(source<>'{CONTACT_SOURCE}' OR reason_id IS NOT NULL OR outcome<>'' OR summary<>'')"
 _CARD = _obj(
@@ -239,6 +241,7 @@ _CARD = _obj(
             value="f.value",
             channel="f.channel",
             interaction_id="f.interaction_id",
+            import_ref="f.import_ref",
             recorded_at=_iso_sql("f.recorded_at"),
         )
     } ORDER BY f.key),'[]')
@@ -316,8 +319,8 @@ WITH ins AS (
     RETURNING 1
 )
 SELECT
-    (SELECT id FROM contact LIMIT 1),
-    (SELECT verified FROM contact LIMIT 1),
+    (SELECT id FROM contact),
+    (SELECT verified FROM contact),
     set_config('synchronous_commit',
                CASE WHEN %(async_commit)s THEN 'off' ELSE current_setting('synchronous_commit') END,true),
     {_CARD}
@@ -524,6 +527,7 @@ def card_rows_orm(
                 value=f.value,
                 channel=f.channel,
                 interaction_id=str(f.interaction_id) if f.interaction_id else None,
+                import_ref=f.import_ref,
                 recorded_at=iso(f.recorded_at),
             )
             for f in Fact.objects.filter(customer=customer, is_current=True).order_by("key")
@@ -618,7 +622,11 @@ def card_from_rows(customer_id: uuid.UUID, rows: CardRows, *, intent: str | None
                 {
                     "key": f["key"],
                     "value": f["value"],
-                    "source": {"channel": f["channel"] or None, "interaction_id": f["interaction_id"]},
+                    "source": {
+                        "channel": f["channel"] or None,
+                        "interaction_id": f["interaction_id"],
+                        "imported_from": f["import_ref"] or None,
+                    },
                     "recorded_at": f["recorded_at"],
                 }
                 for f in rows.facts
