@@ -36,7 +36,6 @@ from crm.parsers import MAX_JSON_BODY
 from crm.permissions import is_agent
 
 IDENTIFIER_FIELDS = ("phone", "email", "account", "customer_id")
-MAX_LENGTH = {"phone": 64, "email": 254, "account": 64, "call_id": 128}
 # What an IVR or bot passes on is a handful of short answers; the cap keeps one
 # lookup from storing an arbitrary document on the interaction.
 MAX_IVR_BYTES = 4096
@@ -67,7 +66,15 @@ class LookupInput(StrictSerializer):
         ref_name = "LookupRequest"
 
 
-LOOKUP_FIELDS = frozenset(LookupInput().fields)
+# The hand validator below is a few microseconds where the serializer took a tenth of a
+# millisecond; its field names, lengths and choices come from the serializer, the one
+# definition the OpenAPI schema is generated from.
+_LOOKUP_SERIALIZER_FIELDS = LookupInput().fields
+LOOKUP_FIELDS = frozenset(_LOOKUP_SERIALIZER_FIELDS)
+MAX_LENGTH: dict[str, int] = {
+    name: _LOOKUP_SERIALIZER_FIELDS[name].max_length  # type: ignore[attr-defined]  # CharFields
+    for name in ("phone", "email", "account", "call_id")
+}
 
 
 def lookup_input(data: Any) -> dict[str, Any]:
