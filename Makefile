@@ -124,3 +124,8 @@ bench-faults: $(VENV)/.installed ## Full-size fault runs (Redis crash during 1,0
 .PHONY: bench-fail-fast bench-import
 bench-fail-fast: $(VENV)/.installed ## Redis frozen 15 s and PostgreSQL stopped 20 s under 20 lookups/s (docs/fail_fast.md)
 	$(PY) -m bench.fail_fast $(BENCH_ARGS)
+
+# --- issue 14: instructions per lookup (callgrind; steady whatever else the machine runs) ---
+.PHONY: bench-instructions
+bench-instructions: $(VENV)/.installed ## Instructions per in-process lookup for the working tree and REFS (git refs), on the smoke data set
+	DATABASE_URL=$(BENCH_SMOKE_DATABASE_URL) $(PY) -m bench.lookup_instructions $(REFS)
