@@ -50,8 +50,11 @@ def child(lookups: int) -> None:
     run = uuid.uuid4().hex[:8]
     payloads = [json.dumps({**b, "call_id": f"instr-{run}-{n}"}).encode() for n, b in enumerate(bodies)]
 
+    def start_response(status, headers, exc_info=None):
+        statuses.append(status)
+
     def call(payload: bytes) -> None:
-        b"".join(app(lookup_run.wsgi_environ(payload, token), lambda status, headers, exc=None: statuses.append(status)))
+        b"".join(app(lookup_run.wsgi_environ(payload, token), start_response))
 
     for payload in payloads[:WARM]:
         call(payload)
