@@ -371,7 +371,8 @@ class Interaction(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="interactions"
     )
     queue = models.CharField(max_length=64, blank=True, default="", db_default="")
-    reason = models.ForeignKey(ContactReason, null=True, blank=True, on_delete=models.PROTECT)
+    # Indexed without NULLs (interaction_coded_idx): a new contact has no reason yet.
+    reason = models.ForeignKey(ContactReason, null=True, blank=True, on_delete=models.PROTECT, db_index=False)
     reason_text = models.CharField(max_length=200, blank=True, default="", db_default="")
     summary = models.TextField(blank=True, default="", db_default="")
     outcome = models.CharField(max_length=16, choices=Outcome.choices, blank=True, default="", db_default="")
@@ -407,10 +408,19 @@ class Interaction(models.Model):
         indexes = [
             # The card and the timeline: a customer's contacts, newest first.
             models.Index(fields=["customer", "-started_at"], name="interaction_recent_idx"),
+            # Issue 14: the reason and case indexes leave out NULL, which every new contact has
+            # (reason and case come at the wrap-up), so a screen pop's insert does not write them;
+            # every read of them names a reason or a case, which implies NOT NULL to the planner.
             # Repeat-contact flag and recurring problems: same customer and reason in a window.
-            models.Index(fields=["customer", "reason", "started_at"], name="interaction_reason_idx"),
+            models.Index(
+                fields=["customer", "reason", "started_at"],
+                condition=Q(reason__isnull=False),
+                name="interaction_reason_idx",
+            ),
+            # Contacts by reason (reports; a reason's PROTECT check on delete).
+            models.Index(fields=["reason"], condition=Q(reason__isnull=False), name="interaction_coded_idx"),
             # Case history on the card: contacts about one case.
-            models.Index(fields=["case", "started_at"], name="interaction_case_idx"),
+            models.Index(fields=["case", "started_at"], condition=Q(case__isnull=False), name="interaction_case_idx"),
             # Reports: contacts over a period (issue 14: a BRIN; the B-tree cost every lookup a write).
             BrinOnPostgres(fields=["started_at"], name="interaction_started_brin"),
         ]
