@@ -340,15 +340,37 @@ def _same(kind: str, value: str, norm: str) -> bool:
         return False
 
 
-@dataclass
+@dataclass(slots=True)
 class _Known:
-    """What a batch needs to know about one existing (or just created) customer."""
+    """What a batch needs to know about one existing (or just created) customer, as plain values.
 
-    customer: Customer
+    Tuples and dicts, not model instances: building instances of every row already on file
+    cost 0.3 s per 10,000 customers imported again (profiled).
+    """
+
+    fields: dict[str, Any]  # external_ref and CUSTOMER_FIELDS
     created: bool
-    identities: dict[tuple[str, str], Identity | None]
-    facts: dict[str, Fact]
-    prefs: dict[str, Preference]
+    identities: dict[tuple[str, str], _HeldIdentity]  # (kind, normalized)
+    facts: dict[str, tuple[int | None, str]]  # key -> (pk, or None when this batch adds it; value)
+    prefs: dict[str, tuple[int | None, str]]
+
+
+@dataclass(slots=True)
+class _HeldIdentity:
+    pk: int | None  # None: added by this batch
+    verified: bool
+
+
+# The columns the import fills; the rows are tuples in this order (the rest take their defaults).
+CUSTOMER_COPY_COLUMNS = (
+    "id", "external_ref", *CUSTOMER_FIELDS, "timezone", "created_at", "updated_at",
+)  # fmt: skip
+IDENTITY_COPY_COLUMNS = ("customer_id", "kind", "value", "normalized", "verified_at", "source", "created_at")
+VERIFIED_AT = IDENTITY_COPY_COLUMNS.index("verified_at")
+FACT_COPY_COLUMNS = (
+    "customer_id", "key", "value", "is_current", "recorded_at", "recorded_by_id", "import_ref", "channel",
+)  # fmt: skip
+PREFERENCE_COPY_COLUMNS = FACT_COPY_COLUMNS[:-1]
 
 
 def customers_apply(records: list[CustomerRecord], *, actor, job: ImportJob, out: Outcomes) -> None:
@@ -357,12 +379,12 @@ def customers_apply(records: list[CustomerRecord], *, actor, job: ImportJob, out
     refs = {r.external_ref for r in records if r.external_ref}
     accounts = {norm for r in records for kind, _, norm in r.identities if kind == IdentityKind.ACCOUNT}
     by_ref: dict[str, uuid.UUID] = {}
-    for pk, ref, merged_into in Customer.objects.filter(external_ref__in=refs, erased_at__isnull=True).values_list(
+    for pk, ref, merged_into in Customer.objects.filter(external_ref__any=refs, erased_at__isnull=True).values_list(
         "pk", "external_ref", "merged_into_id"
     ):
         by_ref[str(ref)] = merged_into or pk
     account_owner = dict(
-        Identity.objects.filter(kind=IdentityKind.ACCOUNT, normalized__in=accounts).values_list(
+        Identity.objects.filter(kind=IdentityKind.ACCOUNT, normalized__any=accounts).values_list(
             "normalized", "customer_id"
         )
     )
@@ -373,16 +395,15 @@ def customers_apply(records: list[CustomerRecord], *, actor, job: ImportJob, out
 
     targets = {*by_ref.values(), *account_owner.values()}
     known = _known_load(targets)
-    ref_of = {pk: c.customer.external_ref for pk, c in known.items()}
+    ref_of = {pk: c.fields["external_ref"] for pk, c in known.items()}
 
-    new_customers: list[Customer] = []
-    changed_customers: dict[uuid.UUID, Customer] = {}
-    new_identities: list[Identity] = []
+    changed_customers: set[uuid.UUID] = set()
+    new_identities: dict[tuple[uuid.UUID, str, str], list[Any]] = {}
     verify_ids: set[int] = set()
     demote_facts: set[int] = set()
-    new_facts: list[Fact] = []
+    new_facts: dict[tuple[uuid.UUID, str], tuple] = {}
     demote_prefs: set[int] = set()
-    new_prefs: list[Preference] = []
+    new_prefs: dict[tuple[uuid.UUID, str], tuple] = {}
     audits: list[tuple] = []
     actor_id = actor.pk if actor is not None else None
     source = f"{job.file_name}:"
@@ -417,68 +438,61 @@ def customers_apply(records: list[CustomerRecord], *, actor, job: ImportJob, out
         changed = False
         is_new = target is None
         if target is None:
-            customer = Customer(
-                id=uuid.uuid4(),
-                external_ref=record.external_ref,
-                language=record.fields.get("language", "en"),
-                tier=record.fields.get("tier", Tier.STANDARD),
-                display_name=record.fields.get("display_name", ""),
-                preferred_name=record.fields.get("preferred_name", ""),
-            )
-            new_customers.append(customer)
-            entry = _Known(customer, True, {}, {}, {})
-            known[customer.pk] = entry
-            target = customer.pk
+            target = uuid.uuid4()
+            fields = {
+                "external_ref": record.external_ref,
+                "display_name": "",
+                "preferred_name": "",
+                "language": "en",
+                "tier": Tier.STANDARD.value,
+                **record.fields,
+            }
+            entry = known[target] = _Known(fields, True, {}, {}, {})
             changed = True
         else:
             entry = known[target]
-            customer = entry.customer
+            fields = entry.fields
             for name, value in record.fields.items():
-                if getattr(customer, name) != value:
-                    setattr(customer, name, value)
+                if fields[name] != value:
+                    fields[name] = value
                     changed = True
-            if record.external_ref and customer.external_ref is None:
-                customer.external_ref = record.external_ref
+            if record.external_ref and fields["external_ref"] is None:
+                fields["external_ref"] = record.external_ref
                 changed = True
             if changed and not entry.created:
-                changed_customers[customer.pk] = customer
+                changed_customers.add(target)
         if record.external_ref:
             by_ref[record.external_ref] = target
-        ref_of[target] = customer.external_ref
+        ref_of[target] = fields["external_ref"]
         for account in row_accounts:
             account_owner[account] = target
 
         for kind, value, norm in record.identities:
             held = (kind, norm)
             verified = held in record.verified
-            if held not in entry.identities:
-                identity = Identity(
-                    customer_id=target,
-                    kind=kind,
-                    value=value,
-                    normalized=norm,
-                    source="import",
-                    verified_at=now if verified else None,
-                )
-                new_identities.append(identity)
-                entry.identities[held] = identity
+            identity = entry.identities.get(held)
+            if identity is None:
+                new_identities[(target, kind, norm)] = [
+                    target, kind, value, norm, now if verified else None, "import", now,
+                ]  # fmt: skip
+                entry.identities[held] = _HeldIdentity(None, verified)
                 changed = True
                 others = holders.get(held, set()) - {target}
                 if others:
                     out.warnings.append(
                         Problem(line, kind, "Possible duplicate of " + ", ".join(sorted(str(o) for o in others)) + ".")
                     )
-            elif verified:
-                existing = entry.identities[held]
-                if existing is not None and existing.verified_at is None:
-                    existing.verified_at = now
-                    if existing.pk:
-                        verify_ids.add(existing.pk)
-                    changed = True
+            elif verified and not identity.verified:
+                identity.verified = True
+                if identity.pk is not None:
+                    verify_ids.add(identity.pk)
+                else:
+                    new_identities[(target, kind, norm)][VERIFIED_AT] = now
+                changed = True
 
-        history = {"customer_id": target, "recorded_at": now, "recorded_by": actor, "import_ref": f"{source}{line}"}
-        changed |= _keyed_history_append(Fact, record.facts, entry.facts, demote_facts, new_facts, history)
-        changed |= _keyed_history_append(Preference, record.prefs, entry.prefs, demote_prefs, new_prefs, history)
+        history = (now, actor_id, f"{source}{line}")
+        changed |= _keyed_history_append(target, record.facts, entry.facts, demote_facts, new_facts, (*history, ""))
+        changed |= _keyed_history_append(target, record.prefs, entry.prefs, demote_prefs, new_prefs, history)
 
         if is_new:
             out.created += 1
@@ -490,18 +504,29 @@ def customers_apply(records: list[CustomerRecord], *, actor, job: ImportJob, out
             action = (AuditAction.CREATE if is_new else AuditAction.UPDATE).value
             audits.append((now, actor_id, action, target, json.dumps({"import": str(job.pk), "line": line})))
 
-    bulk_insert(Customer, new_customers)
+    rows_insert(
+        Customer,
+        CUSTOMER_COPY_COLUMNS,
+        [
+            (pk, *(c.fields[name] for name in CUSTOMER_COPY_COLUMNS[1:-3]), "", now, now)
+            for pk, c in known.items()
+            if c.created
+        ],
+    )
     if changed_customers:
-        Customer.objects.bulk_update(list(changed_customers.values()), [*CUSTOMER_FIELDS, "external_ref", "updated_at"])
-    bulk_insert(Identity, new_identities)
+        Customer.objects.bulk_update(
+            [Customer(pk=pk, updated_at=now, **known[pk].fields) for pk in changed_customers],
+            [*CUSTOMER_FIELDS, "external_ref", "updated_at"],
+        )
+    rows_insert(Identity, IDENTITY_COPY_COLUMNS, [tuple(row) for row in new_identities.values()])
     if verify_ids:
-        Identity.objects.filter(pk__in=verify_ids).update(verified_at=now)
+        Identity.objects.filter(pk__any=verify_ids).update(verified_at=now)
     if demote_facts:
-        Fact.objects.filter(pk__in=demote_facts).update(is_current=False)
-    bulk_insert(Fact, new_facts)
+        Fact.objects.filter(pk__any=demote_facts).update(is_current=False)
+    rows_insert(Fact, FACT_COPY_COLUMNS, list(new_facts.values()))
     if demote_prefs:
-        Preference.objects.filter(pk__in=demote_prefs).update(is_current=False)
-    bulk_insert(Preference, new_prefs)
+        Preference.objects.filter(pk__any=demote_prefs).update(is_current=False)
+    rows_insert(Preference, PREFERENCE_COPY_COLUMNS, list(new_prefs.values()))
     rows_insert(AccessAudit, AUDIT_COPY_COLUMNS, audits)
 
 
@@ -560,7 +585,7 @@ def bulk_insert(model: type[models.Model], objs: Iterable[models.Model]) -> None
 def _holders(wanted: set[tuple[str, str]]) -> dict[tuple[str, str], set[uuid.UUID]]:
     """The live customers holding each (kind, normalized) identifier: one query on identity_lookup_idx.
 
-    `kind IN (...) AND normalized IN (...)`, not an OR of pairs (which PostgreSQL plans
+    `kind = ANY(...) AND normalized = ANY(...)`, not an OR of pairs (which PostgreSQL plans
     as thousands of index probes re-evaluated per row: 10 s for a batch of 2,000), and without
     a join to the customer table, whose statistics a big import leaves stale (a nested loop
     over every customer: 57 s for one batch before the first ANALYZE).
@@ -569,45 +594,64 @@ def _holders(wanted: set[tuple[str, str]]) -> dict[tuple[str, str], set[uuid.UUI
     if not wanted:
         return holders
     # Identities belong to live customers only (merges move them, erasure deletes them): no join needed.
-    rows = Identity.objects.filter(kind__in={k for k, _ in wanted}, normalized__in={n for _, n in wanted}).values_list(
-        "kind", "normalized", "customer_id"
-    )
+    rows = Identity.objects.filter(
+        kind__any={k for k, _ in wanted}, normalized__any={n for _, n in wanted}
+    ).values_list("kind", "normalized", "customer_id")
     for kind, norm, cid in rows:
         if (kind, norm) in wanted:
             holders.setdefault((kind, norm), set()).add(cid)
     return holders
 
 
-def _keyed_history_append(model, values: dict[str, str], current: dict, demote: set, new: list, fields: dict) -> bool:
+def _keyed_history_append(
+    customer_id: uuid.UUID,
+    values: dict[str, str],
+    current: dict[str, tuple[int | None, str]],
+    demote: set[int],
+    new: dict[tuple[uuid.UUID, str], tuple],
+    history: tuple,
+) -> bool:
     """Facts and preferences: each changed value becomes the current one, and the one it replaces is
-    demoted (or dropped, when this batch had only just added it). True when anything changed."""
+    demoted (or dropped, when this batch had only just added it). True when anything changed.
+
+    New rows are tuples in FACT_COPY_COLUMNS / PREFERENCE_COPY_COLUMNS order; `history` is the
+    tail after customer, key, value and is_current.
+    """
     changed = False
     for key, value in values.items():
         held = current.get(key)
-        if held is not None and held.value == value:
+        if held is not None and held[1] == value:
             continue
-        if held is not None and held.pk:
-            demote.add(held.pk)
-        elif held is not None:
-            new.remove(held)
-        row = model(key=key, value=value, is_current=True, **fields)
-        new.append(row)
-        current[key] = row
+        if held is not None and held[0] is not None:
+            demote.add(held[0])
+        new[(customer_id, key)] = (customer_id, key, value, True, *history)  # replaces this batch's own
+        current[key] = (None, value)
         changed = True
     return changed
 
 
 def _known_load(targets: set[uuid.UUID]) -> dict[uuid.UUID, _Known]:
-    """Existing customers with their identifiers and current facts and preferences: four queries."""
+    """Existing customers with their identifiers and current facts and preferences: four queries, as tuples."""
     if not targets:
         return {}
-    known = {c.pk: _Known(c, False, {}, {}, {}) for c in Customer.objects.filter(pk__in=targets)}
-    for identity in Identity.objects.filter(customer_id__in=targets):
-        known[identity.customer_id].identities[(identity.kind, identity.normalized)] = identity
-    for fact in Fact.objects.filter(customer_id__in=targets, is_current=True):
-        known[fact.customer_id].facts[fact.key] = fact
-    for pref in Preference.objects.filter(customer_id__in=targets, is_current=True):
-        known[pref.customer_id].prefs[pref.key] = pref
+    known = {
+        pk: _Known({"external_ref": ref, **dict(zip(CUSTOMER_FIELDS, values, strict=True))}, False, {}, {}, {})
+        for pk, ref, *values in Customer.objects.filter(pk__any=targets).values_list(
+            "pk", "external_ref", *CUSTOMER_FIELDS
+        )
+    }
+    for cid, kind, norm, pk, verified_at in Identity.objects.filter(customer_id__any=targets).values_list(
+        "customer_id", "kind", "normalized", "pk", "verified_at"
+    ):
+        known[cid].identities[(kind, norm)] = _HeldIdentity(pk, verified_at is not None)
+    for cid, key, pk, value in Fact.objects.filter(customer_id__any=targets, is_current=True).values_list(
+        "customer_id", "key", "pk", "value"
+    ):
+        known[cid].facts[key] = (pk, value)
+    for cid, key, pk, value in Preference.objects.filter(customer_id__any=targets, is_current=True).values_list(
+        "customer_id", "key", "pk", "value"
+    ):
+        known[cid].prefs[key] = (pk, value)
     return known
 
 
@@ -733,13 +777,13 @@ def interactions_apply(
     """Add the batch's contacts to their customers' history; an external_id already present is unchanged."""
     ids = {r.external_id for r in records}
     present = set(
-        Interaction.objects.filter(source=EXTERNAL_SOURCE, external_id__in=ids).values_list("external_id", flat=True)
+        Interaction.objects.filter(source=EXTERNAL_SOURCE, external_id__any=ids).values_list("external_id", flat=True)
     )
     staff = lookups.staff({r.agent for r in records if r.agent})
     refs = {r.customer_ref for r in records if r.customer_ref}
     by_ref = {
         ref: merged_into or pk
-        for pk, ref, merged_into in Customer.objects.filter(external_ref__in=refs, erased_at__isnull=True).values_list(
+        for pk, ref, merged_into in Customer.objects.filter(external_ref__any=refs, erased_at__isnull=True).values_list(
             "pk", "external_ref", "merged_into_id"
         )
     }
