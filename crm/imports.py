@@ -247,11 +247,11 @@ def _multi(row: Row, name: str) -> list[str]:
 
 
 def _keyed(row: Row, prefix: str) -> dict[str, str]:
-    return {
-        name[len(prefix) :].strip(): _text(row, name)
-        for name in row.values
-        if name.startswith(prefix) and _text(row, name) != ""
-    }
+    found = {}
+    for name in row.values:
+        if name.startswith(prefix) and (text := _text(row, name)) != "":
+            found[name[len(prefix) :].strip()] = text
+    return found
 
 
 def _when(value: str) -> dt.datetime | None:
@@ -293,7 +293,7 @@ def customer_record(row: Row) -> CustomerRecord | list[Problem]:
 
     try:
         ref = _text(row, "external_ref")[:129] or None
-        fields = {name: _text(row, name) for name in CUSTOMER_FIELDS if _text(row, name)}
+        fields = {name: text for name in CUSTOMER_FIELDS if (text := _text(row, name))}
     except TypeError as exc:
         return [Problem(row.line, str(exc), "Must be a single value.")]
     if ref and len(ref) > 128:
