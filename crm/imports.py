@@ -390,13 +390,9 @@ def customers_apply(records: list[CustomerRecord], *, actor, job: ImportJob, out
             "normalized", "customer_id"
         )
     )
-    shared = {
-        (kind, norm) for r in records for kind, _, norm in r.identities if kind != IdentityKind.ACCOUNT
-    }  # phones and e-mails: possible duplicates only
-    holders = _holders(shared)
-
     targets = {*by_ref.values(), *account_owner.values()}
     known = _known_load(targets)
+    holders = _holders(_maybe_new_identifiers(records, by_ref, known))
     ref_of = {pk: c.fields["external_ref"] for pk, c in known.items()}
 
     changed_customers: set[uuid.UUID] = set()
@@ -582,6 +578,27 @@ def bulk_insert(model: type[models.Model], objs: Iterable[models.Model]) -> None
     ):
         for obj in objs:
             copy.write_row([f.get_db_prep_save(f.pre_save(obj, True), connection) for f in fields])
+
+
+def _maybe_new_identifiers(
+    records: list[CustomerRecord], by_ref: dict[str, uuid.UUID], known: dict[uuid.UUID, _Known]
+) -> set[tuple[str, str]]:
+    """The phones and e-mails that may be new to their customer: only those can be possible duplicates.
+
+    A row whose external_ref names a customer on file applies to that customer or is refused,
+    so an identifier that customer already holds is never new: a file imported again asks
+    nothing (the holders query was a tenth of its time).
+    """
+    wanted: set[tuple[str, str]] = set()
+    for record in records:
+        target = by_ref.get(record.external_ref) if record.external_ref else None
+        held = known[target].identities if target in known else {}
+        wanted.update(
+            (kind, norm)
+            for kind, _, norm in record.identities
+            if kind != IdentityKind.ACCOUNT and (kind, norm) not in held
+        )
+    return wanted
 
 
 def _holders(wanted: set[tuple[str, str]]) -> dict[tuple[str, str], set[uuid.UUID]]:

@@ -141,6 +141,23 @@ def test_a_shared_phone_never_merges_two_people_but_is_reported_as_a_possible_du
     assert job.warnings == [{"line": 2, "field": "phone", "message": f"Possible duplicate of {mother.pk}."}]
 
 
+def test_a_customer_on_file_given_a_phone_someone_else_holds_is_warned_about_once(tmp_path):
+    """Identifiers a customer already holds are not looked up again (a file imported again asks
+    nothing); one that is new to them still is, even when they are named by external_ref."""
+    mother = CustomerFactory(display_name="Rosa Walsh")
+    IdentityFactory(customer=mother, kind="phone", value="+12125550177", normalized="+12125550177")
+    run(write(tmp_path, "a.csv", "external_ref,display_name,phone\nH-2,Nils Walsh,+12125550188\n"))
+    path = write(tmp_path, "b.csv", "external_ref,phone\nH-2,+12125550188;+12125550177\n")
+
+    job = run(path)
+    again = run(path)
+
+    assert counts(job) == (0, 1, 0, 0)
+    assert job.warnings == [{"line": 2, "field": "phone", "message": f"Possible duplicate of {mother.pk}."}]
+    assert counts(again) == (0, 0, 1, 0)
+    assert again.warnings == []
+
+
 def test_every_bad_row_is_reported_by_line_and_field_and_the_good_rows_load(tmp_path):
     other = CustomerFactory(display_name="Someone Else", external_ref="Z-1")
     IdentityFactory(customer=other, kind="account", value="AC-9999", normalized="AC9999")
