@@ -117,6 +117,18 @@ def test_a_row_naming_an_existing_customer_updates_it_and_keeps_the_history(tmp_
     assert Preference.objects.filter(customer=ada, key="contact_channel").count() == 1  # unchanged: not appended
 
 
+def test_a_changed_customer_field_is_saved_with_its_update_time(tmp_path):
+    run(write(tmp_path, "a.csv", CUSTOMERS_CSV))
+    Customer.objects.filter(external_ref="C-2").update(updated_at=timezone.now() - dt.timedelta(days=1))
+
+    job = run(write(tmp_path, "b.csv", "external_ref,tier,preferred_name\nC-2,vip,Charlie\n"))
+
+    assert counts(job) == (0, 1, 0, 0)
+    charles = Customer.objects.get(external_ref="C-2")
+    assert (charles.tier, charles.preferred_name, charles.display_name) == ("vip", "Charlie", "Charles Babbage")
+    assert charles.updated_at > timezone.now() - dt.timedelta(minutes=1)
+
+
 def test_a_row_without_external_ref_is_matched_by_its_account(tmp_path):
     held = CustomerFactory(display_name="Grace Hopper")
     IdentityFactory(customer=held, kind="account", value="AC-77", normalized="AC77")
