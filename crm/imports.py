@@ -21,7 +21,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -557,27 +557,6 @@ def rows_insert(model: type[models.Model], columns: tuple[str, ...], rows: list[
     ):
         for row in rows:
             copy.write_row(row)
-
-
-def bulk_insert(model: type[models.Model], objs: Iterable[models.Model]) -> None:
-    """Insert new rows: COPY on PostgreSQL (a fifth of bulk_create's cost per row, measured), else bulk_create.
-
-    Ids the database assigns (auto fields) are left to it; the rows are not read back.
-    """
-    objs = list(objs)
-    if not objs:
-        return
-    if connection.vendor != "postgresql":
-        model._default_manager.bulk_create(objs)
-        return
-    fields = [f for f in model._meta.concrete_fields if not f.primary_key or not isinstance(f, models.AutoField)]
-    columns = ", ".join(connection.ops.quote_name(str(f.column)) for f in fields)
-    with (
-        connection.cursor() as cursor,
-        cursor.copy(f"COPY {connection.ops.quote_name(model._meta.db_table)} ({columns}) FROM STDIN") as copy,
-    ):
-        for obj in objs:
-            copy.write_row([f.get_db_prep_save(f.pre_save(obj, True), connection) for f in fields])
 
 
 def _maybe_new_identifiers(
