@@ -908,7 +908,7 @@ STAGE_INSERT = """
             id, customer_id, channel, started_at, ended_at, agent_id, reason_id, summary, outcome,
             identifiers, verified, ivr, source, external_id, created_at
         )
-        SELECT gen_random_uuid(), customer_id, channel, started_at, ended_at, agent_id, reason_id, summary,
+        SELECT crm_uuid7(), customer_id, channel, started_at, ended_at, agent_id, reason_id, summary,
                outcome, identifiers, '[]', '{}', %(source)s, external_id, %(now)s
         FROM (
             SELECT DISTINCT ON (external_id) * FROM crm_import_interaction_stage

@@ -1,11 +1,34 @@
 """Issue 14: interactions get time-ordered keys (UUIDv7) and a BRIN on started_at instead of a B-tree;
-the reason and case indexes leave out the NULLs that every new contact has."""
+the reason and case indexes leave out the NULLs that every new contact has.
+
+crm_uuid7(): a UUIDv7 made in PostgreSQL (15 has no uuidv7()), for rows a statement inserts itself
+(the bulk import's staging path); the time in milliseconds, then 74 random bits, version and variant set.
+PostgreSQL only: elsewhere Python makes the keys (crm.models.time_ordered_uuid).
+"""
 
 import django.db.models.deletion
 from django.conf import settings
 from django.db import migrations, models
 
 import crm.models
+
+CREATE_UUID7 = """
+CREATE OR REPLACE FUNCTION crm_uuid7() RETURNS uuid
+LANGUAGE sql VOLATILE PARALLEL SAFE
+AS $$ SELECT encode(set_bit(set_bit(overlay(uuid_send(gen_random_uuid())
+    PLACING substring(int8send((extract(epoch FROM clock_timestamp()) * 1000)::bigint) FROM 3) FROM 1 FOR 6),
+    52, 1), 53, 1), 'hex')::uuid $$
+"""
+
+
+def uuid7_create(apps, schema_editor):
+    if schema_editor.connection.vendor == "postgresql":
+        schema_editor.execute(CREATE_UUID7)
+
+
+def uuid7_drop(apps, schema_editor):
+    if schema_editor.connection.vendor == "postgresql":
+        schema_editor.execute("DROP FUNCTION IF EXISTS crm_uuid7()")
 
 
 class Migration(migrations.Migration):
@@ -15,6 +38,7 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
+        migrations.RunPython(uuid7_create, uuid7_drop),
         migrations.RemoveIndex(
             model_name="interaction",
             name="interaction_reason_idx",
