@@ -15,6 +15,7 @@ row is dead-lettered (failed) for a person to retry from the admin.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import os
@@ -25,7 +26,7 @@ from collections.abc import Iterable
 from email.utils import parseaddr
 
 from django.conf import settings
-from django.core.mail import EmailMessage
+from django.core.mail import EmailMessage, get_connection
 from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
@@ -131,7 +132,9 @@ def email_send(email_id, *, now: dt.datetime | None = None) -> str:
     if claimed is None:
         return "skipped"
     sender, emails = claimed
-    return _deliver(emails[0], sender, now) if emails else "skipped"
+    if not emails:
+        return "skipped"
+    return _deliver_all(emails, sender, now)[0]
 
 
 def _claim(now: dt.datetime, **lookup) -> tuple[str, list[OutboundEmail]] | None:
@@ -155,8 +158,43 @@ def _claim(now: dt.datetime, **lookup) -> tuple[str, list[OutboundEmail]] | None
     return sender, emails
 
 
-def _deliver(email: OutboundEmail, sender: str, now: dt.datetime) -> str:
-    """Send one claimed e-mail, then mark it sent (and its notification e-mailed, its thank-you done)."""
+def _deliver_all(emails: list[OutboundEmail], sender: str, now: dt.datetime) -> list[str]:
+    """Send claimed e-mails over one mail server connection (one SMTP hand-shake, not one each).
+
+    They were claimed together: past half the lease (a slow mail server, a long batch) the
+    claim on the rest is renewed first, and any no longer ours is skipped, so none is ever
+    sent outside its claim.
+    """
+    connection = get_connection()
+    renew_at = time.monotonic() + lease().total_seconds() / 2
+    results = []
+    try:
+        for i, email in enumerate(emails):
+            if time.monotonic() > renew_at:
+                renew_at = time.monotonic() + lease().total_seconds() / 2
+                if not _claim_renewed(email, emails[i:], sender):
+                    results.append("skipped")
+                    continue
+            results.append(_deliver(email, sender, now, connection))
+    finally:
+        with contextlib.suppress(Exception):
+            connection.close()
+    return results
+
+
+def _claim_renewed(email: OutboundEmail, rest: list[OutboundEmail], sender: str) -> bool:
+    """Renew our claim on `rest` for another lease; whether `email` (the first of them) is still ours."""
+    OutboundEmail.objects.filter(pk__in=[e.pk for e in rest], claimed_by=sender, status=EmailStatus.PENDING).update(
+        claimed_until=timezone.now() + lease()
+    )
+    return OutboundEmail.objects.filter(pk=email.pk, claimed_by=sender, status=EmailStatus.PENDING).exists()
+
+
+def _deliver(email: OutboundEmail, sender: str, now: dt.datetime, connection) -> str:
+    """Send one claimed e-mail over `connection`, then mark it sent (its notification e-mailed, its thank-you done).
+
+    A failed send closes the connection, so the next e-mail of the batch opens a fresh one.
+    """
     if email.follow_up is not None and not _still_owed(email):
         # A thank-you whose follow-up a person closed, or whose address is no longer on file (erased, removed).
         OutboundEmail.objects.filter(pk=email.pk, claimed_by=sender).update(
@@ -164,11 +202,19 @@ def _deliver(email: OutboundEmail, sender: str, now: dt.datetime) -> str:
         )
         return "cancelled"
     message = EmailMessage(
-        email.subject, email.body, settings.DEFAULT_FROM_EMAIL, [email.to], headers={"Message-ID": message_id(email)}
+        email.subject,
+        email.body,
+        settings.DEFAULT_FROM_EMAIL,
+        [email.to],
+        headers={"Message-ID": message_id(email)},
+        connection=connection,
     )
     try:
+        connection.open()  # opened by the first e-mail that needs it; a no-op while open
         message.send()
     except Exception as exc:  # noqa: BLE001 - any failure: record it, back off, never hold up the other e-mails
+        with contextlib.suppress(Exception):
+            connection.close()
         return _send_failed(email, sender, exc, now)
     sent_at = timezone.now()
     with transaction.atomic():
@@ -219,7 +265,7 @@ def emails_send_where(**lookup) -> int:
     if claimed is None:
         return 0
     sender, emails = claimed
-    return sum(_deliver(email, sender, now) == "sent" for email in emails)
+    return _deliver_all(emails, sender, now).count("sent")
 
 
 def emails_send_pending(
