@@ -8,6 +8,7 @@ yet: the first lookup asks Celery's loader to run its autodiscovery, once.
 from __future__ import annotations
 
 import logging
+import threading
 
 from django.conf import settings
 from django.db import transaction
@@ -18,10 +19,18 @@ from crm.celery import app
 logger = logging.getLogger(__name__)
 
 
+# One thread of a process runs the autodiscovery; the others wait for it. Unguarded, a thread that
+# came second saw crm.tasks half imported and its task "never registered": under gthread workers
+# the first concurrent submissions after a start failed to publish and tripped the broker breaker.
+_discovery_lock = threading.Lock()
+
+
 def task_get(task_name: str):
     """The registered task; KeyError for a name no task module defines."""
     if task_name not in app.tasks:
-        app.loader.import_default_modules()  # autodiscovery: imports crm.tasks, which registers its tasks
+        with _discovery_lock:
+            if task_name not in app.tasks:
+                app.loader.import_default_modules()  # autodiscovery: imports crm.tasks, which registers its tasks
     return app.tasks[task_name]
 
 
