@@ -73,7 +73,7 @@ beat: $(VENV)/.installed ## Run Celery beat, the one process that schedules the 
 	@test -n "$$REDIS_URL" || { echo "Set REDIS_URL: beat sends periodic tasks through the broker."; exit 1; }
 	mkdir -p var && $(VENV)/bin/celery -A crm beat -l info -s var/celerybeat-schedule
 
-bench-feedback: $(VENV)/.installed ## 1,000 feedback submissions through the API, one worker (PostgreSQL + Redis)
+bench-feedback: $(VENV)/.installed ## Issue 14 targets: intake rate, 20/s latency, a 1,000 burst drained by 2 worker processes
 	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} REDIS_URL=$${REDIS_URL:-$(TEST_REDIS_URL)} \
 		$(PY) bench/feedback.py --n 1000 --port $(PORT)
 
