@@ -492,7 +492,7 @@ def say(*parts) -> None:
 def run_all(args, dsn_for, cluster: BenchPostgres | None, before: BeforeTree | None) -> dict:
     """Every measurement, grouped by PostgreSQL profile (one restart per profile)."""
     profiles = args.pg_settings if cluster else [None]
-    columns = plan_columns(profiles, args.server, (f"before {before.sha}", before.path) if before else None)
+    columns = plan_columns(profiles, args.server, (f"before {before.name}", before.path) if before else None)
     out = {"columns": columns, "floor": {}, "inproc": {}, "http": {}, "settings": {}, "load": loadavg()}
     for profile in profiles:
         if cluster:

@@ -100,7 +100,10 @@ class BenchPostgres:
         options = [f"-p {self.port}", f"-k {self.socket_dir}", "-c listen_addresses=127.0.0.1"]
         options += [f"-c {name}={value}" for name, value in TUNED.items()] if profile == "tuned" else []
         command = [pg_bin("pg_ctl"), "-D", str(self.data), "-o", " ".join(options), "-l", str(self.log)]
-        subprocess.run(as_postgres([*command, "-w", "-t", "300", "start"]), check=True, timeout=330)
+        done = subprocess.run(as_postgres([*command, "-w", "-t", "300", "start"]), capture_output=True, timeout=330)
+        if done.returncode != 0:
+            tail = self.log.read_text(errors="replace")[-2000:] if self.log.exists() else ""
+            raise SystemExit(f"PostgreSQL did not start ({profile} settings): {done.stderr.decode()}\n{tail}")
         self.profile, self.started = profile, True
 
     def stop(self) -> None:
