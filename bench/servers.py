@@ -39,7 +39,7 @@ def server_command(server: str, port: int, workers: int, threads: int) -> list[s
         return [
             str(bindir / "granian"), "--interface", "wsgi", "crm.wsgi:application",
             "--workers", str(workers), "--blocking-threads", str(threads),
-            "--host", "127.0.0.1", "--port", str(port), "--backlog", "2048", "--log-level", "warning",
+            "--host", "127.0.0.1", "--port", str(port), "--backlog", "2048", "--no-ws", "--log-level", "warning",
         ]  # fmt: skip
     raise ValueError(f"unknown server {server!r} (one of {', '.join(SERVERS)})")
 
