@@ -86,7 +86,7 @@ BENCH_BEFORE ?= c741209
 BENCH_FULL_ARGS = --own-postgres --pgdata $(BENCH_PGDATA) --pg-settings tuned default \
 	--server granian gunicorn-gthread gunicorn-sync --before $(BENCH_BEFORE)
 
-bench: $(VENV)/.installed ## Lookup at 1M customers on the bench's own PostgreSQL: tuned/default settings, 3 servers, before/after (~20 min; the first run loads ~7 min)
+bench: $(VENV)/.installed ## Lookup at 1M customers on the bench's own PostgreSQL: tuned/default settings, 3 servers, before/after (~12 min; the first run loads the data, ~7 min more)
 	$(PY) -m bench.lookup_run --customers 1000000 $(BENCH_FULL_ARGS) $(BENCH_ARGS)
 
 bench-smoke: $(VENV)/.installed ## make bench at 2,000 customers, a few seconds per phase: proves it works, measures nothing
