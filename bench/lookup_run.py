@@ -432,7 +432,7 @@ class BeforeTree:
             return f"before = {self.name}: same migrations as this tree, same schema"
         return (
             f"before = {self.name}: its migrations differ ({', '.join(changed)}); its code ran against "
-            "this tree's schema (the same database), which it accepted"
+            "this tree's schema (the same database): compatible unless its column says failed"
         )
 
 
