@@ -612,7 +612,7 @@ def measure_rows(out: dict, args) -> list[tuple[str, object, str]]:
         return rows
     for rate in args.rate:
         rows.append((f"HTTP open loop at {rate}/s for {args.open_seconds:g} s ({args.workers} processes)",
-                     lambda c, r=rate: open_cell(http(c)["open"][r]), OPEN_LOOP_TARGETS.get(r, "")))  # fmt: skip
+                     lambda c, r=rate: open_cell(http(c)["open"][r]), OPEN_LOOP_TARGETS.get(rate, "")))  # fmt: skip
         rows.append((f"CPU per lookup at {rate}/s (server processes / PostgreSQL)",
                      lambda c, r=rate: cpu_pair(http(c)["open"][r], "cpu_server", "cpu_db"), ""))  # fmt: skip
     tool = next(iter(out["http"].values()))["closed"]["tool"]
