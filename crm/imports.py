@@ -50,6 +50,7 @@ from crm.models import (
     Outcome,
     Preference,
     Tier,
+    time_ordered_uuid,
 )
 from crm.permissions import AGENT, SUPERVISOR
 from crm.queue import enqueue_on_commit, publish
@@ -779,6 +780,20 @@ def interactions_apply(
         _interactions_matched(records, actor=actor, job=job, out=out, lookups=lookups)
 
 
+def _interaction_columns(record: InteractionRecord, staff: dict[str, int | None], lookups: _Lookups) -> tuple:
+    """channel .. identifiers of an interaction row, in crm_interaction's order (both paths write them)."""
+    return (
+        record.channel,
+        record.started_at,
+        record.ended_at,
+        staff.get(record.agent) if record.agent else None,
+        lookups.reasons.get(record.reason) if record.reason else None,
+        record.summary,
+        record.outcome,
+        json.dumps(record.identifiers),
+    )
+
+
 def _interactions_matched(
     records: list[InteractionRecord], *, actor, job: ImportJob, out: Outcomes, lookups: _Lookups
 ) -> None:
@@ -828,16 +843,9 @@ def _interactions_matched(
                 continue
         new.append(
             (
-                uuid.uuid4(),
+                time_ordered_uuid(),
                 customer_id,
-                record.channel,
-                record.started_at,
-                record.ended_at,
-                staff.get(record.agent) if record.agent else None,
-                lookups.reasons.get(record.reason) if record.reason else None,
-                record.summary,
-                record.outcome,
-                json.dumps(record.identifiers),
+                *_interaction_columns(record, staff, lookups),
                 "[]",
                 "{}",
                 EXTERNAL_SOURCE,
@@ -960,14 +968,7 @@ def _interactions_staged(
                 customer_id,
                 problem.field if problem else None,
                 problem.message if problem else None,
-                record.channel,
-                record.started_at,
-                record.ended_at,
-                staff.get(record.agent) if record.agent else None,
-                lookups.reasons.get(record.reason) if record.reason else None,
-                record.summary,
-                record.outcome,
-                json.dumps(record.identifiers),
+                *_interaction_columns(record, staff, lookups),
             )
         )
     params = {
