@@ -73,21 +73,30 @@ beat: $(VENV)/.installed ## Run Celery beat, the one process that schedules the 
 	@test -n "$$REDIS_URL" || { echo "Set REDIS_URL: beat sends periodic tasks through the broker."; exit 1; }
 	mkdir -p var && $(VENV)/bin/celery -A crm beat -l info -s var/celerybeat-schedule
 
-bench-feedback: $(VENV)/.installed ## 1,000 feedback submissions through the API, one worker (PostgreSQL + Redis)
+bench-feedback: $(VENV)/.installed ## Issue 14 targets: intake rate, 20/s latency, a 1,000 burst drained by 2 worker processes
 	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} REDIS_URL=$${REDIS_URL:-$(TEST_REDIS_URL)} \
 		$(PY) bench/feedback.py --n 1000 --port $(PORT)
 
 BENCH_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/goldfish_bench
 BENCH_SMOKE_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/goldfish_bench_smoke
+# make bench: the bench's own PostgreSQL cluster (data kept in BENCH_PGDATA, loaded once),
+# tuned vs default settings, the three servers, and the code at BENCH_BEFORE (issue 14's start).
+BENCH_PGDATA ?= $(CURDIR)/var/bench-pg/data
+BENCH_BEFORE ?= c741209
+BENCH_FULL_ARGS = --own-postgres --pgdata $(BENCH_PGDATA) --pg-settings tuned default \
+	--server granian gunicorn-gthread gunicorn-sync --before $(BENCH_BEFORE)
 
-bench: bench-lookup ## Run the benchmarks (docs/benchmarks.md)
+bench: $(VENV)/.installed ## Lookup at 1M customers on the bench's own PostgreSQL: tuned/default settings, 3 servers, before/after (~12 min; the first run loads the data, ~7 min more)
+	$(PY) -m bench.lookup_run --customers 1000000 $(BENCH_FULL_ARGS) $(BENCH_ARGS)
 
-bench-smoke: bench-lookup-smoke ## Run the benchmarks at a tiny scale: proves they work, measures nothing
+bench-smoke: $(VENV)/.installed ## make bench at 2,000 customers, a few seconds per phase: proves it works, measures nothing
+	$(PY) -m bench.lookup_run --customers 2000 --lookups 300 --rate 50 20 --open-seconds 2 --closed-seconds 2 \
+		$(BENCH_FULL_ARGS) $(BENCH_ARGS)
 
-bench-lookup: $(VENV)/.installed ## Screen-pop lookup at 1M customers / 10M interactions (loads the data when missing, ~10 min)
+bench-lookup: $(VENV)/.installed ## Screen-pop lookup at 1M customers / 10M interactions on BENCH_DATABASE_URL (loads the data when missing, ~10 min)
 	DATABASE_URL=$(BENCH_DATABASE_URL) $(PY) -m bench.lookup_run --customers 1000000 $(BENCH_ARGS)
 
-bench-lookup-smoke: $(VENV)/.installed ## The lookup benchmark at 2,000 customers, a few seconds per phase
+bench-lookup-smoke: $(VENV)/.installed ## The lookup benchmark at 2,000 customers on BENCH_SMOKE_DATABASE_URL, a few seconds per phase
 	DATABASE_URL=$(BENCH_SMOKE_DATABASE_URL) $(PY) -m bench.lookup_run --customers 2000 --lookups 300 \
 		--rate 50 20 --open-seconds 2 --closed-seconds 2 $(BENCH_ARGS)
 
@@ -124,3 +133,8 @@ bench-faults: $(VENV)/.installed ## Full-size fault runs (Redis crash during 1,0
 .PHONY: bench-fail-fast bench-import
 bench-fail-fast: $(VENV)/.installed ## Redis frozen 15 s and PostgreSQL stopped 20 s under 20 lookups/s (docs/fail_fast.md)
 	$(PY) -m bench.fail_fast $(BENCH_ARGS)
+
+# --- issue 14: instructions per lookup (callgrind; steady whatever else the machine runs) ---
+.PHONY: bench-instructions
+bench-instructions: $(VENV)/.installed ## Instructions per in-process lookup for the working tree and REFS (git refs), on the smoke data set
+	DATABASE_URL=$(BENCH_SMOKE_DATABASE_URL) $(PY) -m bench.lookup_instructions $(REFS)

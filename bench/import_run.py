@@ -1,4 +1,4 @@
-"""Bulk import benchmark: generate files, import them with the real commands, print rows/s and memory.
+"""Bulk import benchmark: generate files, import them with the real commands, print rows/s, CPU and memory.
 
     DATABASE_URL=postgres://.../goldfish_bench_import python -m bench.import_run --customers 1000000
 
@@ -6,19 +6,22 @@ Customers come in the lookup benchmark's mix: every one has a phone (about 8 % s
 household), half an e-mail, 30 % a fact and half a preference, so about 2.3 identities,
 facts and preferences per customer; a third carry an account number. Interactions name their
 customer by external_ref. Each file is imported twice: the second run finds every row
-unchanged (the idempotency path). Each import runs as `manage.py import_*` in a child process,
-so its peak RSS is the command's own.
+unchanged (the idempotency path). Each import runs the real command in a child process
+(bench/import_child.py), so its peak RSS is the command's own; CPU per row is the command's
+process and its PostgreSQL backend's, the figure to compare on a shared machine.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import random
 import resource
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
@@ -63,17 +66,32 @@ def interactions_file(path: Path, n: int, customers: int, seed: int) -> None:
             )
 
 
-def run_import(command: str, path: Path) -> tuple[float, int, str]:
-    """Wall seconds, peak RSS (MB) of the child, and the report's first line."""
+@dataclass
+class Measured:
+    seconds: float  # wall
+    cpu: float  # the command's process (user + system)
+    backend_cpu: float | None  # its PostgreSQL backend, when PostgreSQL runs on this machine
+    rss_mb: int  # the command's peak
+    report: str  # the report's first line
+
+
+def run_import(command: str, path: Path) -> Measured:
+    """Run one import in a child process (bench/import_child.py) and measure it."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     started = time.perf_counter()
     done = subprocess.run(
-        [sys.executable, "manage.py", command, str(path), "--no-progress"],
+        [sys.executable, "-m", "bench.import_child", command, str(path)],
         cwd=ROOT, capture_output=True, text=True, check=True,
     )  # fmt: skip
     seconds = time.perf_counter() - started
     peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return seconds, max(peak, before) // 1024, done.stdout.splitlines()[0]
+    lines = done.stdout.splitlines()
+    cpu = json.loads(lines[-1])
+    return Measured(seconds, cpu["cpu"], cpu["backend_cpu"], max(peak, before) // 1024, lines[0])
+
+
+def per_row_us(seconds: float | None, rows: int) -> str:
+    return "?" if seconds is None else f"{seconds / rows * 1e6:.0f}"
 
 
 def reset(dsn: str) -> None:
@@ -111,10 +129,17 @@ def main() -> None:
         ("interactions, first run", "import_interactions", interactions_csv, interactions),
         ("interactions, same file again", "import_interactions", interactions_csv, interactions),
     ]
-    print("\n| import | rows | seconds | rows/s | peak RSS MB | report |\n| --- | --- | --- | --- | --- | --- |")
+    print(
+        "\n| import | rows | seconds | rows/s | CPU µs/row: command | PostgreSQL | peak RSS MB | report |"
+        "\n| --- | --- | --- | --- | --- | --- | --- | --- |"
+    )
     for label, command, path, n in rows:
-        seconds, rss, report = run_import(command, path)
-        print(f"| {label} | {n:,} | {seconds:.1f} | {n / seconds:,.0f} | {rss} | {report} |", flush=True)
+        m = run_import(command, path)
+        print(
+            f"| {label} | {n:,} | {m.seconds:.1f} | {n / m.seconds:,.0f} | {per_row_us(m.cpu, n)} "
+            f"| {per_row_us(m.backend_cpu, n)} | {m.rss_mb} | {m.report} |",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

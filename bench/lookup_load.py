@@ -207,6 +207,11 @@ def reset_schema(dsn: str) -> None:
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute("DROP SCHEMA public CASCADE")
         conn.execute("CREATE SCHEMA public")
+    schema_migrate(dsn)
+
+
+def schema_migrate(dsn: str) -> None:
+    """The project's migrations up to this tree's (a no-op when the kept data set is already there)."""
     root = Path(__file__).resolve().parent.parent
     subprocess.run(
         [sys.executable, str(root / "manage.py"), "migrate", "--noinput", "-v0"],

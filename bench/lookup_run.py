@@ -1,6 +1,7 @@
 """Benchmark the screen-pop lookup and print one table.
 
     DATABASE_URL=postgres://.../goldfish_bench python -m bench.lookup_run --customers 1000000
+    python -m bench.lookup_run --own-postgres --before c741209 --server granian gunicorn-gthread gunicorn-sync
 
 Loads the data set first when the database does not hold it (bench.lookup_load),
 then measures, on random lookups drawn from the data (phones in E.164 and national
@@ -10,18 +11,26 @@ unknown numbers, household phones; half with an IVR intent; every one a new call
 - floor: the same two SQL statements the service sends (identity resolution; open
   the contact + audit + read the card), prepared, through a bare psycopg connection;
 - server side: the Django WSGI application called in-process, from a parsed
-  request (WSGI environ) to the response bytes, token auth and roles included;
+  request (WSGI environ) to the response bytes, token auth and roles included
+  (bench/inprocess.py, in a fresh interpreter per code tree);
 - queries per lookup, counted by Django;
-- HTTP through gunicorn (gthread workers, keep-alive): open-loop latency at a fixed
-  rate (requests leave on a schedule, latency counted from the scheduled time, so a
-  stall is not hidden) and closed-loop capacity (wrk when installed, else a Python
-  client).
+- HTTP through a server (bench/servers.py: granian, gunicorn gthread or sync; same
+  number of processes): open-loop latency at a fixed rate (requests leave on a
+  schedule, latency counted from the scheduled time, so a stall is not hidden) and
+  closed-loop capacity (wrk when installed, else a Python client), each with the CPU
+  per lookup of the server's processes and of PostgreSQL's, from /proc.
+
+Columns vary one thing at a time from the first: PostgreSQL settings (--own-postgres:
+the bench's own persistent cluster, tuned and default settings, bench/pgcluster.py),
+the HTTP server (--server), and the code (--before REF: REF checked out in a temporary
+git worktree, measured against the same data in the same run).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import platform
@@ -29,22 +38,23 @@ import random
 import re
 import shutil
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
 
-from bench.lookup_load import AREA_CODES, load
+from bench.inprocess import PATH, CpuMeter, percentiles
+from bench.lookup_load import AREA_CODES, load, schema_migrate
+from bench.pgcluster import PROFILES, BenchPostgres, settings_in_effect
+from bench.servers import SERVERS, TreeCpu, server_command, start_server, stop_server
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH_USER = "bench-desktop"
-PATH = "/api/v1/context/lookup"
 INTENTS = ["billing", "outage", "technical_fault", "payment", "order_status"]
 
 
@@ -110,37 +120,8 @@ def bench_token(dsn: str) -> str:
     user, _ = get_user_model().objects.get_or_create(username=BENCH_USER)
     user.groups.add(Group.objects.get(name="agent"))
     token, _ = tokens.issue(user)  # a hashed, expiring token, as a login gives
+    django.db.connections.close_all()  # the own cluster restarts between profiles
     return token
-
-
-def percentiles(samples_ms: list[float]) -> dict[str, float]:
-    ordered = sorted(samples_ms)
-
-    def pick(q: float) -> float:
-        return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-    return {"p50": pick(0.50), "p95": pick(0.95), "p99": pick(0.99), "max": ordered[-1], "n": len(ordered)}
-
-
-def process_cpu_seconds(pid: int) -> float:
-    """user + system CPU of a process (a PostgreSQL backend on this machine), from /proc."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-class CpuMeter:
-    """CPU per lookup of this process and of one PostgreSQL backend: unlike latency, it
-    does not grow when other tenants of the machine compete for the cores."""
-
-    def __init__(self, backend_pid: int):
-        self.backend_pid = backend_pid
-        self.client0 = time.process_time()
-        self.backend0 = process_cpu_seconds(backend_pid)
-
-    def per_lookup_ms(self, n: int) -> tuple[float, float]:
-        client = (time.process_time() - self.client0) * 1000 / n
-        backend = (process_cpu_seconds(self.backend_pid) - self.backend0) * 1000 / n
-        return client, backend
 
 
 # --- floor: the service's two statements through bare psycopg ------------------------------------
@@ -212,109 +193,7 @@ def measure_floor(dsn: str, bodies: list[dict], run_id: str) -> dict[str, float]
     return result
 
 
-# --- server side: the WSGI application in-process ----------------------------------------------
-
-
-def wsgi_environ(body: bytes, token: str) -> dict:
-    import io
-
-    return {
-        "REQUEST_METHOD": "POST",
-        "PATH_INFO": PATH,
-        "SCRIPT_NAME": "",
-        "QUERY_STRING": "",
-        "SERVER_NAME": "127.0.0.1",
-        "SERVER_PORT": "8102",
-        "SERVER_PROTOCOL": "HTTP/1.1",
-        "REMOTE_ADDR": "127.0.0.1",
-        "CONTENT_TYPE": "application/json",
-        "CONTENT_LENGTH": str(len(body)),
-        "HTTP_HOST": "127.0.0.1",
-        "HTTP_AUTHORIZATION": f"Token {token}",
-        "wsgi.input": io.BytesIO(body),
-        "wsgi.url_scheme": "http",
-        "wsgi.errors": sys.stderr,
-        "wsgi.multithread": False,
-        "wsgi.multiprocess": False,
-        "wsgi.run_once": False,
-        "wsgi.version": (1, 0),
-    }
-
-
-def measure_in_process(bodies: list[dict], token: str, run_id: str) -> tuple[dict[str, float], int, dict]:
-    """Latency of the WSGI app per lookup, the query count of one lookup, and the match mix."""
-    from django.core.wsgi import get_wsgi_application
-    from django.db import connection
-    from django.test.utils import CaptureQueriesContext
-
-    app = get_wsgi_application()
-    statuses: list[str] = []
-
-    def start_response(status, headers, exc_info=None):
-        statuses.append(status)
-
-    payloads = [json.dumps({**b, "call_id": f"inproc-{run_id}-{n}"}).encode() for n, b in enumerate(bodies)]
-    samples, mix = [], {"unique": 0, "ambiguous": 0, "none": 0}
-    warm = min(200, len(payloads) // 10)
-    meter = None
-    for k, payload in enumerate(payloads):
-        if k == warm:
-            meter = CpuMeter(connection.connection.info.backend_pid)
-        environ = wsgi_environ(payload, token)
-        started = time.perf_counter_ns()
-        out = b"".join(app(environ, start_response))
-        samples.append((time.perf_counter_ns() - started) / 1e6)
-        if not statuses[-1].startswith("200"):
-            raise SystemExit(f"lookup failed: {statuses[-1]} {out[:300]!r}")
-        mix[json.loads(out)["match"]] += 1
-    result = percentiles(samples[warm:])
-    result["cpu_client"], result["cpu_db"] = meter.per_lookup_ms(len(payloads) - warm)
-    with CaptureQueriesContext(connection) as queries:
-        b"".join(app(wsgi_environ(payloads[0].replace(b"inproc-", b"count-"), token), start_response))
-    return result, len(queries), mix
-
-
-# --- HTTP through gunicorn -------------------------------------------------------------------------
-
-
-def start_gunicorn(dsn: str, port: int, workers: int, threads: int) -> subprocess.Popen:
-    env = {**os.environ, "DATABASE_URL": dsn, "DJANGO_SETTINGS_MODULE": "crm.settings"}
-    command = [
-        str(Path(sys.executable).parent / "gunicorn"),
-        "crm.wsgi",
-        "-k",
-        "gthread",
-        "-w",
-        str(workers),
-        "--threads",
-        str(threads),
-        "-b",
-        f"127.0.0.1:{port}",
-        "--keep-alive",
-        "60",
-        "--backlog",
-        "2048",
-        "--log-level",
-        "warning",
-    ]
-    process = subprocess.Popen(command, cwd=ROOT, env=env, start_new_session=True)
-    for _ in range(100):
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as response:
-                if response.status == 200:
-                    return process
-        except OSError:
-            time.sleep(0.2)
-    stop(process)
-    raise SystemExit("gunicorn did not come up")
-
-
-def stop(process: subprocess.Popen) -> None:
-    os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
+# --- HTTP -----------------------------------------------------------------------------------------
 
 
 def http_request(port: int, token: str, payload: bytes) -> bytes:
@@ -324,14 +203,15 @@ def http_request(port: int, token: str, payload: bytes) -> bytes:
     ).encode() + payload
 
 
-async def _exchange(conn, request: bytes) -> int:
+async def _exchange(conn, request: bytes) -> tuple[int, bool]:
+    """One request on an open connection: (status, whether the server keeps the connection open)."""
     reader, writer = conn
     writer.write(request)
     head = await reader.readuntil(b"\r\n\r\n")
     status = int(head.split(b" ", 2)[1])
     length = int(re.search(rb"(?i)content-length:\s*(\d+)", head).group(1))
     await reader.readexactly(length)
-    return status
+    return status, re.search(rb"(?i)\r\nconnection:\s*close", head) is None
 
 
 async def open_loop(
@@ -359,14 +239,17 @@ async def open_loop(
         async with slots:
             try:
                 conn = idle.pop() if idle else await asyncio.open_connection("127.0.0.1", port)
-                status = await _exchange(conn, request)
+                status, keep = await _exchange(conn, request)
             except (OSError, asyncio.IncompleteReadError):
                 errors += 1
                 return
             samples.append((loop.time() - scheduled) * 1000)
             if status != 200:
                 errors += 1
-            idle.append(conn)
+            if keep:
+                idle.append(conn)
+            else:  # gunicorn's sync worker: one request per connection
+                conn[1].close()
 
     start = loop.time() + 0.1
     tasks = []
@@ -396,19 +279,25 @@ async def closed_loop_python(port: int, token: str, bodies: list[dict], connecti
 
     async def worker(k: int) -> None:
         nonlocal done, errors
-        conn = await asyncio.open_connection("127.0.0.1", port)
+        conn = None
         n = 0
         while loop.time() < deadline:
+            conn = conn or await asyncio.open_connection("127.0.0.1", port)
             body = {**bodies[(k * 7919 + n) % len(bodies)], "call_id": f"closed-{run_id}-{k}-{n}"}
-            if await _exchange(conn, http_request(port, token, json.dumps(body).encode())) != 200:
-                errors += 1
+            status, keep = await _exchange(conn, http_request(port, token, json.dumps(body).encode()))
+            errors += status != 200
             done += 1
             n += 1
-        conn[1].close()
+            if not keep:
+                conn[1].close()
+                conn = None
+        if conn:
+            conn[1].close()
 
     started = loop.time()
     await asyncio.gather(*(worker(k) for k in range(connections)))
-    return {"rps": done / (loop.time() - started), "errors": errors, "tool": f"python client, {connections} conns"}
+    elapsed = loop.time() - started
+    return {"rps": done / elapsed, "requests": done, "errors": errors, "tool": f"python client, {connections} conns"}
 
 
 def closed_loop_wrk(port: int, token: str, bodies: list[dict], connections: int, seconds: float, run_id: str):
@@ -418,7 +307,16 @@ local bodies = {{
 {lines}
 }}
 local counter = 0
-local tag = "wrk-{run_id}-" .. tostring(math.random(1, 1000000000)) .. "-"
+local threads = 0
+local tag = nil
+-- one tag per wrk thread: each thread's Lua state draws the same math.random sequence
+setup = function(thread)
+  threads = threads + 1
+  thread:set("tid", threads)
+end
+init = function(args)
+  tag = "wrk-{run_id}-" .. tostring(tid) .. "-"
+end
 request = function()
   counter = counter + 1
   local body = bodies[(counter % #bodies) + 1] .. tag .. counter .. '"}}'
@@ -438,10 +336,13 @@ end
     finally:
         os.unlink(handle.name)
     rps = float(re.search(r"Requests/sec:\s*([\d.]+)", output).group(1))
+    requests = int(re.search(r"(\d+) requests in", output).group(1))
     bad = re.search(r"Non-2xx or 3xx responses:\s*(\d+)", output)
     errors = int(bad.group(1)) if bad else 0
     socket_errors = re.search(r"Socket errors:.*", output)
-    return {"rps": rps, "errors": errors, "tool": f"wrk, {connections} conns", "socket": socket_errors}
+    if socket_errors:
+        errors += sum(int(n) for n in re.findall(r"\d+", socket_errors.group(0)))
+    return {"rps": rps, "requests": requests, "errors": errors, "tool": f"wrk, {connections} conns"}
 
 
 # --- the report -----------------------------------------------------------------------------------
@@ -476,7 +377,311 @@ def data_size(dsn: str) -> str:
     )
 
 
-def main() -> None:
+# --- the runs: which code, which PostgreSQL settings, which server ------------------------------
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of the table: a code tree measured with a PostgreSQL profile behind a server."""
+
+    code: str  # "after" (this tree) or "before <ref>"
+    tree: Path
+    profile: str | None  # "tuned" / "default" on the bench's own cluster; None: the server as configured
+    server: str
+
+    @property
+    def title(self) -> str:
+        parts = [self.code]
+        if self.profile:
+            parts.append(f"PG {self.profile}")
+        return ", ".join([*parts, self.server])
+
+
+def plan_columns(profiles: list, servers: list[str], before: tuple[str, Path] | None) -> list[Column]:
+    """One factor at a time from the first column (this tree, first profile, first server):
+    each other profile, each other server, then the older code. N factors, not N products."""
+    first = Column("after", ROOT, profiles[0], servers[0])
+    columns = [first]
+    columns += [Column("after", ROOT, profile, servers[0]) for profile in profiles[1:]]
+    columns += [Column("after", ROOT, profiles[0], server) for server in servers[1:]]
+    if before:
+        columns.append(Column(before[0], before[1], profiles[0], servers[0]))
+    return columns
+
+
+class BeforeTree:
+    """REF checked out in a temporary `git worktree` (removed afterwards), and how its schema compares."""
+
+    def __init__(self, ref: str):
+        self.ref = ref
+        self.sha = git("rev-parse", "--short", f"{ref}^{{commit}}").strip()
+        self.name = ref if ref.startswith(self.sha) else f"{ref} ({self.sha})"
+        self.path = Path(tempfile.mkdtemp(prefix="goldfish-before-")) / "tree"
+
+    def __enter__(self) -> BeforeTree:
+        git("worktree", "add", "--detach", str(self.path), self.sha)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        git("worktree", "remove", "--force", str(self.path))
+        shutil.rmtree(self.path.parent, ignore_errors=True)
+
+    def migrations_note(self) -> str:
+        changed = git("diff", "--name-only", self.sha, "--", "*/migrations/*.py").split()
+        if not changed:
+            return f"before = {self.name}: same migrations as this tree, same schema"
+        return (
+            f"before = {self.name}: its migrations differ ({', '.join(changed)}); its code ran against "
+            "this tree's schema (the same database): compatible unless its column says failed"
+        )
+
+
+def git(*args: str) -> str:
+    return subprocess.run(["git", "-C", str(ROOT), *args], check=True, capture_output=True, text=True).stdout
+
+
+def run_in_process(tree: Path, dsn: str, bodies: list[dict], token: str, run_id: str) -> dict:
+    """bench/inprocess.py in a fresh interpreter (same venv) with `tree` first on the path."""
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as spec:
+        json.dump({"bodies": bodies, "token": token, "run_id": run_id}, spec)
+    env = {**os.environ, "DATABASE_URL": dsn, "PYTHONPATH": str(tree), "DJANGO_SETTINGS_MODULE": "crm.settings"}
+    try:
+        done = subprocess.run(
+            [sys.executable, str(ROOT / "bench" / "inprocess.py"), spec.name],
+            cwd=tree, env=env, capture_output=True, text=True, timeout=3600,
+        )  # fmt: skip
+    finally:
+        os.unlink(spec.name)
+    if done.returncode != 0:
+        return {"error": done.stderr.strip().splitlines()[-1] if done.stderr.strip() else f"exit {done.returncode}"}
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def measure_http(column: Column, dsn: str, token: str, bodies: list[dict], args, run_id: str, own: bool) -> dict:
+    """Open loop at each rate, then closed-loop capacity, each with CPU per request from /proc."""
+    env = {**os.environ, "DATABASE_URL": dsn}
+    log = Path(tempfile.gettempdir()) / f"goldfish-bench-{column.server}-{run_id}.log"
+    process = start_server(column.server, column.tree, env, args.port, args.workers, args.threads, log)
+    try:
+        asyncio.run(closed_loop_python(args.port, token, bodies, args.connections, 1, f"{run_id}-warm"))
+        result = {"open": {}}
+        for rate in args.rate:
+            meter = TreeCpu(process.pid, dsn, own)
+            measured = asyncio.run(open_loop(args.port, token, bodies, rate, args.open_seconds, f"{run_id}-{rate}"))
+            measured["cpu_server"], measured["cpu_db"] = meter.per_request_ms(measured["n"])
+            result["open"][rate] = measured
+        meter = TreeCpu(process.pid, dsn, own)
+        if shutil.which("wrk") and not args.python_client:
+            closed = closed_loop_wrk(args.port, token, bodies, args.connections, args.closed_seconds, run_id)
+        else:
+            closed = asyncio.run(
+                closed_loop_python(args.port, token, bodies, args.connections, args.closed_seconds, run_id)
+            )
+        closed["cpu_server"], closed["cpu_db"] = meter.per_request_ms(closed["requests"])
+        result["closed"] = closed
+        return result
+    finally:
+        stop_server(process)
+        log.unlink(missing_ok=True)
+
+
+def say(*parts) -> None:
+    print(*parts, file=sys.stderr, flush=True)
+
+
+def run_all(args, dsn_for, cluster: BenchPostgres | None, before: BeforeTree | None) -> dict:
+    """Every measurement, grouped by PostgreSQL profile (one restart per profile)."""
+    profiles = args.pg_settings if cluster else [None]
+    columns = plan_columns(profiles, args.server, (f"before {before.name}", before.path) if before else None)
+    out = {"columns": columns, "floor": {}, "inproc": {}, "http": {}, "settings": {}, "load": loadavg()}
+    for profile in profiles:
+        if cluster:
+            say(f"PostgreSQL with the {profile} settings...")
+            cluster.restart(profile)
+        dsn = dsn_for()
+        if "token" not in out:
+            ensure_data(dsn, args.customers)
+            say("  removing earlier runs' lookups...")
+            out["forgotten"] = forget_bench_lookups(dsn)
+            out["token"] = bench_token(dsn)
+            out["bodies"] = sample_bodies(dsn, args.lookups, args.seed)
+            out["data"] = data_size(dsn)
+        token, bodies = out["token"], out["bodies"]
+        out["settings"][profile] = settings_in_effect(dsn)
+        run_id = uuid.uuid4().hex[:8]
+        say("  floor...")
+        out["floor"][profile] = measure_floor(dsn, bodies, f"{run_id}-{profile}")
+        for column in (c for c in columns if c.profile == profile):
+            key = (column.code, profile)
+            if key not in out["inproc"]:
+                say(f"  in-process, {column.code}...")
+                out["inproc"][key] = run_in_process(column.tree, dsn, bodies, token, f"{run_id}-{len(out['inproc'])}")
+            if not args.no_http and "error" not in out["inproc"][key]:
+                say(f"  HTTP, {column.title}...")
+                tag = f"{run_id}-{columns.index(column)}"
+                out["http"][column] = measure_http(column, dsn, token, bodies, args, tag, cluster is not None)
+    out["load"] += f" / {loadavg()}"
+    return out
+
+
+# Every call_id the benchmark sends starts with one of these; the loaded data has none.
+BENCH_CALL_IDS = r"^(inproc|count|floor|open|closed|wrk)-"
+
+
+def forget_bench_lookups(dsn: str) -> int:
+    """Delete the contacts, and their audit rows, that earlier runs' lookups added. With a fixed
+    seed every run draws the same customers, whose recent history would otherwise grow run
+    after run on a kept data set (and the card with it)."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        removed = conn.execute(
+            """
+            WITH gone AS (DELETE FROM crm_interaction WHERE call_id ~ %s RETURNING id),
+                 audits AS (DELETE FROM crm_accessaudit a USING gone WHERE a.interaction_id = gone.id)
+            SELECT count(*) FROM gone
+            """,
+            (BENCH_CALL_IDS,),
+        ).fetchone()[0]
+        if removed:
+            conn.execute("VACUUM (ANALYZE) crm_interaction, crm_accessaudit")
+    return removed
+
+
+def ensure_data(dsn: str, customers: int) -> None:
+    have = customer_count(dsn)
+    if have < customers * 0.99 or have > customers * 1.01:
+        say(f"loading {customers:,} customers (found {have:,})...")
+        load(dsn, customers)
+    else:
+        # A kept data set gets this tree's later migrations (index changes included), so the
+        # "after" figures are measured on the schema the code ships with.
+        say("bringing the kept data set's schema up to this tree's migrations...")
+        schema_migrate(dsn)
+
+
+def loadavg() -> str:
+    path = Path("/proc/loadavg")
+    return path.read_text().split()[0] if path.exists() else "?"
+
+
+# --- the report -------------------------------------------------------------------------------------
+
+
+# Issue 14's targets for the open-loop rates it names.
+OPEN_LOOP_TARGETS = {500: "p99 <= 15 ms", 100: "p99 <= 5 ms"}
+
+
+def ms(p: dict) -> str:
+    return f"p50 {p['p50']:.3f} / p95 {p['p95']:.3f} / p99 {p['p99']:.3f} ms (n={p['n']:,})"
+
+
+def cpu_pair(result: dict, first: str, second: str) -> str:
+    return f"{result[first]:.3f} / {result[second]:.3f} ms"
+
+
+def open_cell(result: dict) -> str:
+    return f"{ms(result)}, max {result['max']:.1f} ms, errors {result['errors']}, unanswered {result['late']}"
+
+
+def capacity_cell(result: dict) -> str:
+    return f"{result['rps']:,.0f} lookups/s, errors {result['errors']}"
+
+
+def in_process_cell(measured: dict) -> str:
+    return f"failed: {measured['error']}" if "error" in measured else ms(measured["server"])
+
+
+def measure_rows(out: dict, args) -> list[tuple[str, object, str]]:
+    """(label, cell(column) -> text, target) for each row that differs by column."""
+    inproc = lambda c: out["inproc"][(c.code, c.profile)]  # noqa: E731
+    floor = lambda c: out["floor"][c.profile]  # noqa: E731
+    http = lambda c: out["http"][c]  # noqa: E731
+    rows = [
+        ("lookup mix", lambda c: ", ".join(f"{k} {v:,}" for k, v in inproc(c)["mix"].items()), ""),
+        ("floor: the same statements, bare psycopg, prepared (2 round trips)", lambda c: ms(floor(c)), ""),
+        ("server side, in-process (WSGI request -> response bytes)", lambda c: in_process_cell(inproc(c)),
+         "p50 <= 1.2 ms, p99 <= 3 ms"),
+        ("ratio server / floor at p50", lambda c: f"{inproc(c)['server']['p50'] / floor(c)['p50']:.1f}x", "<= 4x"),
+        ("CPU per lookup, floor (client / PostgreSQL backend)",
+         lambda c: cpu_pair(floor(c), "cpu_client", "cpu_db"), ""),
+        ("CPU per lookup, server side (Django process / PostgreSQL backend)",
+         lambda c: cpu_pair(inproc(c)["server"], "cpu_client", "cpu_db"), "<= 0.45 / <= 0.6 ms"),
+        ("SQL statements per lookup (auth; resolve; plan setting + open/audit/card in one round trip)",
+         lambda c: str(inproc(c)["queries"]), "fixed, small"),
+    ]  # fmt: skip
+    if not out["http"]:
+        return rows
+    for rate in args.rate:
+        rows.append((f"HTTP open loop at {rate}/s for {args.open_seconds:g} s ({args.workers} processes)",
+                     lambda c, r=rate: open_cell(http(c)["open"][r]), OPEN_LOOP_TARGETS.get(rate, "")))  # fmt: skip
+        rows.append((f"CPU per lookup at {rate}/s (server processes / PostgreSQL)",
+                     lambda c, r=rate: cpu_pair(http(c)["open"][r], "cpu_server", "cpu_db"), ""))  # fmt: skip
+    tool = next(iter(out["http"].values()))["closed"]["tool"]
+    rows.append((f"HTTP closed-loop capacity ({tool}, {args.closed_seconds:g} s)",
+                 lambda c: capacity_cell(http(c)["closed"]), ">= 1,500/s"))  # fmt: skip
+    rows.append(("CPU per lookup at capacity (server processes / PostgreSQL)",
+                 lambda c: cpu_pair(http(c)["closed"], "cpu_server", "cpu_db"), ""))  # fmt: skip
+    return rows
+
+
+def cell(value, column) -> str:
+    """value(column), or "-" where that column was not measured."""
+    try:
+        return value(column)
+    except KeyError:
+        return "-"
+
+
+def report(out: dict, args) -> str:
+    columns: list[Column] = out["columns"]
+
+    def row(name: str, values: list[str], target: str = "") -> str:
+        return f"| {name} | {' | '.join(values)} | {target} |"
+
+    def spanning(text: str) -> list[str]:
+        return [text] + [""] * (len(columns) - 1)
+
+    lines = [
+        row("measure", [c.title for c in columns], "target"),
+        "| --- |" + " --- |" * (len(columns) + 1),
+        row("machine", spanning(machine())),
+        row("data", spanning(out["data"])),
+        row("machine load (1-min load average at start / end)", spanning(f"{out['load']} on {os.cpu_count()} cores")),
+    ]
+    for label, value, target in measure_rows(out, args):
+        lines.append(row(label, [cell(value, c) for c in columns], target))
+    return "\n".join(lines)
+
+
+def settings_report(settings: dict) -> str:
+    """The PostgreSQL settings each profile actually ran with (SHOW), side by side."""
+    profiles = list(settings)
+    if profiles == [None]:
+        values = settings[None]
+        return "PostgreSQL settings (as the server was configured): " + ", ".join(f"{k}={v}" for k, v in values.items())
+    lines = [f"| PostgreSQL setting | {' | '.join(profiles)} |", "| --- |" + " --- |" * len(profiles)]
+    for name in settings[profiles[0]]:
+        lines.append(f"| {name} | {' | '.join(settings[p][name] for p in profiles)} |")
+    return "\n".join(lines)
+
+
+def notes(out: dict, args, before: BeforeTree | None, cluster: BenchPostgres | None) -> list[str]:
+    lines = []
+    if cluster:
+        lines.append(f"PostgreSQL: the benchmark's own cluster, data directory {cluster.data}, port {cluster.port}")
+        lines.append("'default' = postgresql.conf as initdb wrote it (Debian's defaults for these settings)")
+    lines.append(f"before measuring, {out['forgotten']:,} contacts earlier runs' lookups had added were removed")
+    if before:
+        lines.append(before.migrations_note())
+    lines.append("floor and in-process figures depend on the code and PostgreSQL settings, not on the server")
+    for server in dict.fromkeys(c.server for c in out["columns"]):
+        lines.append(f"{server}: {' '.join(server_command(server, args.port, args.workers, args.threads)[1:])}")
+    return [f"- {line}" for line in lines]
+
+
+# --- the command ---------------------------------------------------------------------------------------
+
+
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--customers", type=int, default=1_000_000, help="data set size (loaded when missing)")
     parser.add_argument("--lookups", type=int, default=6000, help="in-process lookups (and floor runs)")
@@ -486,110 +691,60 @@ def main() -> None:
     parser.add_argument("--open-seconds", type=float, default=30)
     parser.add_argument("--closed-seconds", type=float, default=20)
     parser.add_argument("--connections", type=int, default=16, help="closed-loop connections")
-    parser.add_argument("--workers", type=int, default=2, help="gunicorn worker processes")
-    parser.add_argument("--threads", type=int, default=4, help="threads per gunicorn worker")
+    parser.add_argument("--workers", type=int, default=2, help="server processes")
+    parser.add_argument("--threads", type=int, default=4, help="threads per process (gthread, granian)")
+    parser.add_argument(
+        "--server", nargs="+", choices=SERVERS, default=[SERVERS[0]],
+        help="HTTP servers to compare, the first is the main column (default: %(default)s)",
+    )  # fmt: skip
+    parser.add_argument("--own-postgres", action="store_true",
+                        help="the bench's own PostgreSQL cluster (persistent data), not DATABASE_URL")  # fmt: skip
+    parser.add_argument("--pgdata", type=Path, default=None,
+                        help="its data directory (default $BENCH_PGDATA or var/bench-pg/data)")  # fmt: skip
+    parser.add_argument("--pg-settings", nargs="+", choices=PROFILES, default=list(PROFILES),
+                        help="own cluster: settings profiles to measure, the first is the main column")  # fmt: skip
+    parser.add_argument("--before", metavar="REF", help="also measure this git ref's code (a temporary worktree)")
     parser.add_argument("--port", type=int, default=int(os.environ.get("BENCH_PORT", "8102")))
     parser.add_argument("--no-http", action="store_true", help="skip the HTTP measurements")
     parser.add_argument("--python-client", action="store_true", help="closed loop with the Python client, not wrk")
     parser.add_argument("--seed", type=int, default=11)
-    args = parser.parse_args()
+    return parser.parse_args()
 
-    dsn = os.environ.get("DATABASE_URL", "")
-    if not dsn.startswith(("postgres://", "postgresql://")):
-        raise SystemExit("Set DATABASE_URL to the PostgreSQL benchmark database (e.g. .../goldfish_bench).")
+
+def main() -> None:
+    args = parse_args()
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "crm.settings")
     os.environ["CRM_HTTPS"] = "false"
     os.environ["DEBUG"] = "false"
     os.environ.pop("REDIS_URL", None)  # the lookup uses no cache; keep the run self-contained
     sys.path.insert(0, str(ROOT))
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so the finally blocks stop what we started
 
-    load_before = Path("/proc/loadavg").read_text().split()[0] if Path("/proc/loadavg").exists() else "?"
-    have = customer_count(dsn)
-    if have < args.customers * 0.99 or have > args.customers * 1.01:
-        print(f"loading {args.customers:,} customers (found {have:,})...", file=sys.stderr, flush=True)
-        load(dsn, args.customers)
-    run_id = uuid.uuid4().hex[:8]
-    token = bench_token(dsn)
-    bodies = sample_bodies(dsn, args.lookups, args.seed)
-    say = lambda *a: print(*a, file=sys.stderr, flush=True)  # noqa: E731
-
-    say("floor...")
-    floor = measure_floor(dsn, bodies, run_id)
-    say("in-process...")
-    server, queries, mix = measure_in_process(bodies, token, run_id)
-    say(f"  floor {floor}\n  server {server}, {queries} queries, mix {mix}")
-    http_open = closed = None
-    if not args.no_http:
-        say("gunicorn...")
-        process = start_gunicorn(dsn, args.port, args.workers, args.threads)
-        try:
-            http_open = {
-                rate: asyncio.run(open_loop(args.port, token, bodies, rate, args.open_seconds, f"{run_id}-{rate}"))
-                for rate in args.rate
-            }
-            if shutil.which("wrk") and not args.python_client:
-                closed = closed_loop_wrk(args.port, token, bodies, args.connections, args.closed_seconds, run_id)
-            else:
-                closed = asyncio.run(
-                    closed_loop_python(args.port, token, bodies, args.connections, args.closed_seconds, run_id)
-                )
-        finally:
-            stop(process)
-
-    def row(name, value, target=""):
-        return f"| {name} | {value} | {target} |"
-
-    ms = lambda p: f"p50 {p['p50']:.3f} / p95 {p['p95']:.3f} / p99 {p['p99']:.3f} ms (n={p['n']:,})"  # noqa: E731
-    lines = [
-        "| measure | result | target |",
-        "| --- | --- | --- |",
-        row("machine", machine()),
-        row("data", data_size(dsn)),
-        row(
-            "machine load (1-min load average at start / end of the run)",
-            f"{load_before} / {Path('/proc/loadavg').read_text().split()[0] if Path('/proc/loadavg').exists() else '?'}"
-            f" on {os.cpu_count()} cores (includes other tenants' work)",
-        ),
-        row("lookup mix", ", ".join(f"{k} {v:,}" for k, v in mix.items())),
-        row("floor: the same statements, bare psycopg, prepared (2 round trips)", ms(floor)),
-        row("server side, in-process (WSGI request -> response bytes)", ms(server), "p50 <= 1 ms, p99 <= 3 ms"),
-        row("ratio server / floor at p50", f"{server['p50'] / floor['p50']:.1f}x", "<= 4x"),
-        row(
-            "CPU per lookup, floor (client / PostgreSQL backend)",
-            f"{floor['cpu_client']:.3f} / {floor['cpu_db']:.3f} ms",
-        ),
-        row(
-            "CPU per lookup, server side (Django process / PostgreSQL backend)",
-            f"{server['cpu_client']:.3f} / {server['cpu_db']:.3f} ms; 2 idle cores would bound capacity at "
-            f"~{2000 / (server['cpu_client'] + server['cpu_db']):,.0f} lookups/s",
-        ),
-        row(
-            "SQL statements per lookup (auth; resolve; plan setting + open/audit/card in one round trip)",
-            str(queries),
-            "fixed, small",
-        ),
-    ]
-    if http_open is not None:
-        for rate, result in http_open.items():
-            lines.append(
-                row(
-                    f"HTTP open loop at {rate}/s for {args.open_seconds:g} s, "
-                    f"gunicorn gthread {args.workers}x{args.threads}",
-                    ms(result)
-                    + f", max {result['max']:.1f} ms, errors {result['errors']}, unanswered {result['late']}",
-                    "p99 <= 15 ms at 500/s",
-                )
-            )
-        lines.append(
-            row(
-                f"HTTP closed-loop capacity ({closed['tool']})",
-                f"{closed['rps']:,.0f} lookups/s, errors {closed['errors']}",
-                ">= 1,500/s",
-            )
-        )
-    print("\n".join(lines))
-    if statistics.mean([server["p50"], floor["p50"]]) <= 0:  # pragma: no cover - sanity
-        raise SystemExit("no samples")
+    cluster = None
+    if args.own_postgres:
+        cluster = BenchPostgres(args.pgdata)
+        if cluster.initdb_if_missing():
+            say(f"initdb: a new cluster in {cluster.data}")
+        dbname = f"goldfish_bench_{args.customers}"
+        dsn_for = lambda: cluster.url(dbname)  # noqa: E731
+        os.environ["DATABASE_URL"] = cluster.url(dbname)
+    else:
+        dsn = os.environ.get("DATABASE_URL", "")
+        if not dsn.startswith(("postgres://", "postgresql://")):
+            raise SystemExit("Set DATABASE_URL to the PostgreSQL benchmark database, or pass --own-postgres.")
+        dsn_for = lambda: dsn  # noqa: E731
+    before = BeforeTree(args.before) if args.before else None
+    try:
+        with before or contextlib.nullcontext():
+            out = run_all(args, dsn_for, cluster, before)
+            print(report(out, args))
+            print()
+            print(settings_report(out["settings"]))
+            print()
+            print("\n".join(notes(out, args, before, cluster)))
+    finally:
+        if cluster:
+            cluster.close()
 
 
 if __name__ == "__main__":

@@ -236,6 +236,8 @@ class IdentityOut(serializers.Serializer):
 class FactSourceOut(serializers.Serializer):
     channel = serializers.CharField(allow_null=True)
     interaction_id = serializers.UUIDField(allow_null=True)
+    # "file:line" of the bulk import that recorded it (issue 15); null when told in a contact.
+    imported_from = serializers.CharField(allow_null=True)
 
     class Meta:
         ref_name = "FactSource"

@@ -15,6 +15,7 @@ row is dead-lettered (failed) for a person to retry from the admin.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import os
@@ -25,7 +26,7 @@ from collections.abc import Iterable
 from email.utils import parseaddr
 
 from django.conf import settings
-from django.core.mail import EmailMessage
+from django.core.mail import EmailMessage, get_connection
 from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
@@ -41,7 +42,7 @@ from crm.models import (
     Notification,
     OutboundEmail,
 )
-from crm.services import audit_record
+from crm.services import audit_record, row_get_or_create
 
 logger = logging.getLogger(__name__)
 
@@ -61,10 +62,22 @@ def message_id(email: OutboundEmail) -> str:
 
 
 def email_queue(
-    *, key: str, to: str, subject: str, body: str, notification: Notification | None = None, follow_up=None
+    *,
+    key: str,
+    to: str,
+    subject: str,
+    body: str,
+    notification: Notification | None = None,
+    follow_up=None,
+    new: bool = False,
 ) -> OutboundEmail:
-    """One e-mail per key (a workflow run twice queues it once); call in the transaction that decides it."""
-    email, _ = OutboundEmail.objects.get_or_create(
+    """One e-mail per key (a workflow run twice queues it once); call in the transaction that decides it.
+
+    `new`: the caller knows no e-mail has this key yet (row_get_or_create).
+    """
+    email, _ = row_get_or_create(
+        OutboundEmail,
+        new=new,
         key=key,
         defaults={
             "to": to,
@@ -115,31 +128,97 @@ def email_send(email_id, *, now: dt.datetime | None = None) -> str:
     'cancelled' (no longer owed), or 'skipped' (sent already, or claimed by a live sender).
     """
     now = now or timezone.now()
+    claimed = _claim(now, pk=email_id)
+    if claimed is None:
+        return "skipped"
+    sender, emails = claimed
+    if not emails:
+        return "skipped"
+    return _deliver_all(emails, sender, now)[0]
+
+
+def _claim(now: dt.datetime, **lookup) -> tuple[str, list[OutboundEmail]] | None:
+    """Claim the claimable e-mails matching `lookup` for one lease (one conditional update), and read them.
+
+    None when there was nothing to claim. Lookups must be indexed: they run twice.
+    """
     sender = _sender()
-    claimed = OutboundEmail.objects.filter(_claimable(now), pk=email_id).update(
+    claimed = OutboundEmail.objects.filter(_claimable(now), **lookup).update(
         claimed_until=now + lease(),
         claimed_by=sender,
         attempts=F("attempts") + 1,
     )
     if not claimed:
-        return "skipped"
-    email = OutboundEmail.objects.select_related("follow_up").get(pk=email_id)
+        return None
+    emails = list(
+        OutboundEmail.objects.select_related("follow_up")
+        .filter(claimed_by=sender, **lookup)
+        .order_by("created_at", "pk")
+    )
+    return sender, emails
+
+
+def _deliver_all(emails: list[OutboundEmail], sender: str, now: dt.datetime) -> list[str]:
+    """Send claimed e-mails over one mail server connection (one SMTP hand-shake, not one each).
+
+    They were claimed together: past half the lease (a slow mail server, a long batch) the
+    claim on the rest is renewed first, and any no longer ours is skipped, so none is ever
+    sent outside its claim.
+    """
+    connection = get_connection()
+    renew_at = time.monotonic() + lease().total_seconds() / 2
+    results = []
+    try:
+        for i, email in enumerate(emails):
+            if time.monotonic() > renew_at:
+                renew_at = time.monotonic() + lease().total_seconds() / 2
+                if not _claim_renewed(email, emails[i:], sender):
+                    results.append("skipped")
+                    continue
+            results.append(_deliver(email, sender, now, connection))
+    finally:
+        with contextlib.suppress(Exception):
+            connection.close()
+    return results
+
+
+def _claim_renewed(email: OutboundEmail, rest: list[OutboundEmail], sender: str) -> bool:
+    """Renew our claim on `rest` for another lease; whether `email` (the first of them) is still ours."""
+    OutboundEmail.objects.filter(pk__in=[e.pk for e in rest], claimed_by=sender, status=EmailStatus.PENDING).update(
+        claimed_until=timezone.now() + lease()
+    )
+    return OutboundEmail.objects.filter(pk=email.pk, claimed_by=sender, status=EmailStatus.PENDING).exists()
+
+
+def _deliver(email: OutboundEmail, sender: str, now: dt.datetime, connection) -> str:
+    """Send one claimed e-mail over `connection`, then mark it sent (its notification e-mailed, its thank-you done).
+
+    A failed send closes the connection, so the next e-mail of the batch opens a fresh one.
+    """
     if email.follow_up is not None and not _still_owed(email):
         # A thank-you whose follow-up a person closed, or whose address is no longer on file (erased, removed).
-        OutboundEmail.objects.filter(pk=email_id, claimed_by=sender).update(
+        OutboundEmail.objects.filter(pk=email.pk, claimed_by=sender).update(
             status=EmailStatus.CANCELLED, claimed_until=None
         )
         return "cancelled"
     message = EmailMessage(
-        email.subject, email.body, settings.DEFAULT_FROM_EMAIL, [email.to], headers={"Message-ID": message_id(email)}
+        email.subject,
+        email.body,
+        settings.DEFAULT_FROM_EMAIL,
+        [email.to],
+        headers={"Message-ID": message_id(email)},
+        connection=connection,
     )
     try:
+        connection.open()  # opened by the first e-mail that needs it; a no-op while open
         message.send()
     except Exception as exc:  # noqa: BLE001 - any failure: record it, back off, never hold up the other e-mails
+        with contextlib.suppress(Exception):
+            connection.close()
         return _send_failed(email, sender, exc, now)
     sent_at = timezone.now()
     with transaction.atomic():
-        OutboundEmail.objects.filter(pk=email_id, status=EmailStatus.PENDING).update(
+        OutboundEmail.objects.filter(pk=email.pk, status=EmailStatus.PENDING).update(
             status=EmailStatus.SENT, sent_at=sent_at, claimed_until=None
         )
         if email.notification_id is not None:
@@ -171,12 +250,22 @@ def _send_failed(email: OutboundEmail, sender: str, exc: Exception, now: dt.date
 
 def emails_send(email_ids: Iterable) -> int:
     """Send these e-mails now, oldest first; returns how many went. Failures are left to the sweep."""
-    ids = list(
-        OutboundEmail.objects.filter(pk__in=list(email_ids), status=EmailStatus.PENDING)
-        .order_by("created_at", "pk")
-        .values_list("pk", flat=True)
-    )
-    return sum(email_send(pk) == "sent" for pk in ids)
+    return emails_send_where(pk__in=list(email_ids))
+
+
+def emails_send_where(**lookup) -> int:
+    """Send the pending e-mails matching `lookup` (indexed: an id, notification or follow-up) now, oldest first.
+
+    All are claimed by one conditional update and read by one query, then sent one by
+    one, each marked sent as soon as the server took it. Returns how many went;
+    failures are left to the sweep.
+    """
+    now = timezone.now()
+    claimed = _claim(now, **lookup)
+    if claimed is None:
+        return 0
+    sender, emails = claimed
+    return _deliver_all(emails, sender, now).count("sent")
 
 
 def emails_send_pending(

@@ -23,7 +23,7 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 from django.utils.text import Truncator
 
@@ -45,7 +45,13 @@ from crm.models import (
 from crm.notifications import notification_create, notifications_deliver
 from crm.outbox import feedback_dispatch
 from crm.sentiment import classify
-from crm.services import audit_record, customer_resolve, customers_matching, identifiers_normalize
+from crm.services import (
+    audit_record,
+    customer_resolve,
+    customers_matching,
+    identifiers_normalize,
+    row_get_or_create,
+)
 from crm.staff import supervisor_of, supervisors
 from crm.webhooks import webhook_emit  # issue 16
 
@@ -58,7 +64,6 @@ STAFF_MENTION_CONTACTS = 20
 # --- intake ---------------------------------------------------------------------------
 
 
-@transaction.atomic
 def feedback_submit(
     *,
     interaction_id=None,
@@ -75,55 +80,77 @@ def feedback_submit(
 
     Unknown staff usernames are kept and ignored later rather than refused: this
     endpoint is public and must not tell strangers which usernames exist.
+    Feedback without a contact is one INSERT (no transaction around it: nothing else is
+    written); through a contact, the row and its audit entry commit together.
     """
     if rating is None and nps is None and not (text or "").strip():
         raise DomainError("Give a rating, an NPS score or some text.", field="text")
-    identifiers = identifiers_normalize({"email": email, "phone": phone, "account": account})
-    interaction = None
-    customer = None
-    if interaction_id is not None:
+    fields = {
+        "rating": rating,
+        "nps": nps,
+        "text": (text or "").strip(),
+        "staff_named": [s.strip() for s in staff if s and s.strip()],
+        "identifiers": identifiers_normalize({"email": email, "phone": phone, "account": account}),
+        "contact_consent": contact_consent,
+    }
+    if interaction_id is None:
+        # Named only by an identifier: not linked here (the task does it), so neither the answer
+        # nor its timing tells the poster whether the identifier belongs to a customer.
+        feedback = Feedback.objects.create(unverified=bool(fields["identifiers"]), received_at=timezone.now(), **fields)
+        _dispatch_after_commit(feedback, linked=False)
+        return feedback
+    with transaction.atomic():
+        interaction, customer = _contact_for_feedback(interaction_id)
         try:
-            interaction = Interaction.objects.select_related("customer").get(pk=interaction_id)
-        except (Interaction.DoesNotExist, DjangoValidationError, ValueError):
-            interaction = None
-        # A contact of an erased customer is answered like an unknown one: nothing is written.
-        if interaction is not None and interaction.customer_id is not None:
-            customer = customer_resolve(interaction.customer_id)
-            if customer is None:
-                interaction = None
-        if interaction is None:
-            raise DomainError(f"No contact with id '{interaction_id}'.", field="interaction_id")
-        first = Feedback.objects.filter(interaction=interaction).first()
-        if first is not None:
-            return first  # one feedback per contact: a repeat starts nothing new
-    # Named only by an identifier: not linked here (the task does it), so neither the answer
-    # nor its timing tells the poster whether the identifier belongs to a customer.
-    try:
-        with transaction.atomic():
-            feedback = Feedback.objects.create(
-                interaction=interaction,
-                customer=customer,
-                rating=rating,
-                nps=nps,
-                text=(text or "").strip(),
-                staff_named=[s.strip() for s in staff if s and s.strip()],
-                identifiers=identifiers,
-                unverified=customer is None and bool(identifiers),
-                contact_consent=contact_consent,
-                received_at=timezone.now(),
+            with transaction.atomic():
+                feedback = Feedback.objects.create(
+                    interaction=interaction,
+                    customer=customer,
+                    unverified=customer is None and bool(fields["identifiers"]),
+                    received_at=timezone.now(),
+                    **fields,
+                )
+        except IntegrityError:
+            # One feedback per contact (feedback_once_per_interaction): a repeat, or a concurrent
+            # one that won, is answered with the first and starts nothing new.
+            first = Feedback.objects.filter(interaction=interaction).first()
+            if first is None:
+                raise
+            return first
+        if customer is not None:
+            audit_record(
+                actor=None, action=AuditAction.CREATE, customer=customer, detail={"feedback": str(feedback.pk)}
             )
-    except IntegrityError:
-        # A concurrent repeat for the same contact won (feedback_once_per_interaction).
-        first = Feedback.objects.filter(interaction=interaction).first() if interaction is not None else None
-        if first is None:
-            raise
-        return first
-    if customer is not None:
-        audit_record(actor=None, action=AuditAction.CREATE, customer=customer, detail={"feedback": str(feedback.pk)})
+        _dispatch_after_commit(feedback, linked=customer is not None)
+    return feedback
+
+
+def _contact_for_feedback(interaction_id) -> tuple[Interaction, Customer | None]:
+    """The contact and its live customer, in one query; DomainError for an unknown contact.
+
+    A contact of an erased customer is answered like an unknown one (nothing is written);
+    one still on a merged-away customer belongs to the survivor (as customer_resolve).
+    """
+    try:
+        interaction = Interaction.objects.select_related("customer__merged_into").filter(pk=interaction_id).first()
+    except (DjangoValidationError, ValueError):
+        interaction = None
+    customer = None
+    if interaction is not None and interaction.customer is not None:
+        customer = interaction.customer
+        if customer.merged_into_id is not None:
+            customer = customer.merged_into
+        if customer is None or customer.erased_at is not None:
+            interaction = None
+    if interaction is None:
+        raise DomainError(f"No contact with id '{interaction_id}'.", field="interaction_id")
+    return interaction, customer
+
+
+def _dispatch_after_commit(feedback: Feedback, *, linked: bool) -> None:
     feedback_id = str(feedback.pk)
     transaction.on_commit(lambda: feedback_dispatch(feedback_id))
-    logger.info("feedback %s received (linked=%s)", feedback_id, customer is not None)
-    return feedback
+    logger.info("feedback %s received (linked=%s)", feedback_id, linked)
 
 
 # --- classification ---------------------------------------------------------------------
@@ -224,18 +251,16 @@ def feedback_process(feedback_id: str) -> str:
 
 
 def _attempt_start(feedback_id: str) -> bool:
-    """Count this run; False when there is nothing to run (missing, processed, dead), or it just went dead."""
-    started = Feedback.objects.filter(pk=feedback_id, status=FeedbackStatus.RECEIVED, failed_at__isnull=True).update(
-        attempts=F("attempts") + 1
+    """Count this run (committed at once, so a run that dies still counts); False when there is nothing to run.
+
+    Whether the count is over CRM_WORKFLOW_MAX_ATTEMPTS is checked by the run itself, on
+    the row it locks (one query less than reading the count back here).
+    """
+    return bool(
+        Feedback.objects.filter(pk=feedback_id, status=FeedbackStatus.RECEIVED, failed_at__isnull=True).update(
+            attempts=F("attempts") + 1
+        )
     )
-    if not started:
-        return False
-    attempts = Feedback.objects.filter(pk=feedback_id).values_list("attempts", flat=True).first() or 0
-    if attempts > settings.CRM_WORKFLOW_MAX_ATTEMPTS:
-        # Earlier runs died without recording an error (a worker killed each time): give up.
-        _dead_letter(feedback_id, f"gave up after {attempts - 1} runs that did not finish")
-        return False
-    return True
 
 
 def _attempt_failed(feedback_id: str, exc: Exception) -> None:
@@ -271,6 +296,7 @@ def _feedback_run(feedback_id: str) -> str:
         # The row lock serializes concurrent deliveries of the same feedback (the case is not unique by constraint).
         feedback = (
             Feedback.objects.select_related("interaction__agent", "interaction__reason", "customer")
+            .annotate(has_rows=_workflow_rows_exist())
             .select_for_update(of=("self",))
             .filter(pk=feedback_id)
             .first()
@@ -279,6 +305,15 @@ def _feedback_run(feedback_id: str) -> str:
             return "missing"
         if feedback.status == FeedbackStatus.PROCESSED:
             return "already"
+        if feedback.failed_at is not None:
+            return "dead"
+        if feedback.attempts > settings.CRM_WORKFLOW_MAX_ATTEMPTS:
+            # Earlier runs died without recording an error (a worker killed each time): give up.
+            _dead_letter(feedback_id, f"gave up after {feedback.attempts - 1} runs that did not finish")
+            return "dead"
+        # Nothing made for this feedback yet (the usual first run): its rows are inserted without
+        # looking for each first (row_get_or_create).
+        first_run = not feedback.has_rows
         _follow_merge(feedback)
         if feedback.unverified and feedback.customer_id is None:
             _unverified_link(feedback)
@@ -288,9 +323,9 @@ def _feedback_run(feedback_id: str) -> str:
             sentiment, score = feedback_classify(rating=feedback.rating, nps=feedback.nps, text=feedback.text)
         feedback.sentiment, feedback.sentiment_score = sentiment, score
         if sentiment == Sentiment.POSITIVE:
-            notification_ids, thank_you = _positive(feedback)
+            notification_ids, thank_you = _positive(feedback, new=first_run)
         elif sentiment == Sentiment.NEGATIVE:
-            notification_ids, thank_you = _negative(feedback), None
+            notification_ids, thank_you = _negative(feedback, new=first_run), None
         else:
             notification_ids, thank_you = [], None
         feedback.status, feedback.processed_at, feedback.last_error = FeedbackStatus.PROCESSED, timezone.now(), ""
@@ -304,6 +339,18 @@ def _feedback_run(feedback_id: str) -> str:
     notifications_deliver(notification_ids)
     logger.info("feedback %s processed: %s, %d notifications", feedback_id, sentiment, len(notification_ids))
     return "processed"
+
+
+def _workflow_rows_exist() -> Q:
+    """Whether a run already made rows for the feedback: its recognitions or follow-ups.
+
+    Everything else a run makes hangs off those (notifications keyed by their ids, e-mails
+    by the notification's or follow-up's), or is looked for anyway (the case, webhooks).
+    Read with the feedback's locked row, so it costs no query of its own.
+    """
+    return Exists(Recognition.objects.filter(feedback=OuterRef("pk"))) | Exists(
+        FollowUp.objects.filter(feedback=OuterRef("pk"))
+    )
 
 
 def _id(value) -> str | None:
@@ -350,12 +397,16 @@ def _unverified_link(feedback: Feedback) -> None:
     audit_record(actor=None, action=AuditAction.CREATE, customer=target, detail={"feedback": str(feedback.pk)})
 
 
-def _positive(feedback: Feedback) -> tuple[list[int], FollowUp | None]:
+def _positive(feedback: Feedback, *, new: bool) -> tuple[list[int], FollowUp | None]:
+    """Recognize the staff involved (each told, with their supervisor) and arrange the customer's thank-you.
+
+    `new`: the workflow's first run, so none of these rows exist yet (row_get_or_create).
+    """
     notification_ids: list[int] = []
     quote = feedback.text[:2000]
     for staff, interaction in feedback_staff_involved(feedback):
-        recognition, created = Recognition.objects.get_or_create(
-            feedback=feedback, staff=staff, defaults={"interaction": interaction, "quote": quote}
+        recognition, created = row_get_or_create(
+            Recognition, new=new, feedback=feedback, staff=staff, defaults={"interaction": interaction, "quote": quote}
         )
         if created:
             webhook_emit(
@@ -370,6 +421,7 @@ def _positive(feedback: Feedback) -> tuple[list[int], FollowUp | None]:
                 recognition=recognition,
                 subject="A customer praised you",
                 body=f"Well done, {staff.first_name or staff.username}! A customer said: {said}",
+                new=new,
             ).pk
         )
         supervisor = supervisor_of(staff)
@@ -382,9 +434,10 @@ def _positive(feedback: Feedback) -> tuple[list[int], FollowUp | None]:
                     recognition=recognition,
                     subject=f"A customer praised {staff.get_full_name() or staff.username}",
                     body=f"{staff.get_full_name() or staff.username} was praised by a customer: {said}",
+                    new=new,
                 ).pk
             )
-    return notification_ids, thank_you_arrange(feedback)
+    return notification_ids, thank_you_arrange(feedback, new=new)
 
 
 def _recognition_event(recognition: Recognition) -> dict[str, Any]:
@@ -414,10 +467,11 @@ def recovery_owner(feedback: Feedback) -> Any | None:
 UNVERIFIED_MARK = " (unverified)"
 
 
-def _negative(feedback: Feedback) -> list[int]:
+def _negative(feedback: Feedback, *, new: bool) -> list[int]:
     """A service-recovery case and a follow-up with a deadline, owned by the team's supervisor.
 
-    Called holding the feedback's row lock, so the case is made once.
+    Called holding the feedback's row lock, so the case is made once. `new`: the
+    workflow's first run, so the follow-up and notifications do not exist yet.
     """
     now = timezone.now()
     owner = recovery_owner(feedback)
@@ -450,7 +504,9 @@ def _negative(feedback: Feedback) -> list[int]:
         )
         if interaction is not None and interaction.case_id is None:
             Interaction.objects.filter(pk=interaction.pk, case__isnull=True).update(case=case)
-    follow_up, _ = FollowUp.objects.get_or_create(
+    follow_up, _ = row_get_or_create(
+        FollowUp,
+        new=new,
         feedback=feedback,
         kind=FollowUpKind.SERVICE_RECOVERY,
         defaults={
@@ -481,6 +537,7 @@ def _negative(feedback: Feedback) -> list[int]:
                 f"{'yours' if owner is not None else 'unassigned'}, due {follow_up.due_at:%Y-%m-%d %H:%M} UTC. "
                 f"Feedback {feedback.pk}, case {feedback.case_id}."
             ),
+            new=new,
         ).pk
         for recipient in recipients
     ]

@@ -20,7 +20,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from crm.emails import email_queue, emails_send
+from crm.emails import email_queue, emails_send_where
 from crm.exceptions import DomainError, NotFound
 from crm.models import (
     OPEN_FOLLOW_UP,
@@ -33,11 +33,10 @@ from crm.models import (
     FollowUpStatus,
     Identity,
     IdentityKind,
-    OutboundEmail,
     Preference,
 )
 from crm.notifications import notification_create, notifications_deliver
-from crm.services import audit_record, customer_resolve
+from crm.services import audit_record, customer_resolve, row_get_or_create
 from crm.staff import admins, staff_users, supervisor_of, supervisors
 from crm.webhooks import webhook_emit  # issue 16
 
@@ -67,11 +66,19 @@ def _emails_on_file(customer_id) -> list[str]:
 
 
 def _contactable(feedback: Feedback) -> Customer | None:
-    """The live customer the feedback is linked to, or None (unlinked, or erased)."""
-    return customer_resolve(feedback.customer_id) if feedback.customer_id else None
+    """The live customer the feedback is linked to, or None (unlinked, or erased).
+
+    The workflow has loaded the customer with the feedback and followed a merge already: a
+    live one needs no second look.
+    """
+    if feedback.customer_id is None:
+        return None
+    if feedback.customer is not None and feedback.customer.is_live:
+        return feedback.customer
+    return customer_resolve(feedback.customer_id)
 
 
-def _customer_email(feedback: Feedback) -> str | None:
+def _customer_email(customer: Customer, typed: str | None, on_file: list[str]) -> str | None:
     """Where to thank the customer: only ever an address on file for the linked customer.
 
     The form is public: anyone can type a stranger's phone number and their own
@@ -79,11 +86,6 @@ def _customer_email(feedback: Feedback) -> str | None:
     address not on file gets nothing, so the service neither tells a stranger
     whose number it was nor mails whoever it is told to.
     """
-    customer = _contactable(feedback)
-    if customer is None:
-        return None
-    on_file = _emails_on_file(customer.pk)
-    typed = feedback.identifiers.get(IdentityKind.EMAIL)
     if typed and typed in on_file:
         return typed
     return on_file[0] if on_file else None
@@ -95,7 +97,7 @@ def _preferences(customer_id) -> dict[str, str]:
     return dict(Preference.objects.filter(customer_id=customer_id, is_current=True).values_list("key", "value")[:100])
 
 
-def _email_consent(feedback: Feedback, prefs: dict[str, str]) -> bool:
+def _email_consent(feedback: Feedback, prefs: dict[str, str], on_file: list[str]) -> bool:
     """Consent on file, or ticked on this feedback together with an address that is on file.
 
     A ticked box next to someone else's address (or none) is not the customer's consent.
@@ -103,25 +105,27 @@ def _email_consent(feedback: Feedback, prefs: dict[str, str]) -> bool:
     if any(str(prefs.get(key, "")).lower() in TRUTHY for key in ("contact_consent", "marketing_opt_in")):
         return True
     typed = feedback.identifiers.get(IdentityKind.EMAIL)
-    return bool(
-        feedback.contact_consent and typed and feedback.customer_id and typed in _emails_on_file(feedback.customer_id)
-    )
+    return bool(feedback.contact_consent and typed and typed in on_file)
 
 
-def thank_you_arrange(feedback: Feedback) -> FollowUp | None:
+def thank_you_arrange(feedback: Feedback, *, new: bool = False) -> FollowUp | None:
     """A thank-you on the customer's channel: e-mail with consent, else a callback task (unless do-not-call).
 
-    Only for a live linked customer, and only to what is on file for them.
+    Only for a live linked customer, and only to what is on file for them. `new`: the
+    workflow's first run, so no thank-you exists yet (crm.services.row_get_or_create).
     """
     customer = _contactable(feedback)
     if customer is None:
         return None
     prefs = _preferences(customer.pk)
-    email = _customer_email(feedback)
+    on_file = _emails_on_file(customer.pk)
+    email = _customer_email(customer, feedback.identifiers.get(IdentityKind.EMAIL), on_file)
     prefers_voice = prefs.get("preferred_channel") in ("phone", "sms")
     now = timezone.now()
-    if email and not prefers_voice and _email_consent(feedback, prefs):
-        follow_up, _ = FollowUp.objects.get_or_create(
+    if email and not prefers_voice and _email_consent(feedback, prefs, on_file):
+        follow_up, _ = row_get_or_create(
+            FollowUp,
+            new=new,
             feedback=feedback,
             kind=FollowUpKind.THANK_YOU_EMAIL,
             defaults={
@@ -142,12 +146,15 @@ def thank_you_arrange(feedback: Feedback) -> FollowUp | None:
                 "We have passed your kind words on to the team.\n"
             ),
             follow_up=follow_up,
+            new=new,
         )
         return follow_up
     if str(prefs.get("do_not_call", "")).lower() in TRUTHY:
         return None
     interaction = feedback.interaction
-    FollowUp.objects.get_or_create(
+    row_get_or_create(
+        FollowUp,
+        new=new,
         feedback=feedback,
         kind=FollowUpKind.THANK_YOU_CALLBACK,
         defaults={
@@ -166,8 +173,7 @@ def thank_you_email_send(follow_up_id) -> bool:
 
     A failed send is left to the e-mail sweep, which retries it; False then.
     """
-    email_ids = OutboundEmail.objects.filter(follow_up_id=follow_up_id).values_list("pk", flat=True)
-    return emails_send(email_ids) > 0
+    return emails_send_where(follow_up_id=follow_up_id) > 0
 
 
 # --- escalation ---------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from django.db.models import F, Q
 from django.db.models.functions import Length
 from django.db.models.lookups import LessThanOrEqual
 from django.utils import timezone
+from uuid_utils.compat import uuid7
 
 
 class Channel(models.TextChoices):
@@ -319,6 +320,29 @@ class Case(models.Model):
         return self.subject
 
 
+def time_ordered_uuid() -> uuid.UUID:
+    """A UUIDv7 (RFC 9562), for the append-only tables' keys: its first 48 bits are the time.
+
+    A row appended now then lands on the right-hand edge of its primary key's index, not
+    on a random leaf page (after each checkpoint a random page costs a full-page image in
+    the WAL, and the index's working set is all of it instead of its last pages).
+    """
+    return uuid7()
+
+
+class BrinOnPostgres(models.Index):
+    """A BRIN index on PostgreSQL (a B-tree elsewhere), for a column that grows with the table's order.
+
+    Contacts are appended in time order, so a few kilobytes of block-range summaries
+    serve a report's date range, where a B-tree costs a write on every screen-pop insert.
+    """
+
+    def create_sql(self, model, schema_editor, using="", **kwargs):
+        if schema_editor.connection.vendor == "postgresql":
+            using = " USING brin"
+        return super().create_sql(model, schema_editor, using=using, **kwargs)
+
+
 class Direction(models.TextChoices):
     INBOUND = "inbound"
     OUTBOUND = "outbound"
@@ -330,7 +354,8 @@ class Interaction(models.Model):
     # issue 10: a wrap-up note, not a transcript (interaction_summary_bounded).
     SUMMARY_MAX_LENGTH = 10_000
 
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    # issue 14: time-ordered, so every lookup's insert appends to the primary key's index.
+    id = models.UUIDField(primary_key=True, default=time_ordered_uuid, editable=False)
     # No single-column index: interaction_recent_idx (customer, -started_at) serves every
     # read by customer, and each extra index is written by every screen-pop lookup's insert.
     customer = models.ForeignKey(
@@ -346,7 +371,8 @@ class Interaction(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="interactions"
     )
     queue = models.CharField(max_length=64, blank=True, default="", db_default="")
-    reason = models.ForeignKey(ContactReason, null=True, blank=True, on_delete=models.PROTECT)
+    # Indexed without NULLs (interaction_coded_idx): a new contact has no reason yet.
+    reason = models.ForeignKey(ContactReason, null=True, blank=True, on_delete=models.PROTECT, db_index=False)
     reason_text = models.CharField(max_length=200, blank=True, default="", db_default="")
     summary = models.TextField(blank=True, default="", db_default="")
     outcome = models.CharField(max_length=16, choices=Outcome.choices, blank=True, default="", db_default="")
@@ -382,12 +408,21 @@ class Interaction(models.Model):
         indexes = [
             # The card and the timeline: a customer's contacts, newest first.
             models.Index(fields=["customer", "-started_at"], name="interaction_recent_idx"),
+            # Issue 14: the reason and case indexes leave out NULL, which every new contact has
+            # (reason and case come at the wrap-up), so a screen pop's insert does not write them;
+            # every read of them names a reason or a case, which implies NOT NULL to the planner.
             # Repeat-contact flag and recurring problems: same customer and reason in a window.
-            models.Index(fields=["customer", "reason", "started_at"], name="interaction_reason_idx"),
+            models.Index(
+                fields=["customer", "reason", "started_at"],
+                condition=Q(reason__isnull=False),
+                name="interaction_reason_idx",
+            ),
+            # Contacts by reason (reports; a reason's PROTECT check on delete).
+            models.Index(fields=["reason"], condition=Q(reason__isnull=False), name="interaction_coded_idx"),
             # Case history on the card: contacts about one case.
-            models.Index(fields=["case", "started_at"], name="interaction_case_idx"),
-            # Reports: contacts over time.
-            models.Index(fields=["started_at"], name="interaction_started_idx"),
+            models.Index(fields=["case", "started_at"], condition=Q(case__isnull=False), name="interaction_case_idx"),
+            # Reports: contacts over a period (issue 14: a BRIN; the B-tree cost every lookup a write).
+            BrinOnPostgres(fields=["started_at"], name="interaction_started_brin"),
         ]
 
     def __str__(self) -> str:

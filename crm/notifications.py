@@ -5,8 +5,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 
-from crm.emails import email_queue, emails_send
-from crm.models import Feedback, FollowUp, Notification, OutboundEmail, Recognition
+from crm.emails import email_queue, emails_send_where
+from crm.models import Feedback, FollowUp, Notification, Recognition
+from crm.services import row_get_or_create
 
 logger = logging.getLogger(__name__)
 
@@ -21,6 +22,7 @@ def notification_create(
     feedback: Feedback | None = None,
     follow_up: FollowUp | None = None,
     recognition: Recognition | None = None,
+    new: bool = False,
 ) -> Notification:
     """One notification per recipient, kind and subject object (constraint notification_once).
 
@@ -31,7 +33,9 @@ def notification_create(
     """
     about = follow_up or recognition
     feedback_id = feedback.pk if feedback is not None else getattr(about, "feedback_id", None)
-    notification, _ = Notification.objects.get_or_create(
+    notification, _ = row_get_or_create(
+        Notification,
+        new=new,
         recipient=recipient,
         kind=kind,
         key=key,
@@ -50,12 +54,11 @@ def notification_create(
             subject=notification.subject,
             body=notification.body,
             notification=notification,
+            new=new,
         )
     return notification
 
 
 def notifications_deliver(notification_ids: Iterable[int]) -> int:
     """E-mail these notifications now (their outbox rows, crm.emails); a failed send is left to the sweep."""
-    return emails_send(
-        OutboundEmail.objects.filter(notification_id__in=list(notification_ids)).values_list("pk", flat=True)
-    )
+    return emails_send_where(notification_id__in=list(notification_ids))

@@ -63,7 +63,7 @@ def customer_facts(customer: Customer) -> list[dict[str, Any]]:
     rows = (
         customer.facts.filter(is_current=True)
         .order_by("key")
-        .values("key", "value", "channel", "interaction_id", "recorded_at")
+        .values("key", "value", "channel", "interaction_id", "import_ref", "recorded_at")
     )
     return [
         {
@@ -72,6 +72,7 @@ def customer_facts(customer: Customer) -> list[dict[str, Any]]:
             "source": {
                 "channel": r["channel"],
                 "interaction_id": str(r["interaction_id"]) if r["interaction_id"] else None,
+                "imported_from": r["import_ref"] or None,
             },
             "recorded_at": r["recorded_at"],
         }

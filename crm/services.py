@@ -46,6 +46,17 @@ RECURRING_PROBLEM_CHECK_TASK = "crm.recurring_problem_check"
 # --- audit -------------------------------------------------------------------------
 
 
+def row_get_or_create(model, *, new: bool, defaults: Mapping[str, Any], **lookup) -> tuple[Any, bool]:
+    """get_or_create, or a plain INSERT when the caller knows the row cannot exist yet.
+
+    A workflow's first run (crm.feedback) makes rows nobody else makes: looking for them
+    first cost a SELECT and a savepoint pair per row, most of a praise workflow's queries.
+    """
+    if new:
+        return model.objects.create(**lookup, **defaults), True
+    return model.objects.get_or_create(defaults=defaults, **lookup)
+
+
 def audit_record(
     *,
     actor,

@@ -39,14 +39,14 @@ def _wait_for(condition, timeout: float, what: str) -> None:
     raise TimeoutError(f"{what} did not happen within {timeout} s")
 
 
-def _pg_bin(name: str) -> str:
+def pg_bin(name: str) -> str:
     found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
     if not found:
         raise RuntimeError(f"PostgreSQL server binaries not found (/usr/lib/postgresql/*/bin/{name})")
     return found[-1]
 
 
-def _as_postgres(args: list[str]) -> list[str]:
+def as_postgres(args: list[str]) -> list[str]:
     """initdb and pg_ctl refuse to run as root: run them as the postgres user when we are root."""
     return ["runuser", "-u", "postgres", "--", *args] if os.geteuid() == 0 else args
 
@@ -62,7 +62,7 @@ class OwnPostgres:
         if os.geteuid() == 0:
             shutil.chown(self.dir, "postgres", "postgres")
         subprocess.run(
-            _as_postgres([_pg_bin("initdb"), "-D", str(self.data), "-A", "trust", "-U", "postgres", "--no-sync"]),
+            as_postgres([pg_bin("initdb"), "-D", str(self.data), "-A", "trust", "-U", "postgres", "--no-sync"]),
             check=True, capture_output=True, timeout=60,
         )  # fmt: skip
         self.start()
@@ -72,7 +72,7 @@ class OwnPostgres:
         return f"postgres://postgres@127.0.0.1:{self.port}/postgres"
 
     def _ctl(self, *args: str) -> None:
-        subprocess.run(_as_postgres([_pg_bin("pg_ctl"), "-D", str(self.data), *args]), check=True,
+        subprocess.run(as_postgres([pg_bin("pg_ctl"), "-D", str(self.data), *args]), check=True,
                        capture_output=True, timeout=60)  # fmt: skip
 
     def start(self) -> None:

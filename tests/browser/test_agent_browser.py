@@ -141,6 +141,8 @@ def jim(transactional_db):
             started_at=now - dt.timedelta(days=days),
         )
     Fact.objects.create(customer=customer, key="router_model", value="Hub 6", recorded_at=now, channel="phone")
+    # issue 15: a fact a bulk import brought says so
+    Fact.objects.create(customer=customer, key="contract", value="24 months", recorded_at=now, import_ref="crm.csv:12")
     Preference.objects.create(customer=customer, key="do_not_call", value="true", recorded_at=now)
     Preference.objects.create(customer=customer, key="preferred_channel", value="email", recorded_at=now)
     FeedbackFactory(customer=customer, rating=1, sentiment=Sentiment.NEGATIVE, text="Fed up.")
@@ -171,6 +173,8 @@ def test_a_call_pops_the_card_and_the_wrap_up_reaches_the_next_call(agent_page, 
         expect(page.locator(f"#c-flags li[data-flag='{flag}']")).to_be_visible()
     expect(page.locator("#c-ivr")).to_contain_text("SW1A 1AA")
     expect(page.locator("#c-facts")).to_contain_text("Hub 6")
+    expect(page.locator("#c-facts")).to_contain_text("24 months · from import")
+    expect(page.locator("#c-facts [title='imported from crm.csv:12']")).to_have_count(1)
     expect(page.locator("#c-prefs")).to_contain_text("email")
     expect(page.locator("#c-recent li")).to_have_count(2)
     expect(page.locator("#status")).to_contain_text("Ringing")

@@ -1,9 +1,11 @@
 """The lookup benchmark still runs end to end (tiny data, untimed): loader, floor, in-process, HTTP."""
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import psycopg
@@ -62,3 +64,31 @@ def test_the_lookup_benchmark_runs_at_tiny_scale_and_prints_its_table(bench_dsn)
     assert "| HTTP open loop at 20/s" in table and "| HTTP open loop at 30/s" in table
     assert "errors 0, unanswered 0" in table
     assert "300 customers" in table
+
+
+@pytest.mark.postgres
+def test_the_benchmark_on_its_own_cluster_compares_settings_servers_and_an_older_commit():
+    """--own-postgres (initdb as postgres, both settings profiles on one data directory),
+    two servers (one without keep-alive) and --before HEAD in a temporary worktree."""
+    pgdata = Path(tempfile.mkdtemp(prefix="goldfish-bench-test-")) / "data"
+    env = {k: v for k, v in os.environ.items() if k not in ("DJANGO_SETTINGS_MODULE", "DATABASE_URL")}
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "bench.lookup_run", "--own-postgres", "--pgdata", str(pgdata),
+             "--pg-settings", "tuned", "default", "--server", "granian", "gunicorn-sync", "--before", "HEAD",
+             "--customers", "300", "--lookups", "60", "--rate", "20", "--open-seconds", "1", "--closed-seconds", "1",
+             "--connections", "2", "--python-client", "--port", str(free_port())],
+            cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        still_running = (pgdata / "postmaster.pid").exists()
+    finally:
+        shutil.rmtree(pgdata.parent, ignore_errors=True)
+
+    assert result.returncode == 0, result.stderr[-3000:]
+    header = result.stdout.splitlines()[0]
+    assert "| after, PG tuned, granian | after, PG default, granian | after, PG tuned, gunicorn-sync |" in header
+    assert "| before HEAD (" in header
+    assert "errors 0, unanswered 0" in result.stdout and "failed:" not in result.stdout
+    assert "| shared_buffers | " in result.stdout and "| jit | off | on |" in result.stdout
+    assert "same migrations as this tree" in result.stdout
+    assert not still_running  # it stopped the cluster it started

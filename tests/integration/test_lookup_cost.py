@@ -157,3 +157,49 @@ def test_opening_the_contact_and_reading_the_card_is_served_by_indexes(crowd, ji
         used = {n.get("Index Name") for n in nodes}
         for index in ("interaction_recent_idx", "feedback_recent_idx", "case_open_by_customer_idx"):
             assert index in used, f"{index} not used (generic={generic}): {sorted(i for i in used if i)}"
+
+
+@pytest.mark.postgres
+def test_a_reports_period_is_served_by_the_brin_on_started_at(crowd):
+    """Issue 14: the B-tree on started_at became a BRIN (no write per lookup); the reports still use an index."""
+    from crm import reports
+
+    Interaction.objects.update(reason=reason("billing"))  # every contact coded, as the reports read them
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE crm_interaction")
+    now = timezone.now()
+    period = reports.Period(start=now - dt.timedelta(days=28), end=now)
+    sql, params = reports._contacts(period).query.sql_with_params()
+
+    nodes = explain(sql, params)
+
+    assert_indexed(nodes)
+    assert "interaction_started_brin" in {n.get("Index Name") for n in nodes}
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT amname FROM pg_class c JOIN pg_am a ON a.oid = c.relam WHERE relname = %s",
+            ["interaction_started_brin"],
+        )
+        assert cursor.fetchone() == ("brin",)
+
+
+@pytest.mark.postgres
+def test_a_new_contact_writes_no_entry_in_the_reason_and_case_indexes_which_still_serve_their_reads(crowd, jim):
+    """Issue 14: those indexes leave out NULL (a new contact has no reason or case yet), and a read that
+    names a reason or a case still uses them, with the generic plan too (a bound value implies NOT NULL)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'crm_interaction'")
+        definitions = dict(cursor.fetchall())
+    assert "WHERE (reason_id IS NOT NULL)" in definitions["interaction_reason_idx"]
+    assert "WHERE (reason_id IS NOT NULL)" in definitions["interaction_coded_idx"]
+    assert "WHERE (case_id IS NOT NULL)" in definitions["interaction_case_idx"]
+    assert not any(d.endswith("(reason_id)") for d in definitions.values()), "an index still holds every NULL reason"
+
+    Interaction.objects.update(reason=reason("billing"))
+    now = timezone.now()
+    repeat = Interaction.objects.filter(customer=jim, reason=reason("billing"), started_at__gte=now - dt.timedelta(30))
+    by_case = Interaction.objects.filter(case_id=uuid.uuid4(), started_at__gte=now - dt.timedelta(30))
+    for queryset, index in ((repeat, "interaction_reason_idx"), (by_case, "interaction_case_idx")):
+        sql, params = queryset.values_list("pk").query.sql_with_params()
+        for generic in (False, True):
+            assert index in {n.get("Index Name") for n in explain(sql, params, generic=generic)}, (index, generic)

@@ -1,8 +1,9 @@
 """Issue 10, finding 9: /agent/events streams cannot starve the API under the documented
-process model (gunicorn, gthread worker).
+process model (granian's WSGI blocking threads since issue 14; gunicorn gthread before).
 
-A real gunicorn with one process of 4 threads (the README's model, scaled down) serves
-the test database. Streams are capped per user (429) and per process (503), so with the
+A real server with one process of 4 threads (the README's model, scaled down) serves
+the test database: granian and gunicorn gthread, each holds a thread per open stream.
+Streams are capped per user (429) and per process (503), so with the
 caps reached a thread is still free: /healthz and a lookup answer at once.
 """
 
@@ -35,8 +36,18 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture
-def gunicorn(transactional_db):
+def _command(server: str, port: int) -> list[str]:
+    """One process, THREADS threads: granian (the README's server) or gunicorn gthread."""
+    if server == "granian":
+        return [str(Path(sys.executable).with_name("granian")), "--interface", "wsgi", "crm.wsgi:application",
+                "--workers", "1", "--blocking-threads", str(THREADS), "--host", "127.0.0.1", "--port", str(port),
+                "--log-level", "warning", "--workers-kill-timeout", "2"]  # fmt: skip
+    return [sys.executable, "-m", "gunicorn", "crm.wsgi", "-k", "gthread", "-w", "1", "--threads", str(THREADS),
+            "-b", f"127.0.0.1:{port}", "--log-level", "warning", "--graceful-timeout", "1"]  # fmt: skip
+
+
+@pytest.fixture(params=["granian", "gunicorn-gthread"])
+def gunicorn(request, transactional_db):
     port = _free_port()
     url = urlparse(os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/goldfish"))
     env = {
@@ -51,12 +62,7 @@ def gunicorn(transactional_db):
         "CRM_MAX_STREAMS_PER_PROCESS": str(THREADS - 1),
         "DJANGO_SETTINGS_MODULE": "crm.settings",
     }
-    command = [sys.executable, "-m", "gunicorn", "crm.wsgi", "-k", "gthread", "-w", "1", "--threads", str(THREADS)]
-    server = subprocess.Popen(
-        [*command, "-b", f"127.0.0.1:{port}", "--log-level", "warning", "--graceful-timeout", "1"],
-        cwd=ROOT,
-        env=env,
-    )
+    server = subprocess.Popen(_command(request.param, port), cwd=ROOT, env=env)
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while True:
@@ -67,7 +73,7 @@ def gunicorn(transactional_db):
             pass
         if time.monotonic() > deadline or server.poll() is not None:
             server.kill()
-            pytest.fail("gunicorn did not start")
+            pytest.fail(f"{request.param} did not start")
         time.sleep(0.2)
     yield base
     server.terminate()

@@ -221,6 +221,28 @@ def test_the_same_task_delivered_twice_recognizes_follows_up_and_emails_once(wor
     assert mail_recipients(mail_dir).count("jane@goldfish.example") == 1
 
 
+def worker_backends() -> set[int]:
+    """PostgreSQL backends on the test database other than this test's own connection."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        return {row[0] for row in cursor.fetchall()}
+
+
+def test_the_worker_keeps_its_database_connection_from_one_task_to_the_next(world):
+    # Celery's Django fix-up closed it around every task: a new PostgreSQL backend per workflow (issue 14).
+    anonymous = client_for(None)
+    first = anonymous.post("/api/v1/feedback", {"rating": 3, "text": "fine"}, format="json").json()["id"]
+    poll_processed(world["api"], first)
+    after_first = worker_backends()
+    second = anonymous.post("/api/v1/feedback", {"rating": 3, "text": "fine again"}, format="json").json()["id"]
+    poll_processed(world["api"], second)
+
+    assert after_first, "the worker closed its connection after the task"
+    assert after_first & worker_backends(), "the second task ran on a new connection"
+
+
 def test_a_transient_mail_failure_on_the_first_attempt_is_sent_by_the_email_sweep(world, mail_dir):
     (mail_dir / FAIL_NEXT).touch()
 

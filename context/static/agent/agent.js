@@ -56,6 +56,13 @@
   }
   function clear(el) { while (el.firstChild) el.removeChild(el.firstChild); return el; }
   function human(s) { return String(s).replace(/_/g, " "); }
+  // Where a fact came from: the channel it was told on, or a bulk import (issue 15).
+  function factSource(source) {
+    if (!source) return "";
+    if (source.imported_from) return "from import, ";
+    return source.channel ? source.channel + ", " : "";
+  }
+
   function when(iso) {
     if (!iso) return "";
     var d = new Date(iso), now = new Date();
@@ -423,7 +430,7 @@
       var facts = c.facts || [];
       mem.appendChild(section("What they told us", facts.length
         ? h("dl", { id: "c-facts", class: "kv" }, facts.map(function (f) {
-            return [h("dt", null, human(f.key)), h("dd", null, f.value, h("span", { class: "muted small" }, " · " + (f.source && f.source.channel ? f.source.channel + ", " : "") + when(f.recorded_at)))];
+            return [h("dt", null, human(f.key)), h("dd", null, f.value, h("span", { class: "muted small", title: f.source && f.source.imported_from ? "imported from " + f.source.imported_from : null }, " · " + factSource(f.source) + when(f.recorded_at)))];
           }))
         : h("p", { class: "muted" }, "Nothing yet."), "facts"));
     }

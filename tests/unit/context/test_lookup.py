@@ -377,7 +377,7 @@ def test_the_card_shows_preferences_facts_cases_recent_contacts_and_feedback(age
         {
             "key": "router_model",
             "value": "Hub 6",
-            "source": {"channel": "chat", "interaction_id": str(source.pk)},
+            "source": {"channel": "chat", "interaction_id": str(source.pk), "imported_from": None},
             "recorded_at": customer["facts"][0]["recorded_at"],
         }
     ]

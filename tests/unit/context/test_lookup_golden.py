@@ -7,6 +7,9 @@ Re-recorded for issue 12 (on PostgreSQL, then checked on SQLite): new optional f
 (identities' verified_at/verified_via, verified_on_call, repeat, last_feedback.text)
 and contacts that count (a lookup nobody wrapped up is no longer a recent contact).
 Re-recorded again for issue 13: `last_feedback` gained `nps` (and `text` is cut to 280 characters).
+Re-recorded for issue 14: orjson writes compact JSON (no space after `:` and `,`); every
+scenario's parsed response was checked equal to the previous recording on both paths first.
+Re-recorded for issue 15: a fact's source names the import that recorded it (`imported_from`, null here).
 """
 
 import datetime as dt

@@ -58,3 +58,33 @@ def test_account_numbers_ignore_spaces_dashes_and_case():
 def test_unknown_kind_is_rejected():
     with pytest.raises(InvalidIdentifier):
         normalize("fax", "123")
+
+
+def _outcome(normalizer, value: str) -> str:
+    try:
+        return normalizer(value)
+    except InvalidIdentifier as exc:
+        return f"invalid: {exc.message}"
+
+
+def test_numbers_written_in_e164_skip_parsing_only_where_phonenumbers_gives_the_same_answer():
+    """The fast path (crm.identifiers._E164_WRITTEN) against phonenumbers itself, for every country
+    code and national length, national numbers starting with each digit (prefixes, leading zeros)."""
+    import random
+
+    import phonenumbers
+
+    from crm import identifiers
+
+    rnd = random.Random(15)
+    samples = [
+        f"+{code}{first}{''.join(rnd.choice('0123456789') for _ in range(length - 1))}"
+        for code in phonenumbers.COUNTRY_CODE_TO_REGION_CODE
+        for length in range(1, 18)
+        for first in "0123456789"
+    ]
+    for value in samples * 2:  # the second pass answers from the shapes the first one learnt
+        assert _outcome(normalize_phone, value) == _outcome(lambda v: identifiers._phone_parsed(v, v, None), value), (
+            value
+        )
+    assert identifiers._POSSIBLE_SHAPES, "the fast path was never taken"

@@ -117,6 +117,18 @@ def test_a_row_naming_an_existing_customer_updates_it_and_keeps_the_history(tmp_
     assert Preference.objects.filter(customer=ada, key="contact_channel").count() == 1  # unchanged: not appended
 
 
+def test_a_changed_customer_field_is_saved_with_its_update_time(tmp_path):
+    run(write(tmp_path, "a.csv", CUSTOMERS_CSV))
+    Customer.objects.filter(external_ref="C-2").update(updated_at=timezone.now() - dt.timedelta(days=1))
+
+    job = run(write(tmp_path, "b.csv", "external_ref,tier,preferred_name\nC-2,vip,Charlie\n"))
+
+    assert counts(job) == (0, 1, 0, 0)
+    charles = Customer.objects.get(external_ref="C-2")
+    assert (charles.tier, charles.preferred_name, charles.display_name) == ("vip", "Charlie", "Charles Babbage")
+    assert charles.updated_at > timezone.now() - dt.timedelta(minutes=1)
+
+
 def test_a_row_without_external_ref_is_matched_by_its_account(tmp_path):
     held = CustomerFactory(display_name="Grace Hopper")
     IdentityFactory(customer=held, kind="account", value="AC-77", normalized="AC77")
@@ -139,6 +151,23 @@ def test_a_shared_phone_never_merges_two_people_but_is_reported_as_a_possible_du
     nils = Customer.objects.get(external_ref="H-2")
     assert nils.pk != mother.pk
     assert job.warnings == [{"line": 2, "field": "phone", "message": f"Possible duplicate of {mother.pk}."}]
+
+
+def test_a_customer_on_file_given_a_phone_someone_else_holds_is_warned_about_once(tmp_path):
+    """Identifiers a customer already holds are not looked up again (a file imported again asks
+    nothing); one that is new to them still is, even when they are named by external_ref."""
+    mother = CustomerFactory(display_name="Rosa Walsh")
+    IdentityFactory(customer=mother, kind="phone", value="+12125550177", normalized="+12125550177")
+    run(write(tmp_path, "a.csv", "external_ref,display_name,phone\nH-2,Nils Walsh,+12125550188\n"))
+    path = write(tmp_path, "b.csv", "external_ref,phone\nH-2,+12125550188;+12125550177\n")
+
+    job = run(path)
+    again = run(path)
+
+    assert counts(job) == (0, 1, 0, 0)
+    assert job.warnings == [{"line": 2, "field": "phone", "message": f"Possible duplicate of {mother.pk}."}]
+    assert counts(again) == (0, 0, 1, 0)
+    assert again.warnings == []
 
 
 def test_every_bad_row_is_reported_by_line_and_field_and_the_good_rows_load(tmp_path):
