@@ -172,10 +172,10 @@ def carries_credentials(request) -> bool:
     from a cookie. A browser sends no token; one behind a proxy's HTTP Basic
     authentication sends `Authorization: Basic …` and keeps every middleware.
     """
-    return request.META.get("HTTP_AUTHORIZATION", "")[:6].lower() == TOKEN_SCHEME
+    return request.META.get("HTTP_AUTHORIZATION", "")[:6].lower() == API_HEADER_SCHEME
 
 
-TOKEN_SCHEME = "token "  # knox's AUTH_HEADER_PREFIX ("Token"), compared as knox does: any case
+API_HEADER_SCHEME = "token "  # knox's AUTH_HEADER_PREFIX ("Token"), compared as knox does: any case
 
 
 class BrowserOnly:
