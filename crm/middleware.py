@@ -165,13 +165,17 @@ class DatabaseUnavailableMiddleware:
 
 
 def carries_credentials(request) -> bool:
-    """A request that authenticates itself (an API token in `Authorization`): no session, no cookies.
+    """A request that authenticates itself with an API token (`Authorization: Token …`).
 
     Such a call is never authenticated by a session (DRF tries the token first and
-    fails with 401 on a bad one), so it needs no session, CSRF check, messages or
-    `request.user` from a cookie. A browser's calls carry no Authorization header.
+    fails with 401 on a bad one), so it needs no session, messages or `request.user`
+    from a cookie. A browser sends no token; one behind a proxy's HTTP Basic
+    authentication sends `Authorization: Basic …` and keeps every middleware.
     """
-    return "HTTP_AUTHORIZATION" in request.META
+    return request.META.get("HTTP_AUTHORIZATION", "")[:6].lower() == API_HEADER_SCHEME
+
+
+API_HEADER_SCHEME = "token "  # knox's AUTH_HEADER_PREFIX ("Token"), compared as knox does: any case
 
 
 class BrowserOnly:

@@ -58,6 +58,15 @@ def test_the_lookup_benchmark_runs_at_tiny_scale_and_prints_its_table(bench_dsn)
     table = result.stdout
     assert "| floor: the same statements" in table
     assert "| server side, in-process" in table
+
+    # Issue 14: the instruction count (callgrind) on the data set just loaded.
+    counted = subprocess.run(
+        [sys.executable, "-m", "bench.lookup_instructions", "--warm", "20", "--lookups", "10"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=240,
+    )  # fmt: skip
+    assert counted.returncode == 0, counted.stderr[-3000:]
+    per_lookup = float(counted.stdout.split("| working tree |")[1].split("M")[0])
+    assert 0.5 < per_lookup < 20, counted.stdout  # millions of instructions: a lookup ran, and was counted
     assert (
         "| SQL statements per lookup (auth; resolve; plan setting + open/audit/card in one round trip) | 4 |" in table
     )

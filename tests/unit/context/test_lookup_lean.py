@@ -56,6 +56,17 @@ def test_the_agent_page_calls_still_need_their_csrf_token(alice, jim):
     assert client.session[SESSION_KEY] == str(alice.pk)
 
 
+def test_a_browser_behind_a_proxys_basic_authentication_keeps_its_session(alice, jim):
+    """Only a token skips the browser middleware: `Authorization: Basic` (a proxy's login) is a browser's."""
+    client = Client(HTTP_AUTHORIZATION="Basic c3RhZmY6c2VjcmV0")
+    client.force_login(alice)
+
+    assert client.get("/agent/").status_code == 200
+    response = client.post(URL, {"phone": "+12125550100"}, content_type="application/json")
+    assert response.status_code == 200
+    assert response.json()["match"] == "unique"
+
+
 def test_the_screen_pop_answers_json_whatever_accept_says(agent_api, jim):
     for accept in ("text/html", "application/xml", "*/*", "application/json; q=0.1"):
         response = agent_api.post(URL, {"phone": "+12125550100"}, format="json", HTTP_ACCEPT=accept)
