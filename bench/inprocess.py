@@ -74,6 +74,13 @@ def wsgi_environ(body: bytes, token: str) -> dict:
     }
 
 
+def wal_position(connection) -> int:
+    """Bytes of WAL the server has written so far (on the bench's own cluster, only this run writes)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_current_wal_insert_lsn() - '0/0'::pg_lsn")
+        return int(cursor.fetchone()[0])
+
+
 def measure_in_process(bodies: list[dict], token: str, run_id: str) -> tuple[dict[str, float], int, dict]:
     """Latency of the WSGI app per lookup, the query count of one lookup, and the match mix."""
     from django.core.wsgi import get_wsgi_application
@@ -89,10 +96,11 @@ def measure_in_process(bodies: list[dict], token: str, run_id: str) -> tuple[dic
     payloads = [json.dumps({**b, "call_id": f"inproc-{run_id}-{n}"}).encode() for n, b in enumerate(bodies)]
     samples, mix = [], {"unique": 0, "ambiguous": 0, "none": 0}
     warm = min(200, len(payloads) // 10)
-    meter = None
+    meter, wal_start = None, 0
     for k, payload in enumerate(payloads):
         if k == warm:
             meter = CpuMeter(connection.connection.info.backend_pid)
+            wal_start = wal_position(connection)
         environ = wsgi_environ(payload, token)
         started = time.perf_counter_ns()
         out = b"".join(app(environ, start_response))
@@ -102,6 +110,7 @@ def measure_in_process(bodies: list[dict], token: str, run_id: str) -> tuple[dic
         mix[json.loads(out)["match"]] += 1
     result = percentiles(samples[warm:])
     result["cpu_client"], result["cpu_db"] = meter.per_lookup_ms(len(payloads) - warm)
+    result["wal_bytes"] = (wal_position(connection) - wal_start) / (len(payloads) - warm)
     with CaptureQueriesContext(connection) as queries:
         b"".join(app(wsgi_environ(payloads[0].replace(b"inproc-", b"count-"), token), start_response))
     return result, len(queries), mix

@@ -605,6 +605,8 @@ def measure_rows(out: dict, args) -> list[tuple[str, object, str]]:
          lambda c: cpu_pair(floor(c), "cpu_client", "cpu_db"), ""),
         ("CPU per lookup, server side (Django process / PostgreSQL backend)",
          lambda c: cpu_pair(inproc(c)["server"], "cpu_client", "cpu_db"), "<= 0.45 / <= 0.6 ms"),
+        ("WAL written per lookup, in-process (the contact and audit rows, their indexes, full-page images)",
+         lambda c: f"{inproc(c)['server'].get('wal_bytes', 0):,.0f} bytes", ""),
         ("SQL statements per lookup (auth; resolve; plan setting + open/audit/card in one round trip)",
          lambda c: str(inproc(c)["queries"]), "fixed, small"),
     ]  # fmt: skip
