@@ -248,11 +248,6 @@ def _send_failed(email: OutboundEmail, sender: str, exc: Exception, now: dt.date
     return "failed"
 
 
-def emails_send(email_ids: Iterable) -> int:
-    """Send these e-mails now, oldest first; returns how many went. Failures are left to the sweep."""
-    return emails_send_where(pk__in=list(email_ids))
-
-
 def emails_send_where(**lookup) -> int:
     """Send the pending e-mails matching `lookup` (indexed: an id, notification or follow-up) now, oldest first.
 

@@ -1,9 +1,9 @@
 """JSON at orjson's speed without orjson's one loss: integers beyond 64 bits (issue 14).
 
 orjson reads such an integer as a float (its last digits lost) and refuses to write
-one; the json module keeps it exact. So a text with a run of 19 or more digits (such a
-number, or merely a long digit string) goes through the json module, everything else
-through orjson, several times faster on the screen pop's request, card and response.
+one; the json module keeps it exact. So a request body with a run of 19 or more digits
+(such a number, or merely a long digit string) is parsed the careful way
+(crm.parsers), and a value orjson will not write goes through the json module.
 """
 
 from __future__ import annotations
@@ -20,14 +20,6 @@ _LONG_DIGITS = re.compile(rb"\d{19}")
 def exact_in_orjson(data: bytes | bytearray | memoryview) -> bool:
     """False when the text may hold an integer orjson would round (19 digits or more)."""
     return _LONG_DIGITS.search(data) is None
-
-
-def loads(data: bytes | bytearray | memoryview | str) -> Any:
-    """Decode trusted JSON (a database column): orjson, or the json module where orjson would round."""
-    raw = data.encode() if isinstance(data, str) else data
-    if exact_in_orjson(raw):
-        return orjson.loads(raw)
-    return json.loads(bytes(raw))
 
 
 def dumps(value: Any) -> bytes:

@@ -2,6 +2,7 @@
 
 import codecs
 import json
+from typing import Any
 
 import orjson
 from rest_framework import parsers
@@ -23,6 +24,25 @@ def _is_text(value) -> bool:
     return True
 
 
+def is_utf8(charset: str) -> bool:
+    try:
+        return codecs.lookup(charset).name == "utf-8"
+    except LookupError:
+        return False
+
+
+def json_quick(raw: bytes) -> Any:
+    """The body decoded by orjson, or ValueError when only the careful path can decide (or word the refusal).
+
+    orjson refuses what the careful path refuses (NaN, lone surrogates, deep nesting) at a
+    tenth of its cost; a body over the cap, or one that may hold an integer orjson would
+    round, is left to the careful path too. Shared by the parser and the lookup's lean lane.
+    """
+    if len(raw) > MAX_JSON_BODY or not fastjson.exact_in_orjson(raw):
+        raise ValueError("not for the quick path")
+    return orjson.loads(raw)  # orjson.JSONDecodeError is a ValueError
+
+
 class BoundedJSONParser(parsers.JSONParser):
     """DRF's JSON parser with a size cap; deep nesting and invalid Unicode are a 400, not a crash."""
 
@@ -30,14 +50,11 @@ class BoundedJSONParser(parsers.JSONParser):
         raw = stream.read(MAX_JSON_BODY + 1) if stream is not None else b""
         if len(raw) > MAX_JSON_BODY:
             raise ParseError(f"JSON parse error - the body is larger than {MAX_JSON_BODY} bytes.")
-        utf8 = codecs.lookup(parsers.get_encoding(parser_context or {})).name == "utf-8"
-        if utf8 and fastjson.exact_in_orjson(raw):
-            # orjson refuses what the checks below refuse (NaN, lone surrogates, deep nesting)
-            # at a tenth of their cost; whatever it refuses takes the slow path for its message.
+        if is_utf8(parsers.get_encoding(parser_context or {})):
             try:
-                return orjson.loads(raw)
-            except orjson.JSONDecodeError:
-                pass
+                return json_quick(raw)
+            except ValueError:
+                pass  # the careful path below decides, and words the refusal
         try:
             data = strict_json.loads(codecs.decode(raw, parsers.get_encoding(parser_context or {})))
         except (ValueError, RecursionError) as exc:

@@ -71,7 +71,11 @@ def publish(task_name: str, *args: str) -> None:
     if app.conf.task_always_eager:
         task.apply_async(args=list(args))
         return
-    with pools.producers[_publish_connection()].acquire(block=True) as producer:
+    # Bounded like every other Redis wait of a request: with more publishing threads than the
+    # pool holds, a frozen broker must not hold the rest in an endless queue (LimitExceeded
+    # is raised to the caller, a broker failure like any other).
+    wait = settings.CRM_REDIS_TIMEOUT_MS / 1000
+    with pools.producers[_publish_connection()].acquire(block=True, timeout=wait) as producer:
         try:
             task.apply_async(args=list(args), producer=producer, retry=False)
         except Exception:
