@@ -172,10 +172,8 @@ def carries_credentials(request) -> bool:
     from a cookie. A browser sends no token; one behind a proxy's HTTP Basic
     authentication sends `Authorization: Basic …` and keeps every middleware.
     """
-    return request.META.get("HTTP_AUTHORIZATION", "")[:6].lower() == API_HEADER_SCHEME
-
-
-API_HEADER_SCHEME = "token "  # knox's AUTH_HEADER_PREFIX ("Token"), compared as knox does: any case
+    scheme = f"{settings.REST_KNOX['AUTH_HEADER_PREFIX']} "  # knox's own prefix, compared as knox does: any case
+    return request.META.get("HTTP_AUTHORIZATION", "")[: len(scheme)].lower() == scheme.lower()
 
 
 class BrowserOnly:
