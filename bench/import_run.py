@@ -70,7 +70,7 @@ def interactions_file(path: Path, n: int, customers: int, seed: int) -> None:
 class Measured:
     seconds: float  # wall
     cpu: float  # the command's process (user + system)
-    backend_cpu: float | None  # its PostgreSQL backend, when PostgreSQL runs on this machine
+    server_cpu: float | None  # the PostgreSQL server (every backend, WAL writer, checkpointer), when local
     rss_mb: int  # the command's peak
     report: str  # the report's first line
 
@@ -87,7 +87,7 @@ def run_import(command: str, path: Path) -> Measured:
     peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     lines = done.stdout.splitlines()
     cpu = json.loads(lines[-1])
-    return Measured(seconds, cpu["cpu"], cpu["backend_cpu"], max(peak, before) // 1024, lines[0])
+    return Measured(seconds, cpu["cpu"], cpu["server_cpu"], max(peak, before) // 1024, lines[0])
 
 
 def per_row_us(seconds: float | None, rows: int) -> str:
@@ -137,7 +137,7 @@ def main() -> None:
         m = run_import(command, path)
         print(
             f"| {label} | {n:,} | {m.seconds:.1f} | {n / m.seconds:,.0f} | {per_row_us(m.cpu, n)} "
-            f"| {per_row_us(m.backend_cpu, n)} | {m.rss_mb} | {m.report} |",
+            f"| {per_row_us(m.server_cpu, n)} | {m.rss_mb} | {m.report} |",
             flush=True,
         )
 

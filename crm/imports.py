@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import datetime as dt
+import functools
 import io
 import json
 import logging
@@ -34,6 +35,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
 from crm.identifiers import InvalidIdentifier, normalize
+from crm.import_lanes import Lane, LaneOrder, Lanes
 from crm.models import (
     AccessAudit,
     AuditAction,
@@ -376,22 +378,36 @@ FACT_COPY_COLUMNS = (
 PREFERENCE_COPY_COLUMNS = FACT_COPY_COLUMNS[:-1]
 
 
-def customers_apply(records: list[CustomerRecord], *, actor, job: ImportJob, out: Outcomes) -> None:
-    """Create or update the batch's customers in a few set-based statements."""
+def customers_apply(
+    records: list[CustomerRecord],
+    *,
+    actor,
+    job: ImportJob,
+    out: Outcomes,
+    settle: Callable[[set[uuid.UUID]], bool] | None = None,
+) -> None:
+    """Create or update the batch's customers in a few set-based statements.
+
+    `settle` (crm.import_lanes) is told which customers on file the batch will write before
+    it writes; True means another batch just wrote one of them, so they are resolved again.
+    """
     now = timezone.now()
     refs = {r.external_ref for r in records if r.external_ref}
     accounts = {norm for r in records for kind, _, norm in r.identities if kind == IdentityKind.ACCOUNT}
-    by_ref: dict[str, uuid.UUID] = {}
-    for pk, ref, merged_into in Customer.objects.filter(external_ref__any=refs, erased_at__isnull=True).values_list(
-        "pk", "external_ref", "merged_into_id"
-    ):
-        by_ref[str(ref)] = merged_into or pk
-    account_owner = dict(
-        Identity.objects.filter(kind=IdentityKind.ACCOUNT, normalized__any=accounts).values_list(
-            "normalized", "customer_id"
+    while True:
+        by_ref: dict[str, uuid.UUID] = {}
+        for pk, ref, merged_into in Customer.objects.filter(external_ref__any=refs, erased_at__isnull=True).values_list(
+            "pk", "external_ref", "merged_into_id"
+        ):
+            by_ref[str(ref)] = merged_into or pk
+        account_owner = dict(
+            Identity.objects.filter(kind=IdentityKind.ACCOUNT, normalized__any=accounts).values_list(
+                "normalized", "customer_id"
+            )
         )
-    )
-    targets = {*by_ref.values(), *account_owner.values()}
+        targets = {*by_ref.values(), *account_owner.values()}
+        if settle is None or not settle(targets):
+            break
     known = _known_load(targets)
     holders = _holders(_maybe_new_identifiers(records, by_ref, known))
     ref_of = {pk: c.fields["external_ref"] for pk, c in known.items()}
@@ -1084,15 +1100,14 @@ def import_run(
     if job.status in (ImportStatus.DONE, ImportStatus.FAILED) or not import_claim(job_id, runner):
         return job
     job.refresh_from_db()
-    lookups = _Lookups() if job.kind == ImportKind.INTERACTIONS else None
-    known = CUSTOMER_COLUMNS if job.kind == ImportKind.CUSTOMERS else INTERACTION_COLUMNS
-    errors_out = _ErrorFile(job)
+    run = _Run(job, runner)
     batch: list[Row] = []
-    grown = 0  # batches that wrote rows
     pending: list[Problem] = []  # unreadable lines and header warnings, committed with the next batch
+    lanes = Lanes(_lane_count())
+    run.parallel = lanes.count > 1
     try:
         with Path(job.path).open("rb") as stream:
-            for item in rows_read(stream, job.file_format, known):
+            for item in rows_read(stream, job.file_format, run.columns):
                 if isinstance(item, Problem):
                     if item.line > job.last_line or (item.line == 1 and job.last_line == 0):
                         pending.append(item)
@@ -1101,22 +1116,27 @@ def import_run(
                     continue  # committed by an earlier run
                 batch.append(item)
                 if len(batch) >= settings.CRM_IMPORT_BATCH:
-                    written = job.created + job.updated
-                    job = _batch_commit(job, runner, batch, pending, lookups, errors_out)
+                    run.submit(lanes, batch, pending)
                     batch, pending = [], []
-                    if job.created + job.updated > written:
-                        grown += 1
-                        if grown in ANALYZE_AFTER_BATCHES:
-                            _statistics_refresh()
+                    if run.order.failure is not None:
+                        break
                     if budget_seconds is not None and time.monotonic() - started > budget_seconds:
-                        return _import_release(job, runner)
+                        lanes.close()
+                        run.raise_failure()
+                        return _import_release(run.job(), runner)
                     if progress:
-                        progress(job)
-        job = _batch_commit(job, runner, batch, pending, lookups, errors_out, last=True)
+                        progress(run.job())
+            else:
+                run.submit(lanes, batch, pending, last=True)
+        lanes.close()
+        run.raise_failure()
+        job = run.job()
     except ImportAbandoned:
+        lanes.close()
         logger.warning("import %s: taken over by another runner; this one stops", job_id)
         return ImportJob.objects.get(pk=job_id)
     except Exception as exc:
+        lanes.close()
         logger.exception("import %s failed", job_id)
         ImportJob.objects.filter(pk=job_id, runner=runner).update(
             status=ImportStatus.FAILED, failure=f"{type(exc).__name__}: {exc}"[:2000], finished_at=timezone.now()
@@ -1133,6 +1153,76 @@ def import_run(
         job.rejected,
     )
     return job
+
+
+def _lane_count() -> int:
+    """Connections the batches are applied on: one on SQLite (a single writer) and inside an outer
+    transaction (the tests'), whose uncommitted rows another connection would not see."""
+    if connection.vendor != "postgresql" or connection.in_atomic_block:
+        return 1
+    return max(1, settings.CRM_IMPORT_CONNECTIONS)
+
+
+class _Run:
+    """One runner's pass over a job: it reads and parses the file; lanes apply and commit the batches."""
+
+    def __init__(self, job: ImportJob, runner: str):
+        self.job_id, self.runner, self.first = job.pk, runner, job
+        self.actor = job.started_by  # read here, not in each lane
+        self.kind_customers = job.kind == ImportKind.CUSTOMERS
+        self.lookups = None if self.kind_customers else _Lookups()
+        self.columns = CUSTOMER_COLUMNS if self.kind_customers else INTERACTION_COLUMNS
+        self.errors_out = _ErrorFile(job)
+        self.order = LaneOrder()
+        self.grown = 0  # batches that wrote rows (under the order's turn: one at a time)
+        self.parallel = False  # set by import_run when the batches go to more than one lane
+
+    def job(self) -> ImportJob:
+        latest = self.order.latest
+        return latest if isinstance(latest, ImportJob) else self.first
+
+    def raise_failure(self) -> None:
+        if self.order.failure is not None:
+            raise self.order.failure
+
+    def submit(self, lanes: Lanes, batch: list[Row], pending: list[Problem], *, last: bool = False) -> None:
+        """Parse the batch here (its keys decide which batches it must wait for), apply it in a lane."""
+        out = Outcomes()
+        records: list[Any] = []
+        for row in batch:
+            made = customer_record(row) if self.lookups is None else interaction_record(row, self.lookups)
+            if isinstance(made, list):
+                out.rejected.append((row, made[0]))
+                out.problems.extend(made[1:])
+            else:
+                records.append(made)
+        lane = self.order.open(_keys(records))
+
+        def apply() -> None:
+            job, failure = None, None
+            try:
+                self.order.keys_wait(lane)
+                job = _batch_commit(self, lane, batch, records, out, pending, last=last)
+            except Exception as exc:  # noqa: BLE001 - recorded for the reading thread, which raises it
+                failure = exc
+            finally:
+                interrupted = job is None and failure is None  # a BaseException on its way out
+                self.order.end(lane, result=job, failure=RuntimeError("batch interrupted") if interrupted else failure)
+
+        lanes.run(apply)
+
+
+def _keys(records: list[Any]) -> set[Any]:
+    """What a batch reads by: two batches sharing one are never in flight together."""
+    keys: set[Any] = set()
+    for record in records:
+        if isinstance(record, InteractionRecord):
+            keys.add(record.external_id)
+            continue
+        if record.external_ref:
+            keys.add(("ref", record.external_ref))
+        keys.update((kind, norm) for kind, _, norm in record.identities)
+    return keys
 
 
 def _import_release(job: ImportJob, runner: str) -> ImportJob:
@@ -1158,49 +1248,51 @@ def _statistics_refresh() -> None:
 
 
 def _batch_commit(
-    job: ImportJob,
-    runner: str,
+    run: _Run,
+    lane: Lane,
     batch: list[Row],
+    records: list[Any],
+    out: Outcomes,
     pending: list[Problem],
-    lookups: _Lookups | None,
-    errors_out: _ErrorFile,
     *,
     last: bool = False,
 ) -> ImportJob:
-    """Apply one batch and move the job's counters and resume point in the same transaction."""
-    out = Outcomes()
+    """Apply one batch and move the job's counters and resume point in the same transaction.
+
+    The job's row is locked only at the batch's turn (every earlier batch committed), so
+    batches in other lanes apply meanwhile; the lock also proves this runner still holds the job.
+    """
     warnings = [p for p in pending if p.field and p.message == "Unknown column, ignored."]
     unreadable = [p for p in pending if p not in warnings]
     out.problems.extend(unreadable)
     with transaction.atomic():
-        locked = ImportJob.objects.select_for_update().filter(pk=job.pk, runner=runner).first()
-        if locked is None:
-            raise ImportAbandoned(job.pk)
-        job = locked
-        records: list[Any] = []
-        for row in batch:
-            made = customer_record(row) if lookups is None else interaction_record(row, lookups)
-            if isinstance(made, list):
-                out.rejected.append((row, made[0]))
-                out.problems.extend(made[1:])
-            else:
-                records.append(made)
+        if run.parallel:
+            with connection.cursor() as cursor:  # a lock wait the lanes' design missed fails, never hangs
+                cursor.execute(f"SET LOCAL lock_timeout = '{settings.CRM_IMPORT_STALE_SECONDS // 2}s'")
         savepoint = transaction.savepoint()
         if records:
-            if lookups is None:
-                customers_apply(records, actor=job.started_by, job=job, out=out)
+            first = run.first
+            if run.lookups is None:
+                settle = functools.partial(run.order.targets_settle, lane)
+                customers_apply(records, actor=run.actor, job=first, out=out, settle=settle)
             else:
-                interactions_apply(records, actor=job.started_by, job=job, out=out, lookups=lookups)
-        if job.dry_run:
+                interactions_apply(records, actor=run.actor, job=first, out=out, lookups=run.lookups)
+        if run.first.dry_run:
             transaction.savepoint_rollback(savepoint)
         else:
             transaction.savepoint_commit(savepoint)
+        run.order.turn_wait(lane)
+        locked = ImportJob.objects.select_for_update().filter(pk=run.job_id, runner=run.runner).first()
+        if locked is None:
+            raise ImportAbandoned(run.job_id)
+        job = locked
         problems = [p for _, p in out.rejected] + out.problems
         problems.sort(key=lambda p: p.line)
         room = settings.CRM_IMPORT_MAX_REPORTED - len(job.errors)
         job.errors = [*job.errors, *(p.as_dict() for p in problems[: max(room, 0)])]
         room = settings.CRM_IMPORT_MAX_REPORTED - len(job.warnings)
         job.warnings = [*job.warnings, *(p.as_dict() for p in [*warnings, *out.warnings][: max(room, 0)])]
+        wrote = out.created + out.updated > 0
         job.created += out.created
         job.updated += out.updated
         job.unchanged += out.unchanged
@@ -1210,12 +1302,16 @@ def _batch_commit(
             job.last_line = max(job.last_line, batch[-1].line)
         job.heartbeat_at = timezone.now()
         if out.rejected or unreadable:
-            job.error_path = errors_out.write(out.rejected, unreadable)
+            job.error_path = run.errors_out.write(out.rejected, unreadable)
         if last:
             job.status = ImportStatus.DONE
             job.finished_at = timezone.now()
             job.rows_total = job.rows_done
         job.save()
+    if wrote:
+        run.grown += 1
+        if run.grown in ANALYZE_AFTER_BATCHES:
+            _statistics_refresh()
     return job
 
 
