@@ -307,6 +307,21 @@ def test_an_interaction_already_posted_through_the_api_is_unchanged(tmp_path):
     assert counts(job) == (0, 0, 1, 0)
 
 
+def test_a_contact_import_audits_each_customer_once_whatever_the_batches(tmp_path, settings, sam):
+    settings.CRM_IMPORT_BATCH = 2  # C-1's five contacts span three batches
+    CustomerFactory(external_ref="C-1")
+    CustomerFactory(external_ref="C-2")
+    rows = [f"X-{n},C-{1 if n != 3 else 2},2024-01-0{n}T00:00:00Z" for n in range(1, 7)]
+    path = write(tmp_path, "i.csv", "external_id,customer_ref,started_at\n" + "\n".join(rows) + "\n")
+
+    job = run(path, "interactions", actor=sam)
+
+    assert counts(job) == (6, 0, 0, 0)
+    audit = AccessAudit.objects.filter(detail__import=str(job.pk))
+    assert sorted(a.customer.external_ref for a in audit) == ["C-1", "C-2"]
+    assert {(a.action, a.actor) for a in audit} == {(AuditAction.UPDATE, sam)}
+
+
 def test_a_resumed_import_skips_the_batches_already_committed(tmp_path, settings):
     settings.CRM_IMPORT_BATCH = 2
     body = "".join(f"R-{n},Person {n}\n" for n in range(1, 8))
