@@ -912,31 +912,23 @@ STAGE_CREATE = """
         job uuid NOT NULL, customer_id uuid NOT NULL, PRIMARY KEY (job, customer_id)
     )
 """
-# Rows naming their customer by external_ref get it here (a merged customer's survivor, as in the
-# portable path); rows naming it by identifiers were matched in Python (customer_id given).
-STAGE_MATCH = """
-    UPDATE crm_import_interaction_stage s SET customer_id = COALESCE(c.merged_into_id, c.id)
-    FROM crm_customer c
-    WHERE s.customer_ref IS NOT NULL AND c.external_ref = s.customer_ref AND c.erased_at IS NULL
-"""
-# The lines refused: a problem, or no customer, unless the external_id is already present (on
-# file, or an earlier line of the batch that loads), which makes the line unchanged instead.
-STAGE_REFUSED = """
-    SELECT s.line, s.problem_field, s.problem_message FROM crm_import_interaction_stage s
-    WHERE (s.problem_field IS NOT NULL OR s.customer_id IS NULL)
-      AND NOT EXISTS (
-          SELECT 1 FROM crm_interaction i WHERE i.source = %(source)s AND i.external_id = s.external_id
-      )
-      AND NOT EXISTS (
-          SELECT 1 FROM crm_import_interaction_stage e
-          WHERE e.external_id = s.external_id AND e.line < s.line
-            AND e.problem_field IS NULL AND e.customer_id IS NOT NULL
-      )
-    ORDER BY s.line
-"""
-# The first loadable line of each external_id not yet on file, and one audit row per customer.
-STAGE_INSERT = """
-    WITH new AS (
+# One statement does the rest (each statement a round trip, and updating every staged row with
+# its customer cost more than the join: 3.8 us a row). `staged` gives each line its customer: by
+# external_ref (a merged customer's survivor, as in the portable path), or the one Python matched
+# by identifiers. `new` inserts the first loadable line of each external_id not yet on file, and
+# `audit` audits the customers this connection had not yet audited for the import. The lines
+# refused: a problem, or no customer, unless the external_id is already present (on file, or an
+# earlier line of the batch that loads), which makes the line unchanged instead. The statement's
+# reads see the table as it was before its insert, as the portable path's do. The row without a
+# line carries the number inserted.
+STAGE_APPLY = """
+    WITH staged AS MATERIALIZED (
+        SELECT s.line, s.external_id, s.problem_field, s.problem_message,
+               COALESCE(s.customer_id, c.merged_into_id, c.id) AS customer_id,
+               s.channel, s.started_at, s.ended_at, s.agent_id, s.reason_id, s.summary, s.outcome, s.identifiers
+        FROM crm_import_interaction_stage s
+        LEFT JOIN crm_customer c ON c.external_ref = s.customer_ref AND c.erased_at IS NULL
+    ), new AS (
         INSERT INTO crm_interaction (
             id, customer_id, channel, started_at, ended_at, agent_id, reason_id, summary, outcome,
             identifiers, verified, ivr, source, external_id, created_at
@@ -944,7 +936,7 @@ STAGE_INSERT = """
         SELECT crm_uuid7(), customer_id, channel, started_at, ended_at, agent_id, reason_id, summary,
                outcome, identifiers, '[]', '{}', %(source)s, external_id, %(now)s
         FROM (
-            SELECT DISTINCT ON (external_id) * FROM crm_import_interaction_stage
+            SELECT DISTINCT ON (external_id) * FROM staged
             WHERE problem_field IS NULL AND customer_id IS NOT NULL
             ORDER BY external_id, line
         ) first
@@ -959,14 +951,28 @@ STAGE_INSERT = """
         SELECT %(now)s, %(actor)s, %(action)s, customer_id, jsonb_build_object('import', %(job)s::text)
         FROM first_time
     )
-    SELECT count(*) FROM new
+    (
+        SELECT s.line, s.problem_field, s.problem_message FROM staged s
+        WHERE (s.problem_field IS NOT NULL OR s.customer_id IS NULL)
+          AND NOT EXISTS (
+              SELECT 1 FROM crm_interaction i WHERE i.source = %(source)s AND i.external_id = s.external_id
+          )
+          AND NOT EXISTS (
+              SELECT 1 FROM staged e
+              WHERE e.external_id = s.external_id AND e.line < s.line
+                AND e.problem_field IS NULL AND e.customer_id IS NOT NULL
+          )
+        ORDER BY s.line
+    )
+    UNION ALL
+    SELECT NULL, NULL, count(*)::text FROM new
 """
 
 
 def _interactions_staged(
     records: list[InteractionRecord], *, actor, job: ImportJob, out: Outcomes, lookups: _Lookups
 ) -> None:
-    """PostgreSQL: COPY the batch into a staging table, then match, refuse and insert in three statements.
+    """PostgreSQL: COPY the batch into a staging table, then match, refuse and insert in one statement.
 
     Python checks only what it already holds (agents, and the rare rows naming their customer
     by phone, e-mail or account); the customers by external_ref, the external_ids on file and
@@ -1016,11 +1022,10 @@ def _interactions_staged(
         with cursor.copy(f"COPY {STAGE} ({', '.join(STAGE_COLUMNS)}) FROM STDIN") as copy:
             for row in rows:
                 copy.write_row(row)
-        cursor.execute(STAGE_MATCH)
-        cursor.execute(STAGE_REFUSED, params)
-        refused = cursor.fetchall()
-        cursor.execute(STAGE_INSERT, params)
-        created = cursor.fetchone()[0]
+        cursor.execute(STAGE_APPLY, params)
+        returned = cursor.fetchall()
+    created = int(next(message for line, _, message in returned if line is None))
+    refused = sorted(row for row in returned if row[0] is not None)
     for line, field, message in refused:
         record = by_line[line]
         if field is None:
