@@ -1126,7 +1126,7 @@ def import_run(
     run = _Run(job, runner)
     batch: list[Row] = []
     pending: list[Problem] = []  # unreadable lines and header warnings, committed with the next batch
-    lanes = Lanes(_lane_count())
+    lanes = Lanes(_lane_count(job.kind))
     run.parallel = lanes.count > 1
     batch_size = settings.CRM_IMPORT_BATCH  # read once: a setting per row is a lazy-object lookup
     try:
@@ -1179,11 +1179,13 @@ def import_run(
     return job
 
 
-def _lane_count() -> int:
+def _lane_count(kind: str) -> int:
     """Connections the batches are applied on: one on SQLite (a single writer) and inside an outer
     transaction (the tests'), whose uncommitted rows another connection would not see."""
     if connection.vendor != "postgresql" or connection.in_atomic_block:
         return 1
+    if kind == ImportKind.CUSTOMERS:
+        return max(1, settings.CRM_IMPORT_CUSTOMER_CONNECTIONS)
     return max(1, settings.CRM_IMPORT_CONNECTIONS)
 
 
