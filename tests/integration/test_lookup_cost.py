@@ -79,7 +79,7 @@ def test_an_ambiguous_lookup_costs_the_same_queries(on_postgres, agent_api, djan
 @pytest.fixture
 def crowd(on_postgres, jim):
     """Enough rows, analyzed, for the planner to choose as it would on a real table."""
-    from crm.models import Customer, Feedback, Identity
+    from crm.models import Customer, Fact, Feedback, Identity, Preference
 
     now = timezone.now()
     people = Customer.objects.bulk_create(Customer(display_name=f"P{n}") for n in range(1000))
@@ -93,8 +93,18 @@ def crowd(on_postgres, jim):
         for k in range(8)
     )
     Feedback.objects.bulk_create(Feedback(customer=p, received_at=now) for p in people[::3])
+    # Facts and preferences with history: per key, the current value and three it replaced.
+    for model in (Fact, Preference):
+        model.objects.bulk_create(
+            model(customer=p, key=key, value=f"v{n}", is_current=n == 0, recorded_at=now - dt.timedelta(days=n))
+            for p in people
+            for key in ("router", "contact_channel")
+            for n in range(4)
+        )
     with connection.cursor() as cursor:
-        for table in ("crm_customer", "crm_identity", "crm_interaction", "crm_feedback", "crm_case"):
+        for table in (
+            "crm_customer", "crm_identity", "crm_interaction", "crm_feedback", "crm_case", "crm_fact", "crm_preference"
+        ):  # fmt: skip
             cursor.execute(f"ANALYZE {table}")
 
 
