@@ -1,0 +1,190 @@
+"""Issue 15: indexes that only cost writes go (the imports and every screen pop write them).
+
+Dropped: fact_current_idx and preference_current_idx (the same as the unique constraints
+one_current_fact_per_key / one_current_preference_per_key), and the index on
+crm_identity.customer_id (identity_once_per_customer starts with that column).
+Without NULLs: the foreign keys NULL on most rows (an interaction's agent, a customer's
+merged_into, an identity's verified_by, a fact's or preference's interaction and recorded_by,
+an audit row's interaction); every read of them names a key, which implies NOT NULL.
+"""
+
+import django.db.models.deletion
+from django.conf import settings
+from django.db import migrations, models
+
+
+class Migration(migrations.Migration):
+    dependencies = [
+        ("crm", "0020_i14_interaction_keys_and_indexes"),
+        migrations.swappable_dependency(settings.AUTH_USER_MODEL),
+    ]
+
+    operations = [
+        migrations.RemoveIndex(
+            model_name="fact",
+            name="fact_current_idx",
+        ),
+        migrations.RemoveIndex(
+            model_name="preference",
+            name="preference_current_idx",
+        ),
+        migrations.AlterField(
+            model_name="accessaudit",
+            name="interaction",
+            field=models.ForeignKey(
+                db_index=False,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="+",
+                to="crm.interaction",
+            ),
+        ),
+        migrations.AlterField(
+            model_name="customer",
+            name="merged_into",
+            field=models.ForeignKey(
+                blank=True,
+                db_index=False,
+                null=True,
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="merged",
+                to="crm.customer",
+            ),
+        ),
+        migrations.AlterField(
+            model_name="fact",
+            name="interaction",
+            field=models.ForeignKey(
+                blank=True,
+                db_index=False,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="facts",
+                to="crm.interaction",
+            ),
+        ),
+        migrations.AlterField(
+            model_name="fact",
+            name="recorded_by",
+            field=models.ForeignKey(
+                blank=True,
+                db_index=False,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                to=settings.AUTH_USER_MODEL,
+            ),
+        ),
+        migrations.AlterField(
+            model_name="identity",
+            name="customer",
+            field=models.ForeignKey(
+                db_index=False,
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="identities",
+                to="crm.customer",
+            ),
+        ),
+        migrations.AlterField(
+            model_name="identity",
+            name="verified_by",
+            field=models.ForeignKey(
+                blank=True,
+                db_index=False,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="+",
+                to=settings.AUTH_USER_MODEL,
+            ),
+        ),
+        migrations.AlterField(
+            model_name="interaction",
+            name="agent",
+            field=models.ForeignKey(
+                blank=True,
+                db_index=False,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="interactions",
+                to=settings.AUTH_USER_MODEL,
+            ),
+        ),
+        migrations.AlterField(
+            model_name="preference",
+            name="interaction",
+            field=models.ForeignKey(
+                blank=True,
+                db_index=False,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="preferences",
+                to="crm.interaction",
+            ),
+        ),
+        migrations.AlterField(
+            model_name="preference",
+            name="recorded_by",
+            field=models.ForeignKey(
+                blank=True,
+                db_index=False,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                to=settings.AUTH_USER_MODEL,
+            ),
+        ),
+        migrations.AddIndex(
+            model_name="accessaudit",
+            index=models.Index(
+                condition=models.Q(("interaction__isnull", False)), fields=["interaction"], name="audit_interaction_idx"
+            ),
+        ),
+        migrations.AddIndex(
+            model_name="customer",
+            index=models.Index(
+                condition=models.Q(("merged_into__isnull", False)),
+                fields=["merged_into"],
+                name="customer_merged_into_idx",
+            ),
+        ),
+        migrations.AddIndex(
+            model_name="fact",
+            index=models.Index(
+                condition=models.Q(("interaction__isnull", False)), fields=["interaction"], name="fact_interaction_idx"
+            ),
+        ),
+        migrations.AddIndex(
+            model_name="fact",
+            index=models.Index(
+                condition=models.Q(("recorded_by__isnull", False)), fields=["recorded_by"], name="fact_recorded_by_idx"
+            ),
+        ),
+        migrations.AddIndex(
+            model_name="identity",
+            index=models.Index(
+                condition=models.Q(("verified_by__isnull", False)),
+                fields=["verified_by"],
+                name="identity_verified_by_idx",
+            ),
+        ),
+        migrations.AddIndex(
+            model_name="interaction",
+            index=models.Index(
+                condition=models.Q(("agent__isnull", False)), fields=["agent"], name="interaction_agent_idx"
+            ),
+        ),
+        migrations.AddIndex(
+            model_name="preference",
+            index=models.Index(
+                condition=models.Q(("interaction__isnull", False)),
+                fields=["interaction"],
+                name="preference_interaction_idx",
+            ),
+        ),
+        migrations.AddIndex(
+            model_name="preference",
+            index=models.Index(
+                condition=models.Q(("recorded_by__isnull", False)),
+                fields=["recorded_by"],
+                name="preference_recorded_by_idx",
+            ),
+        ),
+    ]
