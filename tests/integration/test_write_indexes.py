@@ -6,8 +6,12 @@ their reads and the foreign key checks still use those indexes, with the generic
 """
 
 import json
+import os
+import subprocess
+import sys
 import uuid
 
+import psycopg
 import pytest
 from django.db import connection, models
 
@@ -180,3 +184,42 @@ def test_deleting_the_referenced_row_checks_through_the_partial_index(model, fie
     value = uuid.uuid4() if isinstance(key.target_field, models.UUIDField) else 1
     sql = f"SELECT 1 FROM ONLY {table} x WHERE %s OPERATOR(pg_catalog.=) {column} FOR KEY SHARE OF x"  # noqa: S608
     assert MOSTLY_NULL[model, field] in indexes_used(sql, [value], generic=generic)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_migration_drops_the_indexes_and_leaves_the_foreign_keys_alone(tmp_path):
+    """Django would drop each altered foreign key and add it back, checking every row again under
+    lock; 0021 only drops the index. The constraints keep their identity (oid) across it."""
+    params = connection.get_connection_params()
+    scratch = f"{connection.settings_dict['NAME']}_mig21"
+    login = params.get("user") or "postgres"
+    if params.get("password"):
+        login += f":{params['password']}"
+    url = f"postgres://{login}@{params.get('host') or '127.0.0.1'}:{params.get('port') or 5432}/{scratch}"
+    with connection.cursor() as cursor:
+        cursor.execute(f'DROP DATABASE IF EXISTS "{scratch}"')
+        cursor.execute(f'CREATE DATABASE "{scratch}"')
+    env = {**os.environ, "DATABASE_URL": url}
+
+    def migrate(target: str) -> None:
+        command = [sys.executable, "manage.py", "migrate", "crm", target, "-v", "0"]
+        subprocess.run(command, env=env, check=True, capture_output=True, timeout=180)
+
+    def foreign_keys() -> dict:
+        with psycopg.connect(url) as conn:
+            rows = conn.execute(
+                "SELECT conname, oid FROM pg_constraint WHERE contype = 'f' AND conrelid::regclass::text = ANY(%s)",
+                [[model._meta.db_table for model in WRITTEN]],
+            ).fetchall()
+        return dict(rows)
+
+    try:
+        migrate("0020")
+        before = foreign_keys()
+        migrate("0021")
+        after = foreign_keys()
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute(f'DROP DATABASE IF EXISTS "{scratch}" WITH (FORCE)')
+
+    assert before and after == before
