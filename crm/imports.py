@@ -17,6 +17,7 @@ import csv
 import dataclasses
 import datetime as dt
 import functools
+import gc
 import io
 import json
 import logging
@@ -1123,6 +1124,25 @@ def import_run(
     if job.status in (ImportStatus.DONE, ImportStatus.FAILED) or not import_claim(job_id, runner):
         return job
     job.refresh_from_db()
+    # The cyclic garbage collector, triggered by every few hundred rows allocated, walked every
+    # object the process holds (Django, the modules: hundreds of thousands) again and again: 30-40 %
+    # of an import's CPU. Those objects are long-lived; frozen, they are skipped. Rows make no
+    # cycles, so reference counting frees them as before (peak memory unchanged, measured).
+    gc.freeze()
+    try:
+        return _import_run(job, runner, started, progress, budget_seconds)
+    finally:
+        gc.unfreeze()
+
+
+def _import_run(
+    job: ImportJob,
+    runner: str,
+    started: float,
+    progress: Callable[[ImportJob], None] | None,
+    budget_seconds: float | None,
+) -> ImportJob:
+    job_id = job.pk
     run = _Run(job, runner)
     batch: list[Row] = []
     pending: list[Problem] = []  # unreadable lines and header warnings, committed with the next batch
