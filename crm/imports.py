@@ -34,6 +34,7 @@ from django.db import connection, models, transaction
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
+from uuid_utils.compat import uuid4 as fast_uuid4  # uuid.uuid4 reads os.urandom and lets go of the GIL
 
 from crm.identifiers import InvalidIdentifier, normalize
 from crm.import_lanes import Lane, LaneOrder, Lanes
@@ -455,7 +456,7 @@ def customers_apply(
         changed = False
         is_new = target is None
         if target is None:
-            target = uuid.uuid4()
+            target = fast_uuid4()
             fields = {
                 "external_ref": record.external_ref,
                 "display_name": "",
@@ -1146,7 +1147,7 @@ def _import_run(
     run = _Run(job, runner)
     batch: list[Row] = []
     pending: list[Problem] = []  # unreadable lines and header warnings, committed with the next batch
-    lanes = Lanes(_lane_count(job.kind))
+    lanes = Lanes(_lane_count())
     run.parallel = lanes.count > 1
     batch_size = settings.CRM_IMPORT_BATCH  # read once: a setting per row is a lazy-object lookup
     try:
@@ -1199,13 +1200,11 @@ def _import_run(
     return job
 
 
-def _lane_count(kind: str) -> int:
+def _lane_count() -> int:
     """Connections the batches are applied on: one on SQLite (a single writer) and inside an outer
     transaction (the tests'), whose uncommitted rows another connection would not see."""
     if connection.vendor != "postgresql" or connection.in_atomic_block:
         return 1
-    if kind == ImportKind.CUSTOMERS:
-        return max(1, settings.CRM_IMPORT_CUSTOMER_CONNECTIONS)
     return max(1, settings.CRM_IMPORT_CONNECTIONS)
 
 

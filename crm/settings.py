@@ -402,13 +402,10 @@ CRM_IMPORT_BATCH = envint("CRM_IMPORT_BATCH", 2000)
 CRM_IMPORT_STALE_SECONDS = envint("CRM_IMPORT_STALE_SECONDS", 120)
 # Problems kept on the job for the API and the admin; the error file holds every rejected line.
 CRM_IMPORT_MAX_REPORTED = envint("CRM_IMPORT_MAX_REPORTED", 1000)
-# Database connections a contact import applies its batches on at once (PostgreSQL; SQLite has one
-# writer). One backend's per-row index and foreign-key work caps a single connection; two use both
-# cores of a 2-vCPU machine (1.7x measured). Batches still commit in file order (crm/import_lanes.py).
+# Database connections an import applies its batches on at once (PostgreSQL; SQLite has one writer).
+# One backend's per-row index and foreign-key work caps a single connection; two put both cores of
+# a 2-vCPU machine to work. Batches still commit in file order (crm/import_lanes.py).
 CRM_IMPORT_CONNECTIONS = envint("CRM_IMPORT_CONNECTIONS", 2)
-# The same for a customer import, whose matching is Python work under one GIL: on 2 vCPUs a second
-# connection gained nothing and cost 40 % more CPU (docs/benchmarks.md); with cores to spare, try 2.
-CRM_IMPORT_CUSTOMER_CONNECTIONS = envint("CRM_IMPORT_CUSTOMER_CONNECTIONS", 1)
 CELERY_BEAT_SCHEDULE["import-sweep"] = {"task": "crm.imports_sweep", "schedule": 60.0}
 
 

@@ -124,12 +124,12 @@ def both_files(tmp_path: Path, tag: str) -> tuple[dict, dict]:
 
 def test_three_connections_end_every_line_as_one_does(tmp_path, settings):
     settings.CRM_IMPORT_BATCH = 2
-    settings.CRM_IMPORT_CONNECTIONS = settings.CRM_IMPORT_CUSTOMER_CONNECTIONS = 1
-    assert (imports._lane_count("customers"), imports._lane_count("interactions")) == (1, 1)
+    settings.CRM_IMPORT_CONNECTIONS = 1
+    assert imports._lane_count() == 1
     one = both_files(tmp_path, "one")
 
-    settings.CRM_IMPORT_CONNECTIONS = settings.CRM_IMPORT_CUSTOMER_CONNECTIONS = 3
-    assert (imports._lane_count("customers"), imports._lane_count("interactions")) == (3, 3)  # no outer transaction
+    settings.CRM_IMPORT_CONNECTIONS = 3
+    assert imports._lane_count() == 3  # outside a transaction: the batches do go to three connections
     three = both_files(tmp_path, "three")
 
     for sequential, parallel in zip(one, three, strict=True):
