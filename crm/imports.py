@@ -1128,12 +1128,16 @@ def import_run(
     # The cyclic garbage collector, triggered by every few hundred rows allocated, walked every
     # object the process holds (Django, the modules: hundreds of thousands) again and again: 30-40 %
     # of an import's CPU. Those objects are long-lived; frozen, they are skipped. Rows make no
-    # cycles, so reference counting frees them as before (peak memory unchanged, measured).
-    gc.freeze()
+    # cycles, so reference counting frees them as before (peak memory unchanged, measured). A
+    # process that froze objects itself keeps them as it froze them.
+    freezing = gc.get_freeze_count() == 0
+    if freezing:
+        gc.freeze()
     try:
         return _import_run(job, runner, started, progress, budget_seconds)
     finally:
-        gc.unfreeze()
+        if freezing:
+            gc.unfreeze()
 
 
 def _import_run(

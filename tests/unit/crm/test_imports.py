@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import gc
 import io
 import json
 from pathlib import Path
@@ -320,6 +321,22 @@ def test_a_contact_import_audits_each_customer_once_whatever_the_batches(tmp_pat
     audit = AccessAudit.objects.filter(detail__import=str(job.pk))
     assert sorted(a.customer.external_ref for a in audit) == ["C-1", "C-2"]
     assert {(a.action, a.actor) for a in audit} == {(AuditAction.UPDATE, sam)}
+
+
+def test_an_import_leaves_the_garbage_collector_as_it_found_it(tmp_path):
+    """It freezes the process's objects for the run (30-40 % of its CPU was the collector walking
+    them) and unfreezes them after, even when the run fails; a process's own freeze is left alone."""
+    path = write(tmp_path, "crm.csv", CUSTOMERS_CSV)
+    assert gc.get_freeze_count() == 0
+    assert run(path).status == "done"
+    assert gc.get_freeze_count() == 0
+
+    gc.freeze()
+    try:
+        run(write(tmp_path, "again.csv", CUSTOMERS_CSV))
+        assert gc.get_freeze_count() > 0  # still frozen: not the import's to undo
+    finally:
+        gc.unfreeze()
 
 
 def test_a_resumed_import_skips_the_batches_already_committed(tmp_path, settings):
