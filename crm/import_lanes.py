@@ -113,6 +113,14 @@ class LaneOrder:
                 self.latest = result
             self._cond.notify_all()
 
+    def abort(self) -> None:
+        """The reading thread gave up (its own error, an interrupt): no batch commits from now on."""
+        with self._cond:
+            if self.failure is None:
+                self.failure = EarlierBatchFailed(-1)
+            self._failed_seq = -1
+            self._cond.notify_all()
+
     def drain(self) -> None:
         """Wait until no batch is in flight."""
         with self._cond:
@@ -135,6 +143,7 @@ class Lanes:
         ] if count > 1 else []  # fmt: skip
         for thread in self._threads:
             thread.start()
+        self._stopping = False
 
     def _work(self) -> None:
         try:
@@ -151,9 +160,14 @@ class Lanes:
             task()
 
     def close(self) -> None:
-        """Let the batches handed over finish, then stop the threads (closing their connections)."""
-        threads, self._threads = self._threads, []
-        for _ in threads:
-            self._queue.put(None)
-        for thread in threads:
+        """Let the batches handed over finish, then stop the threads (closing their connections).
+
+        Safe to call again, from an exception raised while the first call waited: every call
+        waits until the threads have ended, so nothing of the run goes on behind its caller.
+        """
+        if not self._stopping:
+            self._stopping = True
+            for _ in self._threads:
+                self._queue.put(None)
+        for thread in self._threads:
             thread.join()

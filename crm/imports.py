@@ -1181,16 +1181,18 @@ def _import_run(
         run.raise_failure()
         job = run.job()
     except ImportAbandoned:
-        lanes.close()
+        run.stop(lanes)
         logger.warning("import %s: taken over by another runner; this one stops", job_id)
         return ImportJob.objects.get(pk=job_id)
     except Exception as exc:
-        lanes.close()
+        run.stop(lanes)  # before the job is marked failed: no batch may commit, nor mark it done, after
         logger.exception("import %s failed", job_id)
         ImportJob.objects.filter(pk=job_id, runner=runner).update(
             status=ImportStatus.FAILED, failure=f"{type(exc).__name__}: {exc}"[:2000], finished_at=timezone.now()
         )
         raise
+    finally:
+        run.stop(lanes)  # an interrupt (BaseException) too; a no-op once the run has ended
     if progress:
         progress(job)
     logger.info(
@@ -1229,6 +1231,11 @@ class _Run:
     def job(self) -> ImportJob:
         latest = self.order.latest
         return latest if isinstance(latest, ImportJob) else self.first
+
+    def stop(self, lanes: Lanes) -> None:
+        """No batch commits from now on; returns once every lane has ended."""
+        self.order.abort()
+        lanes.close()
 
     def raise_failure(self) -> None:
         if self.order.failure is not None:
@@ -1319,7 +1326,7 @@ def _batch_commit(
     with transaction.atomic():
         if run.parallel:
             with connection.cursor() as cursor:  # a lock wait the lanes' design missed fails, never hangs
-                cursor.execute(f"SET LOCAL lock_timeout = '{settings.CRM_IMPORT_STALE_SECONDS // 2}s'")
+                cursor.execute(f"SET LOCAL lock_timeout = '{max(1, settings.CRM_IMPORT_STALE_SECONDS // 2)}s'")
         savepoint = transaction.savepoint()
         if records:
             first = run.first

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from crm.import_lanes import EarlierBatchFailed, LaneOrder
+from crm.import_lanes import EarlierBatchFailed, LaneOrder, Lanes
 
 SETTLE = 0.2  # long enough for a thread that should be waiting to have gone past its wait if it were not
 
@@ -127,3 +127,25 @@ def test_a_failed_batch_stops_the_later_ones_but_not_the_earlier_ones():
     assert order.latest == "job after first"
     with pytest.raises(EarlierBatchFailed):
         order.keys_wait(order.open({4}))
+
+
+def test_after_the_reading_thread_gives_up_no_batch_commits():
+    order = LaneOrder()
+    first = order.open({1})
+    order.abort()  # the reading thread's own error, or an interrupt
+    with pytest.raises(EarlierBatchFailed):
+        order.turn_wait(first)
+
+
+def test_closing_the_lanes_again_still_waits_for_them():
+    """The second close() (say, from an exception raised while the first one waited) must not
+    return while a lane still runs: the job is marked failed right after it."""
+    lanes, release = Lanes(2), threading.Event()
+    lanes.run(release.wait)
+    first = started(lanes.close)
+    second = started(lanes.close)
+    time.sleep(SETTLE)
+    assert first.is_alive() and second.is_alive()
+
+    release.set()
+    joined(first, second)
