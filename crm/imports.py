@@ -123,6 +123,8 @@ class Outcomes:
     rejected: list[tuple[Row, Problem]] = dataclasses.field(default_factory=list)
     problems: list[Problem] = dataclasses.field(default_factory=list)
     warnings: list[Problem] = dataclasses.field(default_factory=list)
+    # Customers a contact import added history to (the portable path; PostgreSQL's are in crm_import_touched).
+    touched: set[uuid.UUID] = dataclasses.field(default_factory=set)
 
 
 # --- reading ----------------------------------------------------------------------------------
@@ -692,13 +694,11 @@ class InteractionRecord:
 
 
 class _Lookups:
-    """What a run of a contact import reads once: reason codes, staff usernames; and the customers
-    it has audited (on SQLite; PostgreSQL keeps them in crm_import_audited)."""
+    """What a run of a contact import reads once: reason codes and staff usernames."""
 
     def __init__(self) -> None:
         self.reasons = dict(ContactReason.objects.values_list("code", "pk"))
         self._staff: dict[str, int | None] = {}
-        self.audited: set[uuid.UUID] = set()
         self.batch_start()
 
     def batch_start(self) -> None:
@@ -842,7 +842,6 @@ def _interactions_matched(
 
     new: list[tuple] = []
     now = timezone.now()
-    touched: set[uuid.UUID] = set()
     for record in records:
         line = record.row.line
         if record.external_id in present:
@@ -881,16 +880,9 @@ def _interactions_matched(
             )
         )
         present.add(record.external_id)
-        touched.add(customer_id)
+        out.touched.add(customer_id)
         out.created += 1
     rows_insert(Interaction, INTERACTION_COPY_COLUMNS, new)
-    actor_id = actor.pk if actor is not None else None
-    detail = json.dumps({"import": str(job.pk)})
-    first_time = touched - lookups.audited
-    lookups.audited |= first_time
-    rows_insert(
-        AccessAudit, AUDIT_COPY_COLUMNS, [(now, actor_id, AuditAction.UPDATE.value, cid, detail) for cid in first_time]
-    )
 
 
 # PostgreSQL: the batch goes into a temporary table by COPY, and set-based statements match it and
@@ -899,11 +891,6 @@ def _interactions_matched(
 # batch still deletes what is there first: under an outer transaction (tests) there is no commit.
 # No ANALYZE of it: the planner sizes an unanalysed table by its pages, close enough for these
 # joins, and the ANALYZE was 1.5 us a row (measured).
-# crm_import_audited holds the customers this connection has audited for an import: the audit
-# says once per customer and import that the import added to its history, not once per batch
-# (a file's contacts come in any order, so each batch of 2,000 touched ~2,000 customers: an audit
-# row per contact, a fifth of PostgreSQL's work). It is transactional like any table, so a batch
-# rolled back forgets its customers too; another lane or a resumed run may audit a customer once more.
 STAGE = "crm_import_interaction_stage"
 STAGE_COLUMNS = (
     "line", "external_id", "customer_ref", "customer_id", "problem_field", "problem_message",
@@ -916,15 +903,13 @@ STAGE_CREATE = """
         ended_at timestamptz, agent_id integer, reason_id bigint, summary text NOT NULL, outcome text NOT NULL,
         identifiers jsonb NOT NULL
     ) ON COMMIT DELETE ROWS;
-    CREATE TEMPORARY TABLE IF NOT EXISTS crm_import_audited (
-        job uuid NOT NULL, customer_id uuid NOT NULL, PRIMARY KEY (job, customer_id)
-    )
+    CREATE TEMPORARY TABLE IF NOT EXISTS crm_import_touched (customer_id uuid NOT NULL) ON COMMIT DELETE ROWS
 """
 # One statement does the rest (each statement a round trip, and updating every staged row with
 # its customer cost more than the join: 3.8 us a row). `staged` gives each line its customer: by
 # external_ref (a merged customer's survivor, as in the portable path), or the one Python matched
 # by identifiers. `new` inserts the first loadable line of each external_id not yet on file, and
-# `audit` audits the customers this connection had not yet audited for the import. The lines
+# `touched` notes their customers for the audit (contacts_audit, at the batch's turn). The lines
 # refused: a problem, or no customer, unless the external_id is already present (on file, or an
 # earlier line of the batch that loads), which makes the line unchanged instead. The statement's
 # reads see the table as it was before its insert, as the portable path's do. The row without a
@@ -950,14 +935,8 @@ STAGE_APPLY = """
         ) first
         ON CONFLICT (source, external_id) WHERE external_id IS NOT NULL DO NOTHING
         RETURNING customer_id
-    ), first_time AS (
-        INSERT INTO crm_import_audited (job, customer_id) SELECT DISTINCT %(job)s::uuid, customer_id FROM new
-        ON CONFLICT DO NOTHING
-        RETURNING customer_id
-    ), audit AS (
-        INSERT INTO crm_accessaudit (at, actor_id, action, customer_id, detail)
-        SELECT %(now)s, %(actor)s, %(action)s, customer_id, jsonb_build_object('import', %(job)s::text)
-        FROM first_time
+    ), touched AS (
+        INSERT INTO crm_import_touched (customer_id) SELECT DISTINCT customer_id FROM new
     )
     (
         SELECT s.line, s.problem_field, s.problem_message FROM staged s
@@ -1026,7 +1005,8 @@ def _interactions_staged(
     by_line = {record.row.line: record for record in staged}
     with connection.cursor() as cursor:
         cursor.execute(STAGE_CREATE)
-        cursor.execute("DELETE FROM crm_import_interaction_stage")  # empty unless under an outer transaction
+        # Empty unless under an outer transaction (the tests'), where no commit empties them.
+        cursor.execute("DELETE FROM crm_import_interaction_stage; DELETE FROM crm_import_touched")
         with cursor.copy(f"COPY {STAGE} ({', '.join(STAGE_COLUMNS)}) FROM STDIN") as copy:
             for row in rows:
                 copy.write_row(row)
@@ -1041,6 +1021,41 @@ def _interactions_staged(
         out.rejected.append((record.row, Problem(line, field, message)))
     out.created += created
     out.unchanged += len(staged) - created - len(refused)
+
+
+# One audit row per customer and contact import, however many batches, lanes, time-boxed runs or
+# resumes it takes: not one per batch (a file's contacts come in any order, so each batch of
+# 2,000 touched ~2,000 customers, an audit row per contact: a fifth of PostgreSQL's work).
+# Written at the batch's turn, when every earlier batch has committed its own, and only for
+# customers without one for this import yet (audit_import_idx finds them).
+CONTACTS_AUDIT = """
+    INSERT INTO crm_accessaudit (at, actor_id, action, customer_id, detail)
+    SELECT %(now)s, %(actor)s, %(action)s, t.customer_id, jsonb_build_object('import', %(job)s::text)
+    FROM crm_import_touched t
+    WHERE NOT EXISTS (
+        SELECT 1 FROM crm_accessaudit a
+        WHERE a.customer_id = t.customer_id AND a.detail ? 'import' AND a.detail ->> 'import' = %(job)s
+    )
+"""
+
+
+def contacts_audit(*, actor, job: ImportJob, out: Outcomes) -> None:
+    """Audit the customers whose history this batch extended, the first time this import does."""
+    if not out.created:
+        return  # nothing added (and on PostgreSQL nothing staged: the batch was all on file)
+    params = {"now": timezone.now(), "actor": actor.pk if actor is not None else None, "job": str(job.pk)}
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(CONTACTS_AUDIT, {**params, "action": AuditAction.UPDATE.value})
+        return
+    audited = set(
+        AccessAudit.objects.filter(
+            customer_id__any=out.touched, detail__has_key="import", detail__import=params["job"]
+        ).values_list("customer_id", flat=True)
+    )
+    detail = json.dumps({"import": params["job"]})
+    rows = [(params["now"], params["actor"], AuditAction.UPDATE.value, cid, detail) for cid in out.touched - audited]
+    rows_insert(AccessAudit, AUDIT_COPY_COLUMNS, rows)
 
 
 def _customer_by_identifiers(
@@ -1335,11 +1350,13 @@ def _batch_commit(
                 customers_apply(records, actor=run.actor, job=first, out=out, settle=settle)
             else:
                 interactions_apply(records, actor=run.actor, job=first, out=out, lookups=run.lookups)
+        run.order.turn_wait(lane)  # every earlier batch has committed
         if run.first.dry_run:
             transaction.savepoint_rollback(savepoint)
         else:
+            if records and run.lookups is not None:
+                contacts_audit(actor=run.actor, job=run.first, out=out)
             transaction.savepoint_commit(savepoint)
-        run.order.turn_wait(lane)
         locked = ImportJob.objects.select_for_update().filter(pk=run.job_id, runner=run.runner).first()
         if locked is None:
             raise ImportAbandoned(run.job_id)

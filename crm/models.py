@@ -763,6 +763,9 @@ class AccessAudit(models.Model):
             models.Index(fields=["actor", "-at"], name="audit_by_actor_idx"),
             # Only the FK's SET_NULL on a contact's deletion reads it.
             models.Index(fields=["interaction"], condition=Q(interaction__isnull=False), name="audit_interaction_idx"),
+            # Issue 15: has this import audited this customer yet (crm.imports.contacts_audit)? Only an
+            # import's rows are in it, so a lookup's audit row writes nothing to it.
+            models.Index(fields=["customer"], condition=Q(detail__has_key="import"), name="audit_import_idx"),
         ]
 
     def save(self, *args, **kwargs):

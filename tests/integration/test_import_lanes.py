@@ -92,12 +92,9 @@ def outcome(job: ImportJob) -> dict:
         "facts": sorted(Fact.objects.values_list(ref, "key", "value", "is_current", "import_ref")),
         "preferences": sorted(Preference.objects.values_list(ref, "key", "value", "is_current", "import_ref")),
         "contacts": sorted(Interaction.objects.values_list("external_id", ref, "channel", "reason__code")),
-        # A set: a contact import audits a customer once per connection that touched it.
         "audit": sorted(
-            {
-                (a.customer.external_ref, a.action, a.detail.get("line", 0))
-                for a in AccessAudit.objects.filter(detail__has_key="import").select_related("customer")
-            }
+            (a.customer.external_ref, a.action, a.detail.get("line", 0))
+            for a in AccessAudit.objects.filter(detail__has_key="import").select_related("customer")
         ),
     }
 

@@ -15,7 +15,7 @@ import psycopg
 import pytest
 from django.db import connection, models
 
-from crm import card
+from crm import card, imports
 from crm.models import AccessAudit, Customer, Fact, Identity, Interaction, Preference
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db]
@@ -184,6 +184,25 @@ def test_deleting_the_referenced_row_checks_through_the_partial_index(model, fie
     value = uuid.uuid4() if isinstance(key.target_field, models.UUIDField) else 1
     sql = f"SELECT 1 FROM ONLY {table} x WHERE %s OPERATOR(pg_catalog.=) {column} FOR KEY SHARE OF x"  # noqa: S608
     assert MOSTLY_NULL[model, field] in indexes_used(sql, [value], generic=generic)
+
+
+@pytest.mark.parametrize("generic", [False, True])
+def test_a_contact_import_finds_the_customers_it_has_audited_through_its_own_index(generic):
+    """contacts_audit's check (has this import audited this customer?) reads audit_import_idx,
+    which holds only imports' audit rows, not every lookup's."""
+    with connection.cursor() as cursor:
+        cursor.execute(imports.STAGE_CREATE)
+    check = imports.CONTACTS_AUDIT[imports.CONTACTS_AUDIT.index("SELECT %(now)s") :]
+    params = {"now": "2026-12-07T00:00:00Z", "actor": None, "action": "update", "job": str(uuid.uuid4())}
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        if generic:
+            cursor.execute(card._GENERIC_PLAN_SQL)
+        cursor.execute("EXPLAIN (FORMAT JSON) " + check, params)
+        raw = cursor.fetchone()[0]
+    nodes = list(plan_nodes((raw if isinstance(raw, list) else json.loads(raw))[0]["Plan"]))
+    assert "audit_import_idx" in {n.get("Index Name") for n in nodes}
+    assert [n["Relation Name"] for n in nodes if n["Node Type"] == "Seq Scan"] == ["crm_import_touched"]  # the batch
 
 
 @pytest.mark.django_db(transaction=True)
