@@ -121,12 +121,6 @@ class LaneOrder:
             self._failed_seq = -1
             self._cond.notify_all()
 
-    def drain(self) -> None:
-        """Wait until no batch is in flight."""
-        with self._cond:
-            while self._flight:
-                self._cond.wait()
-
 
 class Lanes:
     """`count` threads, each with its own database connection, running the batches handed to it.

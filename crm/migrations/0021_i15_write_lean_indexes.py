@@ -13,6 +13,16 @@ from django.conf import settings
 from django.db import migrations, models
 
 
+def _sql(statement: str):
+    """A statement, CONCURRENTLY on PostgreSQL (outside a transaction: this migration is not atomic)."""
+
+    def run(apps, schema_editor):
+        concurrently = "CONCURRENTLY " if schema_editor.connection.vendor == "postgresql" else ""
+        schema_editor.execute(statement.format(concurrently=concurrently))
+
+    return run
+
+
 def fk_index_dropped(alter: migrations.AlterField, index: str, table: str, column: str):
     """db_index=False on a foreign key, as the model says, but in the database only its index goes.
 
@@ -20,17 +30,56 @@ def fk_index_dropped(alter: migrations.AlterField, index: str, table: str, colum
     row again under lock (1.3 s of this migration's 2.2 s at 3M contacts, and it grows with the
     tables); the constraint itself does not change.
     """
+    drop = f'DROP INDEX {{concurrently}}IF EXISTS "{index}"'
+    create = f'CREATE INDEX {{concurrently}}IF NOT EXISTS "{index}" ON "{table}" ("{column}")'
     return migrations.SeparateDatabaseAndState(
-        state_operations=[alter],
-        database_operations=[
-            migrations.RunSQL(
-                f'DROP INDEX IF EXISTS "{index}"', reverse_sql=f'CREATE INDEX "{index}" ON "{table}" ("{column}")'
-            )
-        ],
+        state_operations=[alter], database_operations=[migrations.RunPython(_sql(drop), _sql(create))]
+    )
+
+
+# The indexes 0020 had that this migration removes (to build them again when it is reversed).
+REMOVED = {
+    "fact_current_idx": (
+        "fact",
+        models.Index(fields=["customer", "key"], condition=models.Q(is_current=True), name="fact_current_idx"),
+    ),
+    "preference_current_idx": (
+        "preference",
+        models.Index(fields=["customer", "key"], condition=models.Q(is_current=True), name="preference_current_idx"),
+    ),
+}
+
+
+def concurrently(operation):
+    """An index added or removed CONCURRENTLY on PostgreSQL: screen pops and imports go on while it
+    is built (a plain CREATE INDEX blocks the table's writes, and DROP INDEX all its reads, until
+    the migration commits). SQLite, the embedded default, does it the plain way."""
+    if isinstance(operation, migrations.AddIndex):
+        model_name, index = operation.model_name, operation.index
+        adding = True
+    elif isinstance(operation, migrations.RemoveIndex):
+        model_name, index = REMOVED[operation.name]
+        adding = False
+    else:
+        return operation
+
+    def change(add: bool):
+        def run(apps, schema_editor):
+            model = apps.get_model("crm", model_name)
+            options = {"concurrently": True} if schema_editor.connection.vendor == "postgresql" else {}
+            (schema_editor.add_index if add else schema_editor.remove_index)(model, index, **options)
+
+        return run
+
+    return migrations.SeparateDatabaseAndState(
+        state_operations=[operation],
+        database_operations=[migrations.RunPython(change(adding), change(not adding))],
     )
 
 
 class Migration(migrations.Migration):
+    atomic = False  # CREATE / DROP INDEX CONCURRENTLY
+
     dependencies = [
         ("crm", "0020_i14_interaction_keys_and_indexes"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
@@ -250,3 +299,4 @@ class Migration(migrations.Migration):
             ),
         ),
     ]
+    operations = [concurrently(operation) for operation in operations]
