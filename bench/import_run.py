@@ -1,5 +1,6 @@
 """Bulk import benchmark: generate files, import them with the real commands, print rows/s, CPU and memory.
 
+    python -m bench.import_run --customers 1000000 --own-postgres [--pg-settings tuned]
     DATABASE_URL=postgres://.../goldfish_bench_import python -m bench.import_run --customers 1000000
 
 Customers come in the lookup benchmark's mix: every one has a phone (about 8 % shared by a
@@ -8,7 +9,12 @@ facts and preferences per customer; a third carry an account number. Interaction
 customer by external_ref. Each file is imported twice: the second run finds every row
 unchanged (the idempotency path). Each import runs the real command in a child process
 (bench/import_child.py), so its peak RSS is the command's own; CPU per row is the command's
-process and its PostgreSQL backend's, the figure to compare on a shared machine.
+process (all its threads) and the PostgreSQL server's (every backend the import's lanes open,
+the WAL writer, the checkpointer): the figures to compare on a shared machine.
+
+--own-postgres runs it on the bench's own cluster (bench/pgcluster.py: a data directory of its
+own under var/bench-pg/, never the lookup benchmark's kept data set, which the import would
+empty), with the settings docs/deployment.md recommends ("tuned") or initdb's ("default").
 """
 
 from __future__ import annotations
@@ -25,6 +31,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
+
+from bench.pgcluster import PROFILES, BenchPostgres, settings_in_effect
 
 ROOT = Path(__file__).resolve().parents[1]
 REASONS = ["billing", "technical_fault", "payment", "outage", "complaint", "general"]
@@ -70,7 +78,7 @@ def interactions_file(path: Path, n: int, customers: int, seed: int) -> None:
 class Measured:
     seconds: float  # wall
     cpu: float  # the command's process (user + system)
-    backend_cpu: float | None  # its PostgreSQL backend, when PostgreSQL runs on this machine
+    server_cpu: float | None  # the PostgreSQL server (every backend, WAL writer, checkpointer), when local
     rss_mb: int  # the command's peak
     report: str  # the report's first line
 
@@ -87,7 +95,7 @@ def run_import(command: str, path: Path) -> Measured:
     peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     lines = done.stdout.splitlines()
     cpu = json.loads(lines[-1])
-    return Measured(seconds, cpu["cpu"], cpu["backend_cpu"], max(peak, before) // 1024, lines[0])
+    return Measured(seconds, cpu["cpu"], cpu["server_cpu"], max(peak, before) // 1024, lines[0])
 
 
 def per_row_us(seconds: float | None, rows: int) -> str:
@@ -109,7 +117,27 @@ def main() -> None:
     parser.add_argument("--interactions", type=int, help="default: 10 per customer")
     parser.add_argument("--dir", type=Path, default=ROOT / "var" / "bench-import")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--own-postgres", action="store_true", help="the bench's own cluster, not DATABASE_URL")
+    parser.add_argument("--pgdata", type=Path, default=ROOT / "var" / "bench-pg" / "import-data")
+    parser.add_argument("--pg-settings", choices=PROFILES, default="tuned")
     args = parser.parse_args()
+    cluster = None
+    if args.own_postgres:
+        cluster = BenchPostgres(args.pgdata)
+        cluster.initdb_if_missing()
+        cluster.start(args.pg_settings)
+        with psycopg.connect(cluster.url("postgres"), autocommit=True) as conn:
+            if not conn.execute("SELECT 1 FROM pg_database WHERE datname = 'goldfish_bench_import'").fetchone():
+                conn.execute("CREATE DATABASE goldfish_bench_import")
+        os.environ["DATABASE_URL"] = cluster.url("goldfish_bench_import")
+    try:
+        run(args)
+    finally:
+        if cluster:
+            cluster.close()
+
+
+def run(args) -> None:
     dsn = os.environ.get("DATABASE_URL", "")
     if not dsn.startswith("postgres"):
         sys.exit("Set DATABASE_URL to a PostgreSQL database for the benchmark (its crm tables are emptied).")
@@ -123,6 +151,12 @@ def main() -> None:
         f"files: {args.customers:,} customers, {interactions:,} interactions in {time.perf_counter() - started:.0f} s"
     )
     reset(dsn)
+    shown = settings_in_effect(dsn)
+    print(
+        "PostgreSQL: "
+        + ", ".join(f"{name}={shown[name]}" for name in ("shared_buffers", "max_wal_size", "synchronous_commit"))
+    )
+    print(f"lanes (CRM_IMPORT_CONNECTIONS): {os.environ.get('CRM_IMPORT_CONNECTIONS', 'the default')}")
     rows = [
         ("customers, first run", "import_customers", customers_csv, args.customers),
         ("customers, same file again", "import_customers", customers_csv, args.customers),
@@ -130,14 +164,14 @@ def main() -> None:
         ("interactions, same file again", "import_interactions", interactions_csv, interactions),
     ]
     print(
-        "\n| import | rows | seconds | rows/s | CPU µs/row: command | PostgreSQL | peak RSS MB | report |"
+        "\n| import | rows | seconds | rows/s | CPU µs/row: command | PostgreSQL server | peak RSS MB | report |"
         "\n| --- | --- | --- | --- | --- | --- | --- | --- |"
     )
     for label, command, path, n in rows:
         m = run_import(command, path)
         print(
             f"| {label} | {n:,} | {m.seconds:.1f} | {n / m.seconds:,.0f} | {per_row_us(m.cpu, n)} "
-            f"| {per_row_us(m.backend_cpu, n)} | {m.rss_mb} | {m.report} |",
+            f"| {per_row_us(m.server_cpu, n)} | {m.rss_mb} | {m.report} |",
             flush=True,
         )
 

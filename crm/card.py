@@ -196,7 +196,7 @@ _USER_TABLE = get_user_model()._meta.db_table
 # Data-modifying CTEs run to completion whether or not the SELECT reads them, and the card's
 # reads see the snapshot from before the insert, so the contact being opened is not in
 # "recent". Each card read is served by an index named in crm/models.py:
-# identity_once_per_customer, preference_current_idx, fact_current_idx,
+# identity_once_per_customer, one_current_preference_per_key, one_current_fact_per_key,
 # case_open_by_customer_idx + interaction_case_idx, interaction_recent_idx,
 # feedback_recent_idx, and primary keys for the joins.
 #

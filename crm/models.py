@@ -3,6 +3,13 @@
 Invariants live in the database (named constraints); every index names the
 query path that needs it. Customers are never deleted: erasure anonymizes the
 row in place so that aggregate records (counts for reports) keep their keys.
+
+Every index costs each insert a write (issue 15: imports and screen pops), so none repeats
+another: a foreign key whose reads a wider index serves has db_index=False. A foreign key
+that is NULL on most rows (no agent, never merged, not recorded in a contact) is indexed
+"WHERE key IS NOT NULL", so a row without one writes nothing to it: every read of it
+names a key, which implies NOT NULL to the planner, generic plans and the key's own check
+on delete included (tests/integration/test_write_indexes.py).
 """
 
 import uuid
@@ -135,7 +142,10 @@ class Customer(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     erased_at = models.DateTimeField(null=True, blank=True)
-    merged_into = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="merged")
+    # Indexed without NULLs (customer_merged_into_idx): few customers are ever merged.
+    merged_into = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="merged", db_index=False
+    )
     # Issue 15: the customer's id in the system it was imported from; an import row naming it updates this customer.
     external_ref = models.CharField(max_length=128, null=True, blank=True)
 
@@ -150,6 +160,12 @@ class Customer(models.Model):
             models.CheckConstraint(
                 condition=Q(merged_into__isnull=True) | ~Q(merged_into=models.F("id")),
                 name="customer_not_merged_into_itself",
+            ),
+        ]
+        indexes = [
+            # A merge's earlier duplicates, erasure's merged family, the PROTECT check (without NULLs).
+            models.Index(
+                fields=["merged_into"], condition=Q(merged_into__isnull=False), name="customer_merged_into_idx"
             ),
         ]
 
@@ -192,7 +208,8 @@ class Identity(models.Model):
     at most one live customer" a plain partial unique constraint.
     """
 
-    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="identities")
+    # No single-column index: identity_once_per_customer (customer, kind, normalized) serves reads by customer.
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="identities", db_index=False)
     kind = models.CharField(max_length=16, choices=IdentityKind.choices)
     value = models.CharField(max_length=254)
     normalized = models.CharField(max_length=254)
@@ -202,7 +219,7 @@ class Identity(models.Model):
     # --- issue 12: how and by whom it was last verified (the agent desk's "Verified on this call") ---
     verified_via = models.CharField(max_length=16, choices=VerifiedVia.choices, blank=True, default="", db_default="")
     verified_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
     )
     # --- end issue 12 ---
 
@@ -217,6 +234,10 @@ class Identity(models.Model):
         indexes = [
             # Screen-pop and search: WHERE kind = %s AND normalized = %s.
             models.Index(fields=["kind", "normalized"], name="identity_lookup_idx"),
+            # Who verified it: only the FK's SET_NULL on a user's deletion reads it (without NULLs).
+            models.Index(
+                fields=["verified_by"], condition=Q(verified_by__isnull=False), name="identity_verified_by_idx"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -231,9 +252,11 @@ class Preference(models.Model):
     value = models.CharField(max_length=500)
     is_current = models.BooleanField(default=True)
     recorded_at = models.DateTimeField()
-    recorded_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    recorded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, db_index=False
+    )
     interaction = models.ForeignKey(
-        "Interaction", null=True, blank=True, on_delete=models.SET_NULL, related_name="preferences"
+        "Interaction", null=True, blank=True, on_delete=models.SET_NULL, related_name="preferences", db_index=False
     )
     # Issue 15: "file:line" when the value came from a bulk import (the source the card names).
     import_ref = models.CharField(max_length=200, blank=True, default="", db_default="")
@@ -245,8 +268,15 @@ class Preference(models.Model):
             ),
         ]
         indexes = [
-            # The card: current preferences of one customer.
-            models.Index(fields=["customer", "key"], condition=Q(is_current=True), name="preference_current_idx"),
+            # The card's current preferences of one customer: one_current_preference_per_key. The single-column
+            # index on customer stays: history (is_current false too), a merge, an erasure read every row.
+            # By interaction or recorder: only the FKs' SET_NULL reads them; without NULLs (imports name no contact).
+            models.Index(
+                fields=["interaction"], condition=Q(interaction__isnull=False), name="preference_interaction_idx"
+            ),
+            models.Index(
+                fields=["recorded_by"], condition=Q(recorded_by__isnull=False), name="preference_recorded_by_idx"
+            ),
         ]
 
 
@@ -259,9 +289,11 @@ class Fact(models.Model):
     is_current = models.BooleanField(default=True)
     channel = models.CharField(max_length=16, choices=Channel.choices, blank=True)
     recorded_at = models.DateTimeField()
-    recorded_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    recorded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, db_index=False
+    )
     interaction = models.ForeignKey(
-        "Interaction", null=True, blank=True, on_delete=models.SET_NULL, related_name="facts"
+        "Interaction", null=True, blank=True, on_delete=models.SET_NULL, related_name="facts", db_index=False
     )
     # Issue 15: "file:line" when the value came from a bulk import (the source the card names).
     import_ref = models.CharField(max_length=200, blank=True, default="", db_default="")
@@ -273,8 +305,10 @@ class Fact(models.Model):
             ),
         ]
         indexes = [
-            # The card: current facts of one customer.
-            models.Index(fields=["customer", "key"], condition=Q(is_current=True), name="fact_current_idx"),
+            # The card's current facts of one customer: one_current_fact_per_key. As for Preference, the
+            # single-column index on customer stays, and the indexes by interaction and recorder leave out NULL.
+            models.Index(fields=["interaction"], condition=Q(interaction__isnull=False), name="fact_interaction_idx"),
+            models.Index(fields=["recorded_by"], condition=Q(recorded_by__isnull=False), name="fact_recorded_by_idx"),
         ]
 
 
@@ -367,8 +401,14 @@ class Interaction(models.Model):
     )
     started_at = models.DateTimeField()
     ended_at = models.DateTimeField(null=True, blank=True)
+    # Indexed without NULLs (interaction_agent_idx): an IVR-only or imported contact has no agent.
     agent = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="interactions"
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="interactions",
+        db_index=False,
     )
     queue = models.CharField(max_length=64, blank=True, default="", db_default="")
     # Indexed without NULLs (interaction_coded_idx): a new contact has no reason yet.
@@ -421,6 +461,8 @@ class Interaction(models.Model):
             models.Index(fields=["reason"], condition=Q(reason__isnull=False), name="interaction_coded_idx"),
             # Case history on the card: contacts about one case.
             models.Index(fields=["case", "started_at"], condition=Q(case__isnull=False), name="interaction_case_idx"),
+            # Issue 15: an agent's contacts (team filters and reports join on it; the SET_NULL on a user's deletion).
+            models.Index(fields=["agent"], condition=Q(agent__isnull=False), name="interaction_agent_idx"),
             # Reports: contacts over a period (issue 14: a BRIN; the B-tree cost every lookup a write).
             BrinOnPostgres(fields=["started_at"], name="interaction_started_brin"),
         ]
@@ -710,7 +752,8 @@ class AccessAudit(models.Model):
     )
     action = models.CharField(max_length=16, choices=AuditAction.choices)
     customer = models.ForeignKey(Customer, null=True, on_delete=models.PROTECT, related_name="audit", db_index=False)
-    interaction = models.ForeignKey(Interaction, null=True, on_delete=models.SET_NULL, related_name="+")
+    # Indexed without NULLs (audit_interaction_idx): views, changes and imports name no contact.
+    interaction = models.ForeignKey(Interaction, null=True, on_delete=models.SET_NULL, related_name="+", db_index=False)
     # Ids and counts only, never personal data.
     detail = models.JSONField(default=dict, blank=True)
 
@@ -718,6 +761,11 @@ class AccessAudit(models.Model):
         indexes = [
             models.Index(fields=["customer", "-at"], name="audit_by_customer_idx"),
             models.Index(fields=["actor", "-at"], name="audit_by_actor_idx"),
+            # Only the FK's SET_NULL on a contact's deletion reads it.
+            models.Index(fields=["interaction"], condition=Q(interaction__isnull=False), name="audit_interaction_idx"),
+            # Issue 15: has this import audited this customer yet (crm.imports.contacts_audit)? Only an
+            # import's rows are in it, so a lookup's audit row writes nothing to it.
+            models.Index(fields=["customer"], condition=Q(detail__has_key="import"), name="audit_import_idx"),
         ]
 
     def save(self, *args, **kwargs):

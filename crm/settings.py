@@ -402,6 +402,10 @@ CRM_IMPORT_BATCH = envint("CRM_IMPORT_BATCH", 2000)
 CRM_IMPORT_STALE_SECONDS = envint("CRM_IMPORT_STALE_SECONDS", 120)
 # Problems kept on the job for the API and the admin; the error file holds every rejected line.
 CRM_IMPORT_MAX_REPORTED = envint("CRM_IMPORT_MAX_REPORTED", 1000)
+# Database connections an import applies its batches on at once (PostgreSQL; SQLite has one writer).
+# One backend's per-row index and foreign-key work caps a single connection; two put both cores of
+# a 2-vCPU machine to work. Batches still commit in file order (crm/import_lanes.py).
+CRM_IMPORT_CONNECTIONS = envint("CRM_IMPORT_CONNECTIONS", 2)
 CELERY_BEAT_SCHEDULE["import-sweep"] = {"task": "crm.imports_sweep", "schedule": 60.0}
 
 

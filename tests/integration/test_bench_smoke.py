@@ -101,3 +101,32 @@ def test_the_benchmark_on_its_own_cluster_compares_settings_servers_and_an_older
     assert "| shared_buffers | " in result.stdout and "| jit | off | on |" in result.stdout
     assert "same migrations as this tree" in result.stdout
     assert not still_running  # it stopped the cluster it started
+
+
+@pytest.mark.postgres
+def test_the_import_benchmark_runs_on_its_own_cluster_and_prints_its_table():
+    """make bench-import at tiny scale: both files imported twice, every line accounted for, the
+    server's CPU read (its lanes' backends included), and the cluster it started stopped again."""
+    pgdata = Path(tempfile.mkdtemp(prefix="goldfish-bench-import-test-")) / "data"
+    env = {k: v for k, v in os.environ.items() if k not in ("DJANGO_SETTINGS_MODULE", "DATABASE_URL")}
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "bench.import_run", "--own-postgres", "--pgdata", str(pgdata),
+             "--customers", "300", "--interactions", "3000", "--dir", str(pgdata.parent / "files")],
+            cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        still_running = (pgdata / "postmaster.pid").exists()
+    finally:
+        shutil.rmtree(pgdata.parent, ignore_errors=True)
+
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = [line.split(" | ") for line in result.stdout.splitlines() if line.startswith(("| customers", "| inter"))]
+    assert [row[0] for row in rows] == [
+        "| customers, first run", "| customers, same file again",
+        "| interactions, first run", "| interactions, same file again",
+    ]  # fmt: skip
+    assert "300 were created" in rows[0][-1] and "300 unchanged" in rows[1][-1]
+    assert "3000 were created" in rows[2][-1] and "3000 unchanged" in rows[3][-1]
+    assert int(rows[2][5]) > 0  # the server's CPU was read (3,000 contacts: ~0.1 s of it)
+    assert "shared_buffers=" in result.stdout
+    assert not still_running

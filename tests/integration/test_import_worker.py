@@ -31,7 +31,8 @@ BATCH = 200
 
 
 def start_worker(queue: str, log: Path) -> subprocess.Popen:
-    env = {"CRM_IMPORT_BATCH": str(BATCH), "CRM_IMPORT_STALE_SECONDS": "2"}
+    # Two connections: the batches commit in file order from two lanes, and the kill lands among them.
+    env = {"CRM_IMPORT_BATCH": str(BATCH), "CRM_IMPORT_STALE_SECONDS": "2", "CRM_IMPORT_CONNECTIONS": "2"}
     return worker_start(log, "-Q", queue, "--concurrency", "1", "--pool", "solo", name="import", env=env)
 
 
