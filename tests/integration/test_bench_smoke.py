@@ -75,23 +75,31 @@ def test_the_lookup_benchmark_runs_at_tiny_scale_and_prints_its_table(bench_dsn)
     assert "300 customers" in table
 
 
+def on_own_cluster(module: str, *args: str, files: bool = False) -> tuple[subprocess.CompletedProcess, bool]:
+    """A benchmark run with --own-postgres in a throwaway data directory (with `files`, the files it
+    generates go there too, --dir); and whether it left the cluster it started running."""
+    pgdata = Path(tempfile.mkdtemp(prefix="goldfish-bench-test-")) / "data"
+    env = {k: v for k, v in os.environ.items() if k not in ("DJANGO_SETTINGS_MODULE", "DATABASE_URL")}
+    extra = ["--dir", str(pgdata.parent / "files")] if files else []
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", module, "--own-postgres", "--pgdata", str(pgdata), *extra, *args],
+            cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        return result, (pgdata / "postmaster.pid").exists()
+    finally:
+        shutil.rmtree(pgdata.parent, ignore_errors=True)
+
+
 @pytest.mark.postgres
 def test_the_benchmark_on_its_own_cluster_compares_settings_servers_and_an_older_commit():
     """--own-postgres (initdb as postgres, both settings profiles on one data directory),
     two servers (one without keep-alive) and --before HEAD in a temporary worktree."""
-    pgdata = Path(tempfile.mkdtemp(prefix="goldfish-bench-test-")) / "data"
-    env = {k: v for k, v in os.environ.items() if k not in ("DJANGO_SETTINGS_MODULE", "DATABASE_URL")}
-    try:
-        result = subprocess.run(
-            [sys.executable, "-m", "bench.lookup_run", "--own-postgres", "--pgdata", str(pgdata),
-             "--pg-settings", "tuned", "default", "--server", "granian", "gunicorn-sync", "--before", "HEAD",
-             "--customers", "300", "--lookups", "60", "--rate", "20", "--open-seconds", "1", "--closed-seconds", "1",
-             "--connections", "2", "--python-client", "--port", str(free_port())],
-            cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
-        )  # fmt: skip
-        still_running = (pgdata / "postmaster.pid").exists()
-    finally:
-        shutil.rmtree(pgdata.parent, ignore_errors=True)
+    result, still_running = on_own_cluster(
+        "bench.lookup_run", "--pg-settings", "tuned", "default", "--server", "granian", "gunicorn-sync",
+        "--before", "HEAD", "--customers", "300", "--lookups", "60", "--rate", "20", "--open-seconds", "1",
+        "--closed-seconds", "1", "--connections", "2", "--python-client", "--port", str(free_port()),
+    )  # fmt: skip
 
     assert result.returncode == 0, result.stderr[-3000:]
     header = result.stdout.splitlines()[0]
@@ -107,17 +115,7 @@ def test_the_benchmark_on_its_own_cluster_compares_settings_servers_and_an_older
 def test_the_import_benchmark_runs_on_its_own_cluster_and_prints_its_table():
     """make bench-import at tiny scale: both files imported twice, every line accounted for, the
     server's CPU read (its lanes' backends included), and the cluster it started stopped again."""
-    pgdata = Path(tempfile.mkdtemp(prefix="goldfish-bench-import-test-")) / "data"
-    env = {k: v for k, v in os.environ.items() if k not in ("DJANGO_SETTINGS_MODULE", "DATABASE_URL")}
-    try:
-        result = subprocess.run(
-            [sys.executable, "-m", "bench.import_run", "--own-postgres", "--pgdata", str(pgdata),
-             "--customers", "300", "--interactions", "3000", "--dir", str(pgdata.parent / "files")],
-            cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
-        )  # fmt: skip
-        still_running = (pgdata / "postmaster.pid").exists()
-    finally:
-        shutil.rmtree(pgdata.parent, ignore_errors=True)
+    result, still_running = on_own_cluster("bench.import_run", "--customers", "300", "--interactions", "3000", files=True)
 
     assert result.returncode == 0, result.stderr[-3000:]
     rows = [line.split(" | ") for line in result.stdout.splitlines() if line.startswith(("| customers", "| inter"))]
