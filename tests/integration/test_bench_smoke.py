@@ -115,7 +115,9 @@ def test_the_benchmark_on_its_own_cluster_compares_settings_servers_and_an_older
 def test_the_import_benchmark_runs_on_its_own_cluster_and_prints_its_table():
     """make bench-import at tiny scale: both files imported twice, every line accounted for, the
     server's CPU read (its lanes' backends included), and the cluster it started stopped again."""
-    result, still_running = on_own_cluster("bench.import_run", "--customers", "300", "--interactions", "3000", files=True)
+    result, still_running = on_own_cluster(
+        "bench.import_run", "--customers", "300", "--interactions", "3000", files=True
+    )
 
     assert result.returncode == 0, result.stderr[-3000:]
     rows = [line.split(" | ") for line in result.stdout.splitlines() if line.startswith(("| customers", "| inter"))]
