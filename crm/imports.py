@@ -1235,9 +1235,9 @@ class _Run:
     def __init__(self, job: ImportJob, runner: str):
         self.job_id, self.runner, self.first = job.pk, runner, job
         self.actor = job.started_by  # read here, not in each lane
-        self.kind_customers = job.kind == ImportKind.CUSTOMERS
-        self.lookups = None if self.kind_customers else _Lookups()
-        self.columns = CUSTOMER_COLUMNS if self.kind_customers else INTERACTION_COLUMNS
+        customers = job.kind == ImportKind.CUSTOMERS
+        self.lookups = None if customers else _Lookups()
+        self.columns = CUSTOMER_COLUMNS if customers else INTERACTION_COLUMNS
         self.errors_out = _ErrorFile(job)
         self.order = LaneOrder()
         self.grown = 0  # batches that wrote rows (under the order's turn: one at a time)
