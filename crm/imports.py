@@ -32,6 +32,8 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import connection, models, transaction
 from django.db.models import Q
+from django.db.models.fields.json import KeyTextTransform
+from django.db.models.lookups import Exact
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 from uuid_utils.compat import uuid4 as fast_uuid4  # uuid.uuid4 reads os.urandom and lets go of the GIL
@@ -39,6 +41,7 @@ from uuid_utils.compat import uuid4 as fast_uuid4  # uuid.uuid4 reads os.urandom
 from crm.identifiers import InvalidIdentifier, normalize
 from crm.import_lanes import Lane, LaneOrder, Lanes
 from crm.models import (
+    CONTACT_IMPORT_AUDIT,
     AccessAudit,
     AuditAction,
     Channel,
@@ -1027,14 +1030,20 @@ def _interactions_staged(
 # resumes it takes: not one per batch (a file's contacts come in any order, so each batch of
 # 2,000 touched ~2,000 customers, an audit row per contact: a fifth of PostgreSQL's work).
 # Written at the batch's turn, when every earlier batch has committed its own, and only for
-# customers without one for this import yet (audit_import_idx finds them).
+# customers without one for this import yet: one probe of audit_import_idx per customer, answered
+# from its key (customer, job). PostgreSQL uses that index only if the check repeats its predicate
+# (models.CONTACT_IMPORT_AUDIT) and expression. OFFSET 0 keeps the check a probe per customer: as
+# a join, the planner (expecting a handful of this import's rows) hashed all of them at each batch,
+# 24 ms a call by the end of 500,000 contacts, where 2,000 probes take 3 ms.
 CONTACTS_AUDIT = """
     INSERT INTO crm_accessaudit (at, actor_id, action, customer_id, detail)
     SELECT %(now)s, %(actor)s, %(action)s, t.customer_id, jsonb_build_object('import', %(job)s::text)
     FROM crm_import_touched t
     WHERE NOT EXISTS (
         SELECT 1 FROM crm_accessaudit a
-        WHERE a.customer_id = t.customer_id AND a.detail ? 'import' AND a.detail ->> 'import' = %(job)s
+        WHERE a.customer_id = t.customer_id AND (a.detail ->> 'import') = %(job)s
+          AND a.detail ? 'import' AND NOT (a.detail ? 'line')
+        OFFSET 0
     )
 """
 
@@ -1048,9 +1057,12 @@ def contacts_audit(*, actor, job: ImportJob, out: Outcomes) -> None:
         with connection.cursor() as cursor:
             cursor.execute(CONTACTS_AUDIT, {**params, "action": AuditAction.UPDATE.value})
         return
+    # audit_import_idx's rows and expression: the job compared as text, as PostgreSQL's ->> does.
     audited = set(
         AccessAudit.objects.filter(
-            customer_id__any=out.touched, detail__has_key="import", detail__import=params["job"]
+            CONTACT_IMPORT_AUDIT,
+            Exact(KeyTextTransform("import", "detail"), params["job"]),
+            customer_id__any=out.touched,
         ).values_list("customer_id", flat=True)
     )
     detail = json.dumps({"import": params["job"]})

@@ -17,6 +17,7 @@ import uuid
 from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
+from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Length
 from django.db.models.lookups import LessThanOrEqual
 from django.utils import timezone
@@ -741,6 +742,10 @@ class AuditAction(models.TextChoices):
     ERASE = "erase"
 
 
+# A contact import's audit row: {"import": job}. A customer import's also names its line.
+CONTACT_IMPORT_AUDIT = Q(detail__has_key="import") & ~Q(detail__has_key="line")
+
+
 class AccessAudit(models.Model):
     """Who viewed or changed which customer, when, in which contact. Append-only."""
 
@@ -763,9 +768,15 @@ class AccessAudit(models.Model):
             models.Index(fields=["actor", "-at"], name="audit_by_actor_idx"),
             # Only the FK's SET_NULL on a contact's deletion reads it.
             models.Index(fields=["interaction"], condition=Q(interaction__isnull=False), name="audit_interaction_idx"),
-            # Issue 15: has this import audited this customer yet (crm.imports.contacts_audit)? Only an
-            # import's rows are in it, so a lookup's audit row writes nothing to it.
-            models.Index(fields=["customer"], condition=Q(detail__has_key="import"), name="audit_import_idx"),
+            # Issue 15: has this contact import audited this customer yet (crm.imports.contacts_audit)?
+            # Customer and job both in the key: the probe reads no other import's row from the table.
+            # Only contact imports' rows are in it, so lookups and customer imports write nothing to it.
+            models.Index(
+                "customer",
+                KeyTextTransform("import", "detail"),
+                condition=CONTACT_IMPORT_AUDIT,
+                name="audit_import_idx",
+            ),
         ]
 
     def save(self, *args, **kwargs):

@@ -176,16 +176,45 @@ def test_deleting_the_referenced_row_checks_through_the_partial_index(model, fie
 
 @pytest.mark.parametrize("generic", [False, True])
 def test_a_contact_import_finds_the_customers_it_has_audited_through_its_own_index(generic):
-    """contacts_audit's check (has this import audited this customer?) reads audit_import_idx,
-    which holds only imports' audit rows, not every lookup's."""
+    """contacts_audit's check (has this import audited this customer?) finds the answer in
+    audit_import_idx's entries, customer and job: no other import's row fetched to read its job."""
     with connection.cursor() as cursor:
         cursor.execute(imports.STAGE_CREATE)
     check = imports.CONTACTS_AUDIT[imports.CONTACTS_AUDIT.index("SELECT %(now)s") :]
     params = {"now": "2026-12-07T00:00:00Z", "actor": None, "action": "update", "job": str(uuid.uuid4())}
     nodes = explain(check, params, generic=generic)
-    assert "audit_import_idx" in {n.get("Index Name") for n in nodes}
+    [probe] = [n for n in nodes if n.get("Index Name") == "audit_import_idx"]
+    # One probe per customer, whatever the planner expects of this import's rows (not all of them hashed).
+    assert "customer_id = t.customer_id" in probe.get("Index Cond", ""), probe
+    assert "(detail ->> 'import'::text) =" in probe["Index Cond"], probe
+    assert "Filter" not in probe, probe
     # The batch's own customers are read whole; everything else through an index.
     assert [n["Relation Name"] for n in nodes if n["Node Type"] == "Seq Scan"] == ["crm_import_touched"]
+
+
+def _imported(tmp_path, kind: str, text: str):
+    path = tmp_path / f"{kind}.csv"
+    path.write_text(text, encoding="utf-8")
+    return imports.import_run(imports.import_job_create(actor=None, kind=kind, path=path, file_name=path.name).pk)
+
+
+def test_a_customer_imports_audit_rows_stay_out_of_audit_import_idx(tmp_path):
+    """A customer import audits each customer it writes (a row per line) and never reads them back:
+    after a customer import and a contact import, the index holds the contact import's rows only."""
+    customers = _imported(tmp_path, "customers", "external_ref,display_name\nC-1,Ada\nC-2,Bob\n")
+    contacts = _imported(
+        tmp_path, "interactions", "external_id,customer_ref,started_at\nX-1,C-1,2024-01-01T00:00:00Z\n"
+    )
+    [predicate] = [i["predicate"] for i in indexes(["crm_accessaudit"]) if i["name"] == "audit_import_idx"]
+    held = f"SELECT customer_id, detail ->> 'import' FROM crm_accessaudit WHERE {predicate}"  # noqa: S608
+    assert "audit_import_idx" in indexes_used(held, [], generic=False)  # its entries, each once
+
+    with connection.cursor() as cursor:
+        cursor.execute(held)
+        rows = cursor.fetchall()
+
+    assert AccessAudit.objects.filter(detail__import=str(customers.pk)).count() == 2
+    assert rows == [(Customer.objects.get(external_ref="C-1").pk, str(contacts.pk))]
 
 
 @pytest.mark.django_db(transaction=True)
