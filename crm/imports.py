@@ -18,6 +18,7 @@ import dataclasses
 import datetime as dt
 import functools
 import gc
+import hashlib
 import io
 import json
 import logging
@@ -28,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+import orjson
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import connection, models, transaction
@@ -290,9 +292,10 @@ class CustomerRecord:
     verified: set[tuple[str, str]]  # (kind, normalized)
     facts: dict[str, str]
     prefs: dict[str, str]
+    digest: bytes | None = None  # row_digest: stored on the customer the row is applied to
 
 
-def customer_record(row: Row) -> CustomerRecord | list[Problem]:
+def customer_record(row: Row, digest: bytes | None = None) -> CustomerRecord | list[Problem]:
     problems: list[Problem] = []
 
     def bad(name: str, message: str) -> None:
@@ -339,7 +342,101 @@ def customer_record(row: Row) -> CustomerRecord | list[Problem]:
         )
     if problems:
         return problems
-    return CustomerRecord(row, ref, fields, identities, verified, facts, prefs)
+    return CustomerRecord(row, ref, fields, identities, verified, facts, prefs, digest)
+
+
+# --- a customer file imported again ------------------------------------------------------------
+#
+# A row identical to the last import row applied to its customer is unchanged, and is not read
+# further: the digest is compared before the row is even validated, so a file imported again costs
+# little more than reading it. Identical means the same non-blank values in the same import
+# columns; any other difference (a value, a column, a phone written another way) sends the row
+# down the full path, which compares it with what is on file. What agents recorded since the row
+# was last imported stands until the source system changes the row: the file does not overwrite it.
+
+
+def _imported(column: str) -> bool:
+    return column in CUSTOMER_COLUMNS or column.startswith(("fact:", "pref:"))
+
+
+def row_digest(row: Row) -> bytes:
+    """What a customer row says, in 16 bytes: its import columns' non-blank values, by column."""
+    said = sorted((name, value) for name, value in row.values.items() if value not in ("", None) and _imported(name))
+    try:
+        text = orjson.dumps(said)
+    except orjson.JSONEncodeError:  # an integer past 64 bits in a JSON line
+        text = repr(said).encode()
+    return hashlib.blake2b(text, digest_size=16, person=b"goldfish-row-v1").digest()
+
+
+def rows_unchanged(
+    batch: list[Row], in_flight: tuple[list[frozenset[Any]], bool]
+) -> tuple[list[tuple[Row, bytes | None]], int, bool]:
+    """The batch's rows to apply, each with its digest; how many are unchanged; whether one is opaque.
+
+    A row is unchanged when its external_ref names a live customer whose stored digest is the
+    row's own, unless an earlier row may still change that customer first: a row of this batch
+    or of a batch in flight (`in_flight`, read before the digests, so a batch that commits in
+    between is named there) with the same external_ref, or an opaque one. Opaque rows are those
+    that reach a customer other than by their own external_ref: without one (by account), or
+    naming a merged customer (applied to the one it was merged into).
+    """
+    flight_keys, opaque = in_flight
+    refs = []
+    for row in batch:
+        try:
+            refs.append(_text(row, "external_ref"))
+        except TypeError:
+            refs.append("")  # refused by customer_record
+    on_file = _digests_on_file({ref for ref in refs if ref})
+    kept: list[tuple[Row, bytes | None]] = []
+    applied: set[str] = set()
+    unchanged, batch_opaque = 0, False
+    for row, ref in zip(batch, refs, strict=True):
+        digest = row_digest(row)
+        held = on_file.get(ref) if ref else None
+        if not ref or (held is not None and held[1]):
+            opaque = batch_opaque = True
+        elif (
+            held is not None
+            and held[0] == digest
+            and not opaque
+            and ref not in applied
+            and not any(("ref", ref) in keys for keys in flight_keys)
+        ):
+            unchanged += 1
+            continue
+        else:
+            applied.add(ref)
+        kept.append((row, digest))
+    return kept, unchanged, batch_opaque
+
+
+def _digests_on_file(refs: set[str]) -> dict[str, tuple[bytes | None, bool]]:
+    """external_ref -> (the stored digest, merged?) for the live customers among `refs`."""
+    if not refs:
+        return {}
+    return {
+        str(ref): (bytes(digest) if digest is not None else None, merged_into is not None)
+        for ref, digest, merged_into in Customer.objects.filter(
+            external_ref__any=refs, erased_at__isnull=True
+        ).values_list("external_ref", "import_digest", "merged_into_id")
+    }
+
+
+def _digests_write(digests: dict[uuid.UUID, bytes | None]) -> None:
+    """Store the digests of rows applied unchanged (their customers' other columns stay as they are)."""
+    if not digests:
+        return
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "UPDATE crm_customer c SET import_digest = v.digest "
+                "FROM unnest(%s::uuid[], %s::bytea[]) AS v(id, digest) WHERE c.id = v.id",
+                [list(digests), list(digests.values())],
+            )
+        return
+    Customer.objects.bulk_update([Customer(pk=pk, import_digest=d) for pk, d in digests.items()], ["import_digest"])
 
 
 def _same(kind: str, value: str, norm: str) -> bool:
@@ -362,6 +459,7 @@ class _Known:
     identities: dict[tuple[str, str], _HeldIdentity]  # (kind, normalized)
     facts: dict[str, tuple[int | None, str]]  # key -> (pk, or None when this batch adds it; value)
     prefs: dict[str, tuple[int | None, str]]
+    digest: bytes | None = None  # the last import row applied to it (row_digest)
 
 
 @dataclass(slots=True)
@@ -372,7 +470,7 @@ class _HeldIdentity:
 
 # The columns the import fills; the rows are tuples in this order (the rest take their defaults).
 CUSTOMER_COPY_COLUMNS = (
-    "id", "external_ref", *CUSTOMER_FIELDS, "timezone", "created_at", "updated_at",
+    "id", "external_ref", *CUSTOMER_FIELDS, "import_digest", "timezone", "created_at", "updated_at",
 )  # fmt: skip
 IDENTITY_COPY_COLUMNS = ("customer_id", "kind", "value", "normalized", "verified_at", "source", "created_at")
 VERIFIED_AT = IDENTITY_COPY_COLUMNS.index("verified_at")
@@ -417,6 +515,7 @@ def customers_apply(
     ref_of = {pk: c.fields["external_ref"] for pk, c in known.items()}
 
     changed_customers: set[uuid.UUID] = set()
+    redigested: set[uuid.UUID] = set()  # customers on file given the digest of the row applied now
     new_identities: dict[tuple[uuid.UUID, str, str], list[Any]] = {}
     verify_ids: set[int] = set()
     demote_facts: set[int] = set()
@@ -467,7 +566,7 @@ def customers_apply(
                 "tier": Tier.STANDARD.value,
                 **record.fields,
             }
-            entry = known[target] = _Known(fields, True, {}, {}, {})
+            entry = known[target] = _Known(fields, True, {}, {}, {}, record.digest)
             changed = True
         else:
             entry = known[target]
@@ -514,6 +613,10 @@ def customers_apply(
         changed |= _keyed_history_append(target, record.facts, entry.facts, demote_facts, new_facts, (*history, ""))
         changed |= _keyed_history_append(target, record.prefs, entry.prefs, demote_prefs, new_prefs, history)
 
+        if record.digest is not None and entry.digest != record.digest:
+            entry.digest = record.digest
+            if not entry.created:
+                redigested.add(target)
         if is_new:
             out.created += 1
         elif changed:
@@ -528,16 +631,20 @@ def customers_apply(
         Customer,
         CUSTOMER_COPY_COLUMNS,
         [
-            (pk, *(c.fields[name] for name in CUSTOMER_COPY_COLUMNS[1:-3]), "", now, now)
+            (pk, *(c.fields[name] for name in CUSTOMER_COPY_COLUMNS[1:-4]), c.digest, "", now, now)
             for pk, c in known.items()
             if c.created
         ],
     )
     if changed_customers:
         Customer.objects.bulk_update(
-            [Customer(pk=pk, updated_at=now, **known[pk].fields) for pk in changed_customers],
-            [*CUSTOMER_FIELDS, "external_ref", "updated_at"],
+            [
+                Customer(pk=pk, updated_at=now, import_digest=known[pk].digest, **known[pk].fields)
+                for pk in changed_customers
+            ],
+            [*CUSTOMER_FIELDS, "external_ref", "import_digest", "updated_at"],
         )
+    _digests_write({pk: known[pk].digest for pk in redigested - changed_customers})
     rows_insert(Identity, IDENTITY_COPY_COLUMNS, [tuple(row) for row in new_identities.values()])
     if verify_ids:
         Identity.objects.filter(pk__any=verify_ids).update(verified_at=now)
@@ -655,9 +762,16 @@ def _known_load(targets: set[uuid.UUID]) -> dict[uuid.UUID, _Known]:
     if not targets:
         return {}
     known = {
-        pk: _Known({"external_ref": ref, **dict(zip(CUSTOMER_FIELDS, values, strict=True))}, False, {}, {}, {})
-        for pk, ref, *values in Customer.objects.filter(pk__any=targets).values_list(
-            "pk", "external_ref", *CUSTOMER_FIELDS
+        pk: _Known(
+            {"external_ref": ref, **dict(zip(CUSTOMER_FIELDS, values, strict=True))},
+            False,
+            {},
+            {},
+            {},
+            bytes(digest) if digest is not None else None,
+        )
+        for pk, ref, digest, *values in Customer.objects.filter(pk__any=targets).values_list(
+            "pk", "external_ref", "import_digest", *CUSTOMER_FIELDS
         )
     }
     for cid, kind, norm, pk, verified_at in Identity.objects.filter(customer_id__any=targets).values_list(
@@ -1260,16 +1374,21 @@ class _Run:
         """Parse the batch here (its keys decide which batches it must wait for), apply it in a lane."""
         out = Outcomes()
         records: list[Any] = []
-        if self.lookups is not None:
+        opaque = False
+        rows: list[tuple[Row, bytes | None]]
+        if self.lookups is None:
+            rows, out.unchanged, opaque = rows_unchanged(batch, self.order.in_flight())
+        else:
             self.lookups.batch_start()
-        for row in batch:
-            made = customer_record(row) if self.lookups is None else interaction_record(row, self.lookups)
+            rows = [(row, None) for row in batch]
+        for row, digest in rows:
+            made = customer_record(row, digest) if self.lookups is None else interaction_record(row, self.lookups)
             if isinstance(made, list):
                 out.rejected.append((row, made[0]))
                 out.problems.extend(made[1:])
             else:
                 records.append(made)
-        lane = self.order.open(_keys(records))
+        lane = self.order.open(_keys(records), opaque=opaque)
 
         def apply() -> None:
             job, failure = None, None
