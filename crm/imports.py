@@ -22,6 +22,7 @@ import hashlib
 import io
 import json
 import logging
+import re
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -36,6 +37,7 @@ from django.db import connection, models, transaction
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
+from psycopg.types.json import set_json_dumps
 from uuid_utils.compat import uuid4 as fast_uuid4  # uuid.uuid4 reads os.urandom and lets go of the GIL
 
 from crm.identifiers import InvalidIdentifier, normalize
@@ -257,10 +259,16 @@ def _multi(row: Row, name: str) -> list[str]:
 
 def _keyed(row: Row, prefix: str) -> dict[str, str]:
     found = {}
-    for name in row.values:
-        if name.startswith(prefix) and (text := _text(row, name)) != "":
-            found[name[len(prefix) :].strip()] = text
+    for name, key in _keyed_columns(tuple(row.values), prefix):
+        if (text := _text(row, name)) != "":
+            found[key] = text
     return found
+
+
+@functools.lru_cache(maxsize=256)
+def _keyed_columns(columns: tuple[str, ...], prefix: str) -> tuple[tuple[str, str], ...]:
+    """(column, key) of the columns named prefix + key: a file's rows share their columns."""
+    return tuple((name, name[len(prefix) :].strip()) for name in columns if name.startswith(prefix))
 
 
 def _when(value: str) -> dt.datetime | None:
@@ -349,23 +357,18 @@ def customer_record(row: Row, digest: bytes | None = None) -> CustomerRecord | l
 #
 # A row identical to the last import row applied to its customer is unchanged, and is not read
 # further: the digest is compared before the row is even validated, so a file imported again costs
-# little more than reading it. Identical means the same non-blank values in the same import
-# columns; any other difference (a value, a column, a phone written another way) sends the row
-# down the full path, which compares it with what is on file. What agents recorded since the row
-# was last imported stands until the source system changes the row: the file does not overwrite it.
-
-
-def _imported(column: str) -> bool:
-    return column in CUSTOMER_COLUMNS or column.startswith(("fact:", "pref:"))
+# little more than reading it. Identical means the same values in the same columns; any other
+# difference (a value, a column added, a phone written another way) sends the row down the full
+# path, which compares it with what is on file. What agents recorded since the row was last
+# imported stands until the source system changes the row: the file does not overwrite it.
 
 
 def row_digest(row: Row) -> bytes:
-    """What a customer row says, in 16 bytes: its import columns' non-blank values, by column."""
-    said = sorted((name, value) for name, value in row.values.items() if value not in ("", None) and _imported(name))
+    """What a row says, in 16 bytes: every column and its value as read."""
     try:
-        text = orjson.dumps(said)
+        text = orjson.dumps(row.values, option=orjson.OPT_SORT_KEYS)
     except orjson.JSONEncodeError:  # an integer past 64 bits in a JSON line
-        text = repr(said).encode()
+        text = json.dumps(row.values, sort_keys=True).encode()
     return hashlib.blake2b(text, digest_size=16, person=b"goldfish-row-v1").digest()
 
 
@@ -416,12 +419,24 @@ def _digests_on_file(refs: set[str]) -> dict[str, tuple[bytes | None, bool]]:
     """external_ref -> (the stored digest, merged?) for the live customers among `refs`."""
     if not refs:
         return {}
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:  # the refs as one JSON text: an array parameter is dumped in Python
+            cursor.execute(DIGESTS_ON_FILE, [orjson.dumps(list(refs)).decode()])
+            found = cursor.fetchall()
+    else:
+        found = Customer.objects.filter(external_ref__any=refs, erased_at__isnull=True).values_list(
+            "external_ref", "import_digest", "merged_into_id"
+        )
     return {
         str(ref): (bytes(digest) if digest is not None else None, merged_into is not None)
-        for ref, digest, merged_into in Customer.objects.filter(
-            external_ref__any=refs, erased_at__isnull=True
-        ).values_list("external_ref", "import_digest", "merged_into_id")
+        for ref, digest, merged_into in found
     }
+
+
+DIGESTS_ON_FILE = """
+    SELECT external_ref, import_digest, merged_into_id FROM crm_customer
+    WHERE external_ref = ANY(ARRAY(SELECT jsonb_array_elements_text(%s::jsonb))) AND erased_at IS NULL
+"""
 
 
 def _digests_write(digests: dict[uuid.UUID, bytes | None]) -> None:
@@ -679,13 +694,28 @@ def rows_insert(model: type[models.Model], columns: tuple[str, ...], rows: list[
             for row in rows
         )
         return
+    fields = {f.column: f for f in model._meta.concrete_fields}
+    types = [re.sub(r"\(.*\)", "", fields[c].db_type(connection) or "") for c in columns]  # varchar(128): varchar
+    copy_in(model._meta.db_table, columns, types, rows)
+
+
+def copy_in(table: str, columns: tuple[str, ...], types: list[str], rows: list[tuple]) -> None:
+    """COPY rows into a PostgreSQL table in the binary format, each value typed as its column.
+
+    Binary, not text: psycopg writes a row in a quarter of the time (UUIDs and timestamps are
+    not spelt out) and the server does not parse them back. JSON columns are given as JSON text.
+    """
     names = ", ".join(connection.ops.quote_name(c) for c in columns)
-    with (
-        connection.cursor() as cursor,
-        cursor.copy(f"COPY {connection.ops.quote_name(model._meta.db_table)} ({names}) FROM STDIN") as copy,
-    ):
-        for row in rows:
-            copy.write_row(row)
+    with connection.cursor() as cursor:
+        set_json_dumps(_as_given, context=cursor.cursor)
+        with cursor.copy(f"COPY {connection.ops.quote_name(table)} ({names}) FROM STDIN (FORMAT BINARY)") as copy:
+            copy.set_types(types)
+            for row in rows:
+                copy.write_row(row)
+
+
+def _as_given(text: str) -> str:
+    return text
 
 
 def _maybe_new_identifiers(
@@ -1010,6 +1040,10 @@ STAGE_COLUMNS = (
     "line", "external_id", "customer_ref", "customer_id", "problem_field", "problem_message",
     "channel", "started_at", "ended_at", "agent_id", "reason_id", "summary", "outcome", "identifiers",
 )  # fmt: skip
+STAGE_TYPES = [
+    "integer", "text", "text", "uuid", "text", "text",
+    "text", "timestamptz", "timestamptz", "integer", "bigint", "text", "text", "jsonb",
+]  # fmt: skip
 STAGE_CREATE = """
     CREATE TEMPORARY TABLE IF NOT EXISTS crm_import_interaction_stage (
         line integer NOT NULL, external_id text NOT NULL, customer_ref text, customer_id uuid,
@@ -1121,9 +1155,8 @@ def _interactions_staged(
         cursor.execute(STAGE_CREATE)
         # Empty unless under an outer transaction (the tests'), where no commit empties them.
         cursor.execute("DELETE FROM crm_import_interaction_stage; DELETE FROM crm_import_touched")
-        with cursor.copy(f"COPY {STAGE} ({', '.join(STAGE_COLUMNS)}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row(row)
+    copy_in(STAGE, STAGE_COLUMNS, STAGE_TYPES, rows)
+    with connection.cursor() as cursor:
         cursor.execute(STAGE_APPLY, params)
         returned = cursor.fetchall()
     created = int(next(message for line, _, message in returned if line is None))
