@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("crm", "0022_i15_audit_by_import"),
+        ("crm", "0023_i15_audit_import_by_job"),
     ]
 
     operations = [
