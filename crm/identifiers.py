@@ -99,12 +99,20 @@ def _national_prefix(code: int) -> re.Pattern[str] | None:
     return re.compile(pattern) if pattern else None
 
 
+# Django's e-mail validator's own patterns, compiled here: through its lazy objects each match
+# cost more than the match (a fifth of reading an import file's customer rows, profiled).
+_EMAIL_USER = re.compile(validate_email.user_regex.pattern, validate_email.user_regex.flags)
+_EMAIL_DOMAIN = re.compile(validate_email.domain_regex.pattern, validate_email.domain_regex.flags)
+
+
 def normalize_email(value: str) -> str:
     raw = (value or "").strip()
-    try:
-        validate_email(raw)
-    except ValidationError:
-        raise InvalidIdentifier("email", f"'{value}' is not an e-mail address.") from None
+    user, at, domain = raw.rpartition("@")
+    if not (at and len(raw) <= 320 and _EMAIL_USER.match(user) and _EMAIL_DOMAIN.match(domain)):
+        try:  # the validator decides the rest: refused, or an allow-listed or literal domain
+            validate_email(raw)
+        except ValidationError:
+            raise InvalidIdentifier("email", f"'{value}' is not an e-mail address.") from None
     return raw.casefold()
 
 

@@ -43,6 +43,7 @@ class Lane:
     keys: frozenset[Hashable]
     targets: frozenset[Hashable] | None = None  # None until the batch has resolved them
     ended: bool = False
+    opaque: bool = False  # may write customers its keys do not name (crm.imports.unchanged_rows)
 
 
 @dataclass
@@ -56,13 +57,22 @@ class LaneOrder:
     _failed_seq: int | None = None
     latest: object | None = None  # what the most recently committed batch returned (the job)
 
-    def open(self, keys: Iterable[Hashable]) -> Lane:
+    def open(self, keys: Iterable[Hashable], *, opaque: bool = False) -> Lane:
         """Called in file order, by the thread that reads the file."""
         with self._cond:
-            lane = Lane(self._next, frozenset(keys))
+            lane = Lane(self._next, frozenset(keys), opaque=opaque)
             self._next += 1
             self._flight[lane.seq] = lane
             return lane
+
+    def in_flight(self) -> tuple[list[frozenset[Hashable]], bool]:
+        """The keys of the batches opened and not yet ended, and whether one of them is opaque.
+
+        Read by the reading thread before it reads the database for its next batch: what it
+        reads is then either committed or named here."""
+        with self._cond:
+            lanes = list(self._flight.values())
+        return [lane.keys for lane in lanes], any(lane.opaque for lane in lanes)
 
     def _earlier(self, lane: Lane) -> list[Lane]:
         return [other for seq, other in self._flight.items() if seq < lane.seq]

@@ -149,6 +149,9 @@ class Customer(models.Model):
     )
     # Issue 15: the customer's id in the system it was imported from; an import row naming it updates this customer.
     external_ref = models.CharField(max_length=128, null=True, blank=True)
+    # Issue 15: a digest of the last import row applied to this customer. A row identical to it is
+    # unchanged without being read further (crm.imports.unchanged_rows); erasure clears it.
+    import_digest = models.BinaryField(max_length=16, null=True, editable=False)
 
     objects = CustomerQuerySet.as_manager()
 

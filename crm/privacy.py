@@ -477,6 +477,7 @@ def customer_erase(*, actor, customer: Customer) -> dict[str, int]:
         language="",
         erased_at=timezone.now(),
         external_ref=None,  # issue 15: the source system's id is personal data too; a re-import starts afresh
+        import_digest=None,  # a hash of the row last imported: of personal data, so it goes too
     )
     logged.update(
         {

@@ -42,6 +42,9 @@ OLD-1,,,+447700900111,,,phone
 N-2,,gold,,,,
 N-10,Jo Jones,,+447700900101,AC-1010,,
 ,,,+447700900202,AC-1010,R6,
+N-11,Kim Kerr,standard,+447700900121,,,
+N-12,Lee Lowe,,+447700900122,,,
+N-11,,vip,,,,
 """
 
 INTERACTIONS = """\
@@ -107,16 +110,21 @@ def imported(directory: Path, kind: str, text: str, name: str) -> ImportJob:
     return imports.import_run(job.pk)
 
 
-def both_files(tmp_path: Path, tag: str) -> tuple[dict, dict]:
+def both_files(tmp_path: Path, tag: str, *, digests: bool = True) -> tuple[dict, dict, dict]:
+    """Customers, the same file again, then contacts. Without `digests`, the stored digests are
+    forgotten before the second import: every row is then compared with what is on file."""
     seed()
     customers = outcome(imported(tmp_path / tag, "customers", CUSTOMERS, "customers.csv"))
+    if not digests:
+        Customer.objects.update(import_digest=None)
+    again = outcome(imported(tmp_path / tag, "customers", CUSTOMERS, "customers.csv"))
     interactions = outcome(imported(tmp_path / tag, "interactions", INTERACTIONS, "history.csv"))
     with connection.cursor() as cursor:
         cursor.execute(
             "TRUNCATE crm_accessaudit, crm_fact, crm_preference, crm_identity, crm_interaction, crm_importjob, "
             "crm_customer CASCADE"
         )
-    return customers, interactions
+    return customers, again, interactions
 
 
 def test_three_connections_end_every_line_as_one_does(tmp_path, settings):
@@ -129,12 +137,18 @@ def test_three_connections_end_every_line_as_one_does(tmp_path, settings):
     assert imports._lane_count() == 3  # outside a transaction: the batches do go to three connections
     three = both_files(tmp_path, "three")
 
+    settings.CRM_IMPORT_CONNECTIONS = 1
+    compared = both_files(tmp_path, "compared", digests=False)
+
     for sequential, parallel in zip(one, three, strict=True):
         for part in sequential:
             assert parallel[part] == sequential[part], part
-    customers, interactions = one
+    # The file imported again: rows skipped by their digest end as rows compared with what is on file.
+    assert one[1] == compared[1]
+    customers, again, interactions = one
+    assert again["counts"][1:5] == (0, 9, 9, 3)
     # And one connection's outcome is the rules' (CONTRACT.md "Bulk import"):
-    assert customers["counts"] == ("done", 8, 7, 0, 3, 18, 19)
+    assert customers["counts"] == ("done", 10, 8, 0, 3, 21, 22)
     assert [line for line, _, _ in customers["errors"]] == [12, 13, 17]  # AC-9009 is Olga's; bad phone, tier
     olga = [(value, current) for ref, key, value, current, _ in customers["facts"] if ref == "OLD-1"]
     assert olga == [("R0", False), ("R2", False), ("R3", False), ("R4", True)]  # by ref, account, account
@@ -145,3 +159,18 @@ def test_three_connections_end_every_line_as_one_does(tmp_path, settings):
     ]
     assert interactions["counts"] == ("done", 7, 0, 3, 2, 12, 13)
     assert [line for line, _, _ in interactions["errors"]] == [6, 7]  # X-4 loads from line 10 instead
+
+
+def test_a_row_as_last_imported_is_applied_when_a_batch_in_flight_changes_its_customer_first(tmp_path, settings):
+    """Line 2 puts Kim back to standard; line 4, her last row, makes her vip again. The batch of
+    line 2 is still in flight when line 4's digest is read, so the digest read is the old one:
+    line 4 must be applied all the same, as one connection (which has committed line 2) does."""
+    settings.CRM_IMPORT_BATCH = 2
+    settings.CRM_IMPORT_CONNECTIONS = 3
+    text = "external_ref,display_name,tier\nK-1,Kim Kerr,standard\nK-2,Lee Lowe,standard\nK-1,,vip\n"
+    imported(tmp_path, "customers", text, "kim.csv")
+
+    again = imported(tmp_path, "customers", text, "kim.csv")
+
+    assert (again.updated, again.unchanged) == (2, 1)
+    assert Customer.objects.get(external_ref="K-1").tier == "vip"

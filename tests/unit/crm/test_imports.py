@@ -94,6 +94,97 @@ def test_importing_the_same_file_twice_changes_nothing_the_second_time(tmp_path)
     assert AccessAudit.objects.count() == audit_before
 
 
+def test_a_file_imported_again_leaves_what_agents_recorded_since_and_applies_what_the_source_changed(tmp_path, sam):
+    """A row identical to the one last imported for its customer is unchanged: the file does not
+    overwrite what agents recorded after it. A row the source system changed is applied whole."""
+    from crm.services import fact_record
+
+    path = write(tmp_path, "crm.csv", CUSTOMERS_CSV)
+    run(path)
+    ada = Customer.objects.get(external_ref="C-1")
+    fact_record(customer=ada, key="router_model", value="Hub 6", actor=sam)  # the caller swapped routers
+    Customer.objects.filter(pk=ada.pk).update(display_name="Ada King")  # and a supervisor corrected her name
+
+    again = run(path)
+
+    assert counts(again) == (0, 0, 2, 0)
+    ada.refresh_from_db()
+    assert ada.display_name == "Ada King"
+    assert Fact.objects.get(customer=ada, is_current=True).value == "Hub 6"
+
+    changed = run(write(tmp_path, "crm.csv", CUSTOMERS_CSV.replace(",vip,", ",standard,")))
+
+    assert counts(changed) == (0, 1, 1, 0)
+    ada.refresh_from_db()
+    assert (ada.display_name, ada.tier) == ("Ada Lovelace", "standard")
+    assert Fact.objects.get(customer=ada, is_current=True).value == "TP-Link AX55"
+
+
+def test_a_file_naming_a_customer_twice_ends_as_the_rows_say_each_time_it_is_imported(tmp_path):
+    """The digest skip never lets an earlier row of the file change a customer last: a row whose
+    customer an earlier row (by the same external_ref, or by account) may have changed is applied."""
+    grace = CustomerFactory(display_name="Grace Hopper", external_ref="G-1")
+    IdentityFactory(customer=grace, kind="account", value="AC-77", normalized="AC77")
+    path = write(
+        tmp_path,
+        "twice.csv",
+        "external_ref,display_name,tier,account,fact:team\n"
+        "G-2,Ann Other,standard,,\n"  # line 2
+        "G-2,Ann Other,vip,,Yale\n"  # line 3
+        "G-1,Grace Hopper,vip,,Navy\n"  # line 4
+        ",,standard,AC-77,\n"  # line 5: the same customer, by account
+        "G-1,Grace Hopper,vip,,Navy\n",  # line 6: line 4 again
+    )
+
+    def state() -> tuple[list, list]:
+        return (
+            sorted(Customer.objects.values_list("external_ref", "display_name", "tier")),
+            sorted(Fact.objects.values_list("customer__external_ref", "value", "is_current")),
+        )
+
+    first = run(path)
+    after_first = state()
+    again = run(path)
+
+    assert counts(first) == (1, 4, 0, 0)
+    assert after_first == (
+        [("G-1", "Grace Hopper", "vip"), ("G-2", "Ann Other", "vip")],
+        [("G-1", "Navy", True), ("G-2", "Yale", True)],
+    )
+    # Line 2 differs from line 3, G-2's last row, and line 3 follows it; line 4 is as last imported;
+    # line 5 changes Grace (by account), so line 6 is applied after it: as the full comparison says.
+    assert counts(again) == (0, 4, 1, 0)
+    assert state() == after_first
+
+
+def test_rows_identical_to_their_last_import_are_unchanged_unless_an_earlier_row_may_change_their_customer(
+    tmp_path,
+):
+    path = write(tmp_path, "crm.csv", CUSTOMERS_CSV)
+    run(path)
+    with path.open("rb") as stream:
+        rows = list(imports.rows_read(stream, "csv", imports.CUSTOMER_COLUMNS))
+    nobody_in_flight: tuple[list, bool] = ([], False)
+
+    kept, unchanged, opaque = imports.rows_unchanged(rows, nobody_in_flight)
+    assert (kept, unchanged, opaque) == ([], 2, False)
+
+    kept, unchanged, _ = imports.rows_unchanged(rows, ([frozenset({("ref", "C-2")})], False))
+    assert ([row.line for row, _ in kept], unchanged) == ([3], 1)  # C-2 may change in a batch in flight
+
+    kept, unchanged, _ = imports.rows_unchanged(rows, ([frozenset()], True))
+    assert ([row.line for row, _ in kept], unchanged) == ([2, 3], 0)  # so may anyone, by account
+
+    by_account = imports.Row(9, {"account": "AC-1001", "tier": "standard"}, [])
+    kept, unchanged, opaque = imports.rows_unchanged([rows[0], by_account, rows[1]], nobody_in_flight)
+    assert ([row.line for row, _ in kept], unchanged, opaque) == ([9, 3], 1, True)
+
+    survivor = CustomerFactory(display_name="Ada L.")
+    Customer.objects.filter(external_ref="C-1").update(merged_into=survivor)
+    kept, unchanged, opaque = imports.rows_unchanged(rows, nobody_in_flight)
+    assert ([row.line for row, _ in kept], unchanged, opaque) == ([2, 3], 0, True)  # C-1 now writes to Ada L.
+
+
 def test_a_row_naming_an_existing_customer_updates_it_and_keeps_the_history(tmp_path):
     run(write(tmp_path, "a.csv", CUSTOMERS_CSV))
     changed = write(
@@ -488,10 +579,12 @@ def test_erasure_forgets_the_source_systems_id(tmp_path, sam):
     run(write(tmp_path, "crm.csv", CUSTOMERS_CSV))
     ada = Customer.objects.get(external_ref="C-1")
 
+    assert ada.import_digest is not None
     customer_erase(actor=sam, customer=ada)
 
     ada.refresh_from_db()
     assert ada.external_ref is None
+    assert ada.import_digest is None  # a hash of her row, as imported
 
 
 def test_the_admin_upload_starts_an_import_and_its_page_shows_the_report(tmp_path, sam, alice, client, settings):
