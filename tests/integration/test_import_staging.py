@@ -98,3 +98,23 @@ def test_a_file_imported_again_loads_nothing_and_refuses_the_same_lines(tmp_path
     again = run(path)
 
     assert (again.created, again.unchanged, again.rejected) == (0, 13, 3)  # refused lines are refused again
+
+
+def test_lines_on_file_end_the_same_whether_or_not_their_batch_asked_first(tmp_path, customers, settings, monkeypatch):
+    """A batch asks first which of its external_ids are on file only while batches find some (a
+    first import skips the query). Lines on file staged unasked must end as asked: unchanged, or
+    refused as before."""
+    settings.CRM_IMPORT_BATCH = 4
+    path = tmp_path / "history.csv"
+    path.write_text(LINES, encoding="utf-8")
+    run(path)
+    asked = run(path)
+
+    monkeypatch.setattr(
+        imports._Lookups, "ask_first", property(lambda self: False, lambda self, value: None), raising=False
+    )
+    unasked = run(path)
+
+    assert (unasked.created, unasked.unchanged, unasked.rejected) == (asked.created, asked.unchanged, asked.rejected)
+    assert unasked.errors == asked.errors
+    assert (asked.created, asked.unchanged, asked.rejected) == (0, 13, 3)
