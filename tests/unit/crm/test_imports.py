@@ -120,6 +120,22 @@ def test_a_file_imported_again_leaves_what_agents_recorded_since_and_applies_wha
     assert Fact.objects.get(customer=ada, is_current=True).value == "TP-Link AX55"
 
 
+def test_a_customer_imported_before_digests_were_kept_is_compared_in_full_then_given_its_rows_digest(tmp_path):
+    path = write(tmp_path, "crm.csv", CUSTOMERS_CSV)
+    run(path)
+    digests = dict(Customer.objects.values_list("external_ref", "import_digest"))
+    Customer.objects.update(import_digest=None)  # as migration 0024 leaves every customer
+    updated_at = dict(Customer.objects.values_list("external_ref", "updated_at"))
+
+    again = run(path)
+
+    assert counts(again) == (0, 0, 2, 0)
+    assert {ref: bytes(d) for ref, d in Customer.objects.values_list("external_ref", "import_digest")} == {
+        ref: bytes(d) for ref, d in digests.items()
+    }
+    assert dict(Customer.objects.values_list("external_ref", "updated_at")) == updated_at  # not "changed"
+
+
 def test_a_file_naming_a_customer_twice_ends_as_the_rows_say_each_time_it_is_imported(tmp_path):
     """The digest skip never lets an earlier row of the file change a customer last: a row whose
     customer an earlier row (by the same external_ref, or by account) may have changed is applied."""
