@@ -27,6 +27,8 @@ def _replace(apps, schema_editor, old, new):
     options = {"concurrently": True} if schema_editor.connection.vendor == "postgresql" else {}
     building = new.clone()
     building.name = "audit_import_new_idx"
+    if options:  # a build interrupted before leaves it, maybe invalid: start afresh
+        schema_editor.execute("DROP INDEX CONCURRENTLY IF EXISTS audit_import_new_idx")
     schema_editor.add_index(model, building, **options)
     schema_editor.remove_index(model, old, **options)
     schema_editor.rename_index(model, building, new)  # SQLite cannot rename: drops and builds it again

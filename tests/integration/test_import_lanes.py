@@ -174,3 +174,20 @@ def test_a_row_as_last_imported_is_applied_when_a_batch_in_flight_changes_its_cu
 
     assert (again.updated, again.unchanged) == (2, 1)
     assert Customer.objects.get(external_ref="K-1").tier == "vip"
+
+
+@pytest.mark.parametrize("lanes", [1, 3])
+def test_a_row_as_last_imported_is_unchanged_whatever_the_connections(tmp_path, settings, lanes):
+    """Ann's row follows Bob's, matched by account, in a batch that may still be in flight: the
+    reading thread cannot skip it, so its batch decides, and her corrected name stands."""
+    settings.CRM_IMPORT_BATCH = 1
+    settings.CRM_IMPORT_CONNECTIONS = lanes
+    imported(tmp_path, "customers", "external_ref,display_name,account\nB-1,Bob,AC-2002\nR-1,Ann,AC-1001\n", "a.csv")
+    Customer.objects.filter(external_ref="R-1").update(display_name="Ann K")
+
+    again = imported(
+        tmp_path, "customers", "external_ref,display_name,account\n,Bob,AC-2002\nR-1,Ann,AC-1001\n", "b.csv"
+    )
+
+    assert (again.created, again.updated, again.unchanged, again.rejected) == (0, 0, 2, 0)
+    assert Customer.objects.get(external_ref="R-1").display_name == "Ann K"

@@ -173,6 +173,37 @@ def test_a_file_naming_a_customer_twice_ends_as_the_rows_say_each_time_it_is_imp
     assert state() == after_first
 
 
+@pytest.mark.parametrize("batch", [1, 2])
+def test_a_row_as_last_imported_is_unchanged_whatever_the_batches(tmp_path, settings, batch):
+    """Line 3 comes after an opaque row (Bob, by account): in a batch of one the reading thread
+    skips it, in a batch of two its batch decides. Either way Ann's corrected name stands."""
+    settings.CRM_IMPORT_BATCH = batch
+    run(write(tmp_path, "a.csv", "external_ref,display_name,account\nB-1,Bob,AC-2002\nR-1,Ann,AC-1001\n"))
+    Customer.objects.filter(external_ref="R-1").update(display_name="Ann K")
+
+    again = run(write(tmp_path, "b.csv", "external_ref,display_name,account\n,Bob,AC-2002\nR-1,Ann,AC-1001\n"))
+
+    assert counts(again) == (0, 0, 2, 0)
+    assert Customer.objects.get(external_ref="R-1").display_name == "Ann K"
+
+
+def test_a_row_read_under_other_rules_is_compared_in_full(tmp_path, settings):
+    """The digest is keyed by the rules a row is read with: a JSON NaN is not a null, and a
+    national number read in another default region is checked again."""
+    settings.CRM_DEFAULT_PHONE_REGION = "GB"
+    run(write(tmp_path, "a.csv", "external_ref,display_name,phone\nR-1,Ann,020 7946 0001\n"))
+    settings.CRM_DEFAULT_PHONE_REGION = "US"
+
+    again = run(write(tmp_path, "a.csv", "external_ref,display_name,phone\nR-1,Ann,020 7946 0001\n"))
+
+    assert counts(again) == (0, 0, 0, 1)
+    assert again.errors[0]["field"] == "phone"
+    run(write(tmp_path, "b.jsonl", '{"external_ref": "R-2", "display_name": "Bo", "tier": null}\n'))
+    nan = run(write(tmp_path, "c.jsonl", '{"external_ref": "R-2", "display_name": "Bo", "tier": NaN}\n'))
+    assert counts(nan) == (0, 0, 0, 1)
+    assert nan.errors[0]["field"] == "tier"
+
+
 def test_rows_identical_to_their_last_import_are_unchanged_unless_an_earlier_row_may_change_their_customer(
     tmp_path,
 ):
