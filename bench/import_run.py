@@ -7,7 +7,8 @@ Customers come in the lookup benchmark's mix: every one has a phone (about 8 % s
 household), half an e-mail, 30 % a fact and half a preference, so about 2.3 identities,
 facts and preferences per customer; a third carry an account number. Interactions name their
 customer by external_ref. Each file is imported twice: the second run finds every row
-unchanged (the idempotency path). Each import runs the real command in a child process
+unchanged (the idempotency path); after the customers' two, the same customers with every
+row's tier changed (the update path). Each import runs the real command in a child process
 (bench/import_child.py), so its peak RSS is the command's own; CPU per row is the command's
 process (all its threads) and the PostgreSQL server's (every backend the import's lanes open,
 the WAL writer, the checkpointer): the figures to compare on a shared machine.
@@ -42,7 +43,8 @@ FIRST = ["James", "Mary", "Robert", "Patricia", "John", "Jennifer", "Michael", "
 LAST = ["Smith", "Johnson", "Garcia", "Walsh", "Okafor", "Nguyen", "Muller", "Oneil", "Kowalski", "Haddad"]
 
 
-def customers_file(path: Path, n: int, seed: int) -> None:
+def customers_file(path: Path, n: int, seed: int, *, tiers_flipped: bool = False) -> None:
+    """The customers; with `tiers_flipped` the same file with every row's tier changed (vip <-> standard)."""
     rnd = random.Random(seed)
     with path.open("w", encoding="utf-8") as f:
         f.write(
@@ -56,7 +58,7 @@ def customers_file(path: Path, n: int, seed: int) -> None:
             account = f"GF{i:08d}" if i % 3 == 0 else ""
             fact = rnd.choice(["TP-Link AX55", "Fritzbox 7590", "Hub 6"]) if i % 10 < 3 else ""
             pref = rnd.choice(["email", "sms"]) if i % 2 == 1 else ""
-            tier = "vip" if i % 33 == 0 else "standard"
+            tier = "vip" if (i % 33 == 0) != tiers_flipped else "standard"
             name = f'"{first} {last}"'
             f.write(f"R{i},{name},{first if i % 4 == 0 else ''},{tier},{phone},{email},{account},{fact},{pref}\n")
 
@@ -144,8 +146,10 @@ def run(args) -> None:
     interactions = args.interactions if args.interactions is not None else 10 * args.customers
     args.dir.mkdir(parents=True, exist_ok=True)
     customers_csv, interactions_csv = args.dir / "customers.csv", args.dir / "interactions.csv"
+    changed_csv = args.dir / "customers-changed.csv"
     started = time.perf_counter()
     customers_file(customers_csv, args.customers, args.seed)
+    customers_file(changed_csv, args.customers, args.seed, tiers_flipped=True)
     interactions_file(interactions_csv, interactions, args.customers, args.seed)
     print(
         f"files: {args.customers:,} customers, {interactions:,} interactions in {time.perf_counter() - started:.0f} s"
@@ -160,6 +164,7 @@ def run(args) -> None:
     rows = [
         ("customers, first run", "import_customers", customers_csv, args.customers),
         ("customers, same file again", "import_customers", customers_csv, args.customers),
+        ("customers, every row changed (its tier)", "import_customers", changed_csv, args.customers),
         ("interactions, first run", "import_interactions", interactions_csv, interactions),
         ("interactions, same file again", "import_interactions", interactions_csv, interactions),
     ]

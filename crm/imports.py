@@ -460,6 +460,41 @@ DIGESTS_ON_FILE = """
 """
 
 
+def _customers_write(customers: dict[uuid.UUID, _Known], now: dt.datetime) -> None:
+    """Write the changed customers' columns. On PostgreSQL one UPDATE from arrays: Django's
+    bulk_update builds a CASE per column over the whole batch, 1 ms of Python a row (measured:
+    100,000 changed rows took 129 s of CPU)."""
+    if not customers:
+        return
+    columns = ("external_ref", *CUSTOMER_FIELDS)
+    if connection.vendor != "postgresql":
+        Customer.objects.bulk_update(
+            [Customer(pk=pk, updated_at=now, import_digest=c.digest, **c.fields) for pk, c in customers.items()],
+            [*columns, "import_digest", "updated_at"],
+        )
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(
+            CUSTOMERS_WRITE,
+            [
+                now,
+                list(customers),
+                *([c.fields[name] for c in customers.values()] for name in columns),
+                [c.digest for c in customers.values()],
+            ],
+        )
+
+
+CUSTOMERS_WRITE = """
+    UPDATE crm_customer c
+    SET external_ref = v.external_ref, display_name = v.display_name, preferred_name = v.preferred_name,
+        language = v.language, tier = v.tier, import_digest = v.import_digest, updated_at = %s
+    FROM unnest(%s::uuid[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::bytea[])
+        AS v(id, external_ref, display_name, preferred_name, language, tier, import_digest)
+    WHERE c.id = v.id
+"""  # the arrays in the order of ("external_ref", *CUSTOMER_FIELDS)
+
+
 def _digests_write(digests: dict[uuid.UUID, bytes | None]) -> None:
     """Store the digests of rows applied unchanged (their customers' other columns stay as they are)."""
     if not digests:
@@ -675,14 +710,7 @@ def customers_apply(
             if c.created
         ],
     )
-    if changed_customers:
-        Customer.objects.bulk_update(
-            [
-                Customer(pk=pk, updated_at=now, import_digest=known[pk].digest, **known[pk].fields)
-                for pk in changed_customers
-            ],
-            [*CUSTOMER_FIELDS, "external_ref", "import_digest", "updated_at"],
-        )
+    _customers_write({pk: known[pk] for pk in changed_customers}, now)
     _digests_write({pk: known[pk].digest for pk in redigested - changed_customers})
     rows_insert(Identity, IDENTITY_COPY_COLUMNS, [tuple(row) for row in new_identities.values()])
     if verify_ids:

@@ -122,11 +122,12 @@ def test_the_import_benchmark_runs_on_its_own_cluster_and_prints_its_table():
     assert result.returncode == 0, result.stderr[-3000:]
     rows = [line.split(" | ") for line in result.stdout.splitlines() if line.startswith(("| customers", "| inter"))]
     assert [row[0] for row in rows] == [
-        "| customers, first run", "| customers, same file again",
+        "| customers, first run", "| customers, same file again", "| customers, every row changed (its tier)",
         "| interactions, first run", "| interactions, same file again",
     ]  # fmt: skip
     assert "300 were created" in rows[0][-1] and "300 unchanged" in rows[1][-1]
-    assert "3000 were created" in rows[2][-1] and "3000 unchanged" in rows[3][-1]
-    assert int(rows[2][5]) > 0  # the server's CPU was read (3,000 contacts: ~0.1 s of it)
+    assert "300 updated" in rows[2][-1]
+    assert "3000 were created" in rows[3][-1] and "3000 unchanged" in rows[4][-1]
+    assert int(rows[3][5]) > 0  # the server's CPU was read (3,000 contacts: ~0.1 s of it)
     assert "shared_buffers=" in result.stdout
     assert not still_running
