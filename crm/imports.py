@@ -22,6 +22,7 @@ import hashlib
 import io
 import json
 import logging
+import os
 import re
 import time
 import uuid
@@ -1601,7 +1602,7 @@ def _batch_commit(
             job.last_line = max(job.last_line, batch[-1].line)
         job.heartbeat_at = timezone.now()
         if out.rejected or unreadable:
-            job.error_path = run.errors_out.write(out.rejected, unreadable)
+            job.error_path, job.error_bytes = run.errors_out.write(out.rejected, unreadable)
         if last:
             job.status = ImportStatus.DONE
             job.finished_at = timezone.now()
@@ -1624,27 +1625,42 @@ class _ErrorFile:
     def __init__(self, job: ImportJob):
         self.job = job
         self.path = Path(job.error_path) if job.error_path else Path(f"{job.path}.errors.{job.file_format}")
+        self.committed = job.error_bytes  # as the last committed batch left it (None: not recorded)
 
-    def write(self, rejected: list[tuple[Row, Problem]], unreadable: list[Problem]) -> str:
+    def write(self, rejected: list[tuple[Row, Problem]], unreadable: list[Problem]) -> tuple[str, int]:
+        """Append a batch's rejected lines after what earlier batches committed; the path and new length.
+
+        Called at the batch's turn, in its transaction, which records the length. Anything past the
+        committed length was written by a batch that never committed (its runner killed first) and is
+        rejected again by the run that resumes it: cut off here, so no line is listed twice.
+        """
         entries: list[tuple[int, Any, Problem]] = [(row.line, row.original, problem) for row, problem in rejected]
         entries += [(problem.line, problem.original, problem) for problem in unreadable]
         entries.sort(key=lambda entry: entry[0])
-        first = not self.path.exists()
+        size = self.path.stat().st_size if self.path.exists() else 0
+        if self.committed is not None and size > self.committed:
+            os.truncate(self.path, self.committed)
+            size = self.committed
         with self.path.open("a", encoding="utf-8", newline="") as f:
             if self.job.file_format == "jsonl":
                 for _line, original, problem in entries:
                     record = dict(original) if isinstance(original, dict) else {"line": problem.line}
                     record[ERROR_COLUMN] = _reason(problem)
                     f.write(json.dumps(record, ensure_ascii=False) + "\n")
-                return str(self.path)
-            writer = csv.writer(f)
-            if first:
-                writer.writerow([*self._header(), ERROR_COLUMN])
-            skip = self._error_index()
-            for _line, original, problem in entries:
-                cells = [c for i, c in enumerate(original) if i != skip] if isinstance(original, list) else []
-                writer.writerow([*cells, _reason(problem)] if cells else [f"line {problem.line}: {_reason(problem)}"])
-        return str(self.path)
+            else:
+                writer = csv.writer(f)
+                if size == 0:
+                    writer.writerow([*self._header(), ERROR_COLUMN])
+                skip = self._error_index()
+                for _line, original, problem in entries:
+                    cells = [c for i, c in enumerate(original) if i != skip] if isinstance(original, list) else []
+                    writer.writerow(
+                        [*cells, _reason(problem)] if cells else [f"line {problem.line}: {_reason(problem)}"]
+                    )
+        # The next write comes from the next batch, after this one committed (or from no batch: a
+        # failed commit ends the run), so this length is the committed one from then on.
+        self.committed = self.path.stat().st_size
+        return str(self.path), self.committed
 
     def _raw_header(self) -> list[str]:
         with Path(self.job.path).open(encoding="utf-8-sig", newline="") as f:

@@ -882,6 +882,10 @@ class ImportJob(models.Model):
     errors = models.JSONField(default=list, blank=True)
     warnings = models.JSONField(default=list, blank=True)
     error_path = models.CharField(max_length=500, blank=True, default="")
+    # The error file's length as of the last committed batch: a batch that wrote its rejected
+    # lines, then never committed, left more, which a resumed run cuts off before appending.
+    # NULL for jobs older than this field (their runs did not record it: nothing is cut).
+    error_bytes = models.PositiveBigIntegerField(null=True, blank=True, default=0)
     failure = models.TextField(blank=True, default="")
 
     class Meta:

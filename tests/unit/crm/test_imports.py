@@ -500,6 +500,66 @@ def test_a_resumed_import_skips_the_batches_already_committed(tmp_path, settings
     assert sorted(Customer.objects.values_list("external_ref", flat=True)) == ["R-5", "R-6", "R-7"]
 
 
+def test_a_batch_lost_after_writing_its_rejected_lines_does_not_list_them_twice_when_resumed(
+    tmp_path, settings, monkeypatch
+):
+    """The error file is not in the database: a runner killed between writing a batch's rejected
+    lines and committing the batch leaves them in the file, and the resumed run rejects them again."""
+    settings.CRM_IMPORT_BATCH = 2
+    lines = ["external_ref,display_name,tier"]
+    lines += [f"R-{n},Person {n},{'platinum' if n % 2 else 'vip'}" for n in range(1, 7)]  # lines 2-7, odd n bad
+    path = write(tmp_path, "tiers.csv", "\n".join(lines) + "\n")
+    job = imports.import_job_create(actor=None, kind="customers", path=path, file_name=path.name)
+    original = imports._ErrorFile.write
+    calls = []
+
+    def killed_after_the_second_write(self, *args, **kwargs):
+        calls.append(1)
+        written = original(self, *args, **kwargs)
+        if len(calls) == 2:
+            raise RuntimeError("killed")  # lines 4-5's batch wrote its rejected line, then never committed
+        return written
+
+    monkeypatch.setattr(imports._ErrorFile, "write", killed_after_the_second_write)
+    with pytest.raises(RuntimeError):
+        imports.import_run(job.pk, runner="dead-runner")
+    # What a kill leaves: the job still held by the dead runner, at its last committed batch.
+    ImportJob.objects.filter(pk=job.pk).update(status="running", heartbeat_at=timezone.now() - dt.timedelta(hours=1))
+    assert ImportJob.objects.get(pk=job.pk).last_line == 3
+    monkeypatch.setattr(imports._ErrorFile, "write", original)
+
+    done = imports.import_run(job.pk, runner="new-runner")
+
+    assert counts(done) == (3, 0, 0, 3)
+    with open(done.error_path, newline="", encoding="utf-8") as f:
+        rows = list(csv.reader(f))
+    assert [r[0] for r in rows] == ["external_ref", "R-1", "R-3", "R-5"]
+
+
+def test_a_job_from_before_the_recorded_length_keeps_its_error_file_when_resumed(tmp_path, settings):
+    settings.CRM_IMPORT_BATCH = 2
+    text = "external_ref,display_name,tier\nR-1,One,platinum\nR-2,Two,vip\nR-3,Three,gold\n"
+    path = write(tmp_path, "tiers.csv", text)
+    job = imports.import_job_create(actor=None, kind="customers", path=path, file_name=path.name)
+    errors = tmp_path / "tiers.csv.errors.csv"
+    errors.write_text("external_ref,display_name,tier,error\nR-1,One,platinum,tier: not a tier\n", encoding="utf-8")
+    # Migration 0025 leaves NULL on jobs whose runs never recorded the length.
+    imports.import_claim(job.pk, "dead-runner")
+    ImportJob.objects.filter(pk=job.pk).update(
+        last_line=3, rows_done=2, created=1, rejected=1, error_path=str(errors), error_bytes=None,
+        heartbeat_at=timezone.now() - dt.timedelta(hours=1),
+    )  # fmt: skip
+
+    done = imports.import_run(job.pk, runner="new-runner")
+
+    assert counts(done) == (1, 0, 0, 2)
+    assert [line.split(",")[0] for line in errors.read_text(encoding="utf-8").splitlines()] == [
+        "external_ref",
+        "R-1",
+        "R-3",
+    ]
+
+
 def test_a_live_runner_keeps_its_job(tmp_path):
     path = write(tmp_path, "one.csv", "external_ref,display_name\nR-1,One\n")
     job = imports.import_job_create(actor=None, kind="customers", path=path, file_name=path.name)
