@@ -78,7 +78,7 @@ def test_the_staging_table_path_ends_every_line_as_the_portable_path_does(
 
     staged = outcome(run(path))
     keys = Interaction.objects.filter(source="api").exclude(external_id="X-API").values_list("pk", flat=True)
-    assert {key.version for key in keys} == {7}  # time-ordered keys, as the model's own (issue 14: crm_uuid7)
+    assert {key.version for key in keys} == {7}  # time-ordered keys, as the model's own (made in Python and staged)
     Interaction.objects.filter(source="api").exclude(external_id="X-API").delete()
     monkeypatch.setattr(imports, "_interactions_staged", imports._interactions_matched)
     portable = outcome(run(path))
