@@ -595,6 +595,7 @@ def customers_apply(
     demote_prefs: set[int] = set()
     new_prefs: dict[tuple[uuid.UUID, str], tuple] = {}
     audits: list[tuple] = []
+    duplicates: list[tuple[int, str, set[uuid.UUID]]] = []  # line, kind, the other holders
     actor_id = actor.pk if actor is not None else None
     source = f"{job.file_name}:"
     detail = json.dumps({"import": str(job.pk)})[:-1] + ', "line": '  # + line + "}": json.dumps per row was 8 us
@@ -673,9 +674,7 @@ def customers_apply(
                 changed = True
                 others = holders.get(held, set()) - {target}
                 if others:
-                    out.warnings.append(
-                        Problem(line, kind, "Possible duplicate of " + ", ".join(sorted(str(o) for o in others)) + ".")
-                    )
+                    duplicates.append((line, kind, others))
             elif verified and not identity.verified:
                 identity.verified = True
                 if identity.pk is not None:
@@ -702,6 +701,7 @@ def customers_apply(
             action = (AuditAction.CREATE if is_new else AuditAction.UPDATE).value
             audits.append((now, actor_id, action, target, f"{detail}{line}}}"))
 
+    out.warnings.extend(_possible_duplicates(duplicates, ref_of))
     rows_insert(
         Customer,
         CUSTOMER_COPY_COLUMNS,
@@ -723,6 +723,22 @@ def customers_apply(
         Preference.objects.filter(pk__any=demote_prefs).update(is_current=False)
     rows_insert(Preference, PREFERENCE_COPY_COLUMNS, list(new_prefs.values()))
     rows_insert(AccessAudit, AUDIT_COPY_COLUMNS, audits)
+
+
+def _possible_duplicates(
+    duplicates: list[tuple[int, str, set[uuid.UUID]]], ref_of: dict[uuid.UUID, str | None]
+) -> list[Problem]:
+    """The warnings for identifiers other customers hold too, naming them as the supervisor's files do:
+    by external_ref (their id when they have none), read in one query for those the batch did not load."""
+    missing = {pk for _, _, others in duplicates for pk in others} - ref_of.keys()
+    names = {pk: ref or str(pk) for pk, ref in ref_of.items()}
+    if missing:
+        for pk, ref in Customer.objects.filter(pk__any=missing).values_list("pk", "external_ref"):
+            names[pk] = ref or str(pk)
+    return [
+        Problem(line, kind, "Possible duplicate of " + ", ".join(sorted(names.get(o, str(o)) for o in others)) + ".")
+        for line, kind, others in duplicates
+    ]
 
 
 # The columns an imported interaction fills; the rest take their database defaults (db_default) or

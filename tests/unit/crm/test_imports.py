@@ -281,7 +281,8 @@ def test_a_row_without_external_ref_is_matched_by_its_account(tmp_path):
 
 
 def test_a_shared_phone_never_merges_two_people_but_is_reported_as_a_possible_duplicate(tmp_path):
-    mother = CustomerFactory(display_name="Rosa Walsh")
+    """The other holder is named by the external_ref the supervisor's own files use."""
+    mother = CustomerFactory(display_name="Rosa Walsh", external_ref="H-1")
     IdentityFactory(customer=mother, kind="phone", value="+12125550177", normalized="+12125550177")
 
     job = run(write(tmp_path, "d.csv", "external_ref,display_name,phone\nH-2,Nils Walsh,212 555 0177\n"))
@@ -289,12 +290,13 @@ def test_a_shared_phone_never_merges_two_people_but_is_reported_as_a_possible_du
     assert counts(job) == (1, 0, 0, 0)
     nils = Customer.objects.get(external_ref="H-2")
     assert nils.pk != mother.pk
-    assert job.warnings == [{"line": 2, "field": "phone", "message": f"Possible duplicate of {mother.pk}."}]
+    assert job.warnings == [{"line": 2, "field": "phone", "message": "Possible duplicate of H-1."}]
 
 
 def test_a_customer_on_file_given_a_phone_someone_else_holds_is_warned_about_once(tmp_path):
     """Identifiers a customer already holds are not looked up again (a file imported again asks
-    nothing); one that is new to them still is, even when they are named by external_ref."""
+    nothing); one that is new to them still is, even when they are named by external_ref. A holder
+    without an external_ref is named by its id."""
     mother = CustomerFactory(display_name="Rosa Walsh")
     IdentityFactory(customer=mother, kind="phone", value="+12125550177", normalized="+12125550177")
     run(write(tmp_path, "a.csv", "external_ref,display_name,phone\nH-2,Nils Walsh,+12125550188\n"))
