@@ -67,6 +67,8 @@ def concurrently(operation):
         def run(apps, schema_editor):
             model = apps.get_model("crm", model_name)
             options = {"concurrently": True} if schema_editor.connection.vendor == "postgresql" else {}
+            if add and options:  # a build interrupted before leaves the index behind, invalid: start afresh
+                schema_editor.execute(f'DROP INDEX CONCURRENTLY IF EXISTS "{index.name}"')
             (schema_editor.add_index if add else schema_editor.remove_index)(model, index, **options)
 
         return run

@@ -12,6 +12,8 @@ def _add_index(apps, schema_editor, *, add=True):
     """CONCURRENTLY on PostgreSQL: lookups keep writing their audit rows while it is built."""
     model = apps.get_model("crm", "accessaudit")
     options = {"concurrently": True} if schema_editor.connection.vendor == "postgresql" else {}
+    if add and options:  # a build interrupted before leaves the index behind, invalid: start afresh
+        schema_editor.execute(f'DROP INDEX CONCURRENTLY IF EXISTS "{INDEX.name}"')
     (schema_editor.add_index if add else schema_editor.remove_index)(model, INDEX, **options)
 
 

@@ -254,3 +254,50 @@ def test_the_migration_drops_the_indexes_and_leaves_the_foreign_keys_alone(tmp_p
             cursor.execute(f'DROP DATABASE IF EXISTS "{scratch}" WITH (FORCE)')
 
     assert before and after == before
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_index_migrations_run_again_after_a_build_was_interrupted(tmp_path):
+    """CREATE INDEX CONCURRENTLY that fails or is cancelled leaves its index behind, invalid.
+    0021 and 0022 run again over such a leftover: it is dropped and built afresh, not reported
+    as "already exists" (nor, with IF NOT EXISTS, kept invalid for good)."""
+    params = connection.get_connection_params()
+    scratch = f"{connection.settings_dict['NAME']}_rerun"
+    login = params.get("user") or "postgres"
+    url = f"postgres://{login}@{params.get('host') or '127.0.0.1'}:{params.get('port') or 5432}/{scratch}"
+    with connection.cursor() as cursor:
+        cursor.execute(f'DROP DATABASE IF EXISTS "{scratch}"')
+        cursor.execute(f'CREATE DATABASE "{scratch}"')
+    env = {**os.environ, "DATABASE_URL": url}
+
+    def migrate(*target: str) -> subprocess.CompletedProcess:
+        command = [sys.executable, "manage.py", "migrate", "crm", *target, "-v", "0"]
+        return subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+
+    try:
+        assert migrate("0020").returncode == 0
+        with psycopg.connect(url, autocommit=True) as conn:
+            for name in ("interaction_agent_idx", "audit_import_idx"):  # 0021's and 0022's
+                # A unique build over duplicates fails after creating its index: the interrupted build.
+                with pytest.raises(psycopg.errors.UniqueViolation):
+                    conn.execute(f'CREATE UNIQUE INDEX CONCURRENTLY "{name}" ON django_migrations ((1))')
+            leftovers = conn.execute("SELECT count(*) FROM pg_index WHERE NOT indisvalid").fetchone()[0]
+        assert leftovers == 2
+
+        done = migrate()
+
+        assert done.returncode == 0, done.stderr[-2000:]
+        with psycopg.connect(url) as conn:
+            invalid = conn.execute("SELECT count(*) FROM pg_index WHERE NOT indisvalid").fetchone()[0]
+            tables = dict(
+                conn.execute(
+                    "SELECT indexrelid::regclass::text, indrelid::regclass::text FROM pg_index "
+                    "WHERE indexrelid::regclass::text IN ('interaction_agent_idx', 'audit_import_idx')"
+                ).fetchall()
+            )
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute(f'DROP DATABASE IF EXISTS "{scratch}" WITH (FORCE)')
+
+    assert invalid == 0
+    assert tables == {"interaction_agent_idx": "crm_interaction", "audit_import_idx": "crm_accessaudit"}
