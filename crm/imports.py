@@ -1198,9 +1198,10 @@ def _interactions_staged(
     """PostgreSQL: COPY the batch into a staging table, then match, refuse and insert in one statement.
 
     Python checks only what it already holds (agents, and the rare rows naming their customer
-    by phone, e-mail or account); the customers by external_ref, the external_ids on file and
-    the duplicates within the batch are joins, and the new rows' ids and audit rows are made in
-    the database. The outcome of every line is the portable path's (tests compare the two).
+    by phone, e-mail or account) and makes the new rows' ids; the customers by external_ref, the
+    external_ids on file and the duplicates within the batch are joins (the audit rows are
+    written at the batch's turn: contacts_audit). The outcome of every line is the portable
+    path's (tests compare the two).
     """
     present = (
         set(
@@ -1274,7 +1275,8 @@ def _stage_apply(params: dict[str, Any], *, arbiter: bool) -> tuple[list[tuple],
                 cursor.execute(STAGE_APPLY.format(conflict=""), params)
                 return cursor.fetchall(), False
         except IntegrityError as exc:
-            if getattr(exc.__cause__, "diag", None) is None or exc.__cause__.diag.constraint_name != ON_FILE_INDEX:
+            diag = getattr(exc.__cause__, "diag", None)  # psycopg's error: which constraint
+            if diag is None or diag.constraint_name != ON_FILE_INDEX:
                 raise
     with connection.cursor() as cursor:
         cursor.execute(STAGE_APPLY.format(conflict=ON_FILE_SKIPPED), params)
@@ -1674,24 +1676,27 @@ class _ErrorFile:
     """The rejected lines with their reason: fix them and import the file again."""
 
     def __init__(self, job: ImportJob):
+        """The job's error file as its last committed batch left it, for the run that now holds the job.
+
+        Each batch records the file's length in its transaction (`error_bytes`). Anything past it
+        was written by a batch that never committed (its runner killed first), whose lines the
+        resumed run reads again and may not reject this time: cut off here, before any batch.
+        A job from before the length was recorded (NULL) keeps its file whole. Each job has a
+        file of its own (a dry run and an import of the same file do not share one).
+        """
         self.job = job
-        self.path = Path(job.error_path) if job.error_path else Path(f"{job.path}.errors.{job.file_format}")
-        self.committed = job.error_bytes  # as the last committed batch left it (None: not recorded)
+        default = Path(f"{job.path}.{str(job.pk)[:8]}.errors.{job.file_format}")
+        self.path = Path(job.error_path) if job.error_path else default
+        self.committed = job.error_bytes
+        if self.committed is not None and self.path.exists() and self.path.stat().st_size > self.committed:
+            os.truncate(self.path, self.committed)
 
     def write(self, rejected: list[tuple[Row, Problem]], unreadable: list[Problem]) -> tuple[str, int]:
-        """Append a batch's rejected lines after what earlier batches committed; the path and new length.
-
-        Called at the batch's turn, in its transaction, which records the length. Anything past the
-        committed length was written by a batch that never committed (its runner killed first) and is
-        rejected again by the run that resumes it: cut off here, so no line is listed twice.
-        """
+        """Append a batch's rejected lines; the path and the file's new length, which the batch records."""
         entries: list[tuple[int, Any, Problem]] = [(row.line, row.original, problem) for row, problem in rejected]
         entries += [(problem.line, problem.original, problem) for problem in unreadable]
         entries.sort(key=lambda entry: entry[0])
         size = self.path.stat().st_size if self.path.exists() else 0
-        if self.committed is not None and size > self.committed:
-            os.truncate(self.path, self.committed)
-            size = self.committed
         with self.path.open("a", encoding="utf-8", newline="") as f:
             if self.job.file_format == "jsonl":
                 for _line, original, problem in entries:

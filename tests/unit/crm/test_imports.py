@@ -538,6 +538,55 @@ def test_a_batch_lost_after_writing_its_rejected_lines_does_not_list_them_twice_
     assert [r[0] for r in rows] == ["external_ref", "R-1", "R-3", "R-5"]
 
 
+def test_a_lost_batchs_rejected_line_that_loads_when_resumed_leaves_the_error_file(tmp_path, settings, monkeypatch):
+    """The lost batch's lines are cut off when the job is resumed, not when a later batch rejects
+    something: a line rejected before the kill may load after it (its customer created meanwhile)."""
+    settings.CRM_IMPORT_BATCH = 2
+    CustomerFactory(display_name="Ann", external_ref="C-1")
+    text = "external_id,customer_ref,started_at\n" + "".join(
+        f"X-{n},{ref},2024-01-0{n}T09:00:00Z\n" for n, ref in enumerate(["C-1", "NOPE", "C-1", "LATE"], start=1)
+    )  # X-2 (line 3) never loads; X-4 (line 5) loads once LATE exists
+    path = write(tmp_path, "history.csv", text)
+    job = imports.import_job_create(actor=None, kind="interactions", path=path, file_name=path.name)
+    original = imports._ErrorFile.write
+    calls = []
+
+    def killed_after_the_second_write(self, *args, **kwargs):
+        calls.append(1)
+        written = original(self, *args, **kwargs)
+        if len(calls) == 2:
+            raise RuntimeError("killed")
+        return written
+
+    monkeypatch.setattr(imports._ErrorFile, "write", killed_after_the_second_write)
+    with pytest.raises(RuntimeError):
+        imports.import_run(job.pk, runner="dead-runner")
+    ImportJob.objects.filter(pk=job.pk).update(status="running", heartbeat_at=timezone.now() - dt.timedelta(hours=1))
+    monkeypatch.setattr(imports._ErrorFile, "write", original)
+    CustomerFactory(display_name="Lee", external_ref="LATE")
+
+    done = imports.import_run(job.pk, runner="new-runner")
+
+    assert counts(done) == (3, 0, 0, 1)
+    with open(done.error_path, newline="", encoding="utf-8") as f:
+        rows = list(csv.reader(f))
+    assert [r[0] for r in rows] == ["external_id", "X-2"]
+
+
+def test_a_dry_run_and_an_import_of_the_same_file_each_have_their_own_error_file(tmp_path):
+    path = write(tmp_path, "tiers.csv", "external_ref,display_name,tier\nR-1,One,platinum\nR-2,Two,vip\n")
+
+    dry = run(path, dry_run=True)
+    real = run(path)
+
+    assert dry.error_path != real.error_path
+    for job in (dry, real):
+        assert Path(job.error_path).read_text(encoding="utf-8").splitlines() == [
+            "external_ref,display_name,tier,error",
+            "R-1,One,platinum,\"tier: 'platinum' is not a tier (standard, vip).\"",
+        ]
+
+
 def test_a_job_from_before_the_recorded_length_keeps_its_error_file_when_resumed(tmp_path, settings):
     settings.CRM_IMPORT_BATCH = 2
     text = "external_ref,display_name,tier\nR-1,One,platinum\nR-2,Two,vip\nR-3,Three,gold\n"
