@@ -475,26 +475,22 @@ def _customers_write(customers: dict[uuid.UUID, _Known], now: dt.datetime) -> No
             [*columns, "import_digest", "updated_at"],
         )
         return
+    rows = [
+        {"id": pk, **{name: c.fields[name] for name in columns}, "digest": c.digest.hex() if c.digest else None}
+        for pk, c in customers.items()
+    ]  # one JSON text (orjson, in C): psycopg dumps array parameters element by element in Python
     with connection.cursor() as cursor:
-        cursor.execute(
-            CUSTOMERS_WRITE,
-            [
-                now,
-                list(customers),
-                *([c.fields[name] for c in customers.values()] for name in columns),
-                [c.digest for c in customers.values()],
-            ],
-        )
+        cursor.execute(CUSTOMERS_WRITE, [now, orjson.dumps(rows).decode()])
 
 
 CUSTOMERS_WRITE = """
     UPDATE crm_customer c
     SET external_ref = v.external_ref, display_name = v.display_name, preferred_name = v.preferred_name,
-        language = v.language, tier = v.tier, import_digest = v.import_digest, updated_at = %s
-    FROM unnest(%s::uuid[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::bytea[])
-        AS v(id, external_ref, display_name, preferred_name, language, tier, import_digest)
+        language = v.language, tier = v.tier, import_digest = decode(v.digest, 'hex'), updated_at = %s
+    FROM json_to_recordset(%s::json)
+        AS v(id uuid, external_ref text, display_name text, preferred_name text, language text, tier text, digest text)
     WHERE c.id = v.id
-"""  # the arrays in the order of ("external_ref", *CUSTOMER_FIELDS)
+"""
 
 
 def _digests_write(digests: dict[uuid.UUID, bytes | None]) -> None:
@@ -504,9 +500,9 @@ def _digests_write(digests: dict[uuid.UUID, bytes | None]) -> None:
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute(
-                "UPDATE crm_customer c SET import_digest = v.digest "
-                "FROM unnest(%s::uuid[], %s::bytea[]) AS v(id, digest) WHERE c.id = v.id",
-                [list(digests), list(digests.values())],
+                "UPDATE crm_customer c SET import_digest = decode(v.digest, 'hex') "
+                "FROM json_to_recordset(%s::json) AS v(id uuid, digest text) WHERE c.id = v.id",
+                [orjson.dumps([{"id": pk, "digest": d.hex() if d else None} for pk, d in digests.items()]).decode()],
             )
         return
     Customer.objects.bulk_update([Customer(pk=pk, import_digest=d) for pk, d in digests.items()], ["import_digest"])

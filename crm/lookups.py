@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import orjson
 from django.core.exceptions import EmptyResultSet
 from django.db import models
 from django.db.models.fields.related import ForeignObject
@@ -19,6 +20,10 @@ class AnyOf(Lookup):
     through three layers (0.9 s per 20,000 rows, profiled). So the values go to psycopg as
     given: Python values it adapts itself (str, int, UUID), not model instances or expressions.
     Elsewhere (SQLite) this is the `in` lookup, values prepared as usual.
+
+    The array goes as one JSON text, made by orjson in C and unpacked by PostgreSQL: psycopg
+    dumps an array parameter element by element in Python, which was a fifth of the customer
+    import's Python when every row changed (four lookups of 2,000 keys per batch, profiled).
     """
 
     lookup_name = "any"
@@ -31,7 +36,9 @@ class AnyOf(Lookup):
         if not self.rhs:
             raise EmptyResultSet
         lhs, lhs_params = self.process_lhs(compiler, connection)
-        return f"{lhs} = ANY(%s)", (*lhs_params, self.rhs)
+        element = self.lhs.output_field.cast_db_type(connection)
+        values = f"ARRAY(SELECT v::{element} FROM json_array_elements_text(%s::json) AS v)"  # noqa: S608 - a column type
+        return f"{lhs} = ANY({values})", (*lhs_params, orjson.dumps(self.rhs).decode())
 
     def as_sql(self, compiler, connection):
         return compiler.compile(In(self.lhs, self.rhs))

@@ -268,6 +268,22 @@ def test_a_changed_customer_field_is_saved_with_its_update_time(tmp_path):
     assert charles.updated_at > timezone.now() - dt.timedelta(minutes=1)
 
 
+def test_every_column_of_a_changed_customer_lands_in_its_own_field(tmp_path):
+    """The changed customers are written together (on PostgreSQL one UPDATE from a JSON list of
+    rows): each value in its column, and the row's digest with them."""
+    run(write(tmp_path, "a.csv", CUSTOMERS_CSV))
+    text = "external_ref,display_name,preferred_name,language,tier\nC-2,Charles B,Charlie,fr-CA,vip\n"
+
+    job = run(write(tmp_path, "b.csv", text))
+
+    assert counts(job) == (0, 1, 0, 0)
+    charles = Customer.objects.get(external_ref="C-2")
+    fields = (charles.display_name, charles.preferred_name, charles.language, charles.tier)
+    assert fields == ("Charles B", "Charlie", "fr-CA", "vip")
+    assert charles.import_digest is not None and len(bytes(charles.import_digest)) == 16
+    assert counts(run(write(tmp_path, "c.csv", text))) == (0, 0, 1, 0)  # the digest stored is this row's
+
+
 def test_a_row_without_external_ref_is_matched_by_its_account(tmp_path):
     held = CustomerFactory(display_name="Grace Hopper")
     IdentityFactory(customer=held, kind="account", value="AC-77", normalized="AC77")
