@@ -35,7 +35,7 @@ class CrmConfig(AppConfig):
         post_migrate.connect(restore_roles_and_reasons, sender=self, dispatch_uid="crm-restore-roles-and-reasons")
         # Issue 17: Celery's signals feed the task metrics and carry request ids (web and worker).
         importlib.import_module("crm.metrics")
-        # Issue 15: `field__any=values` (one array parameter on PostgreSQL) for the import's key sets.
+        # Issue 15: `field__any=values` (one JSON parameter on PostgreSQL) for the import's key sets.
         importlib.import_module("crm.lookups")
 
         # Issue 10: a password change or deactivation revokes API tokens (crm.tokens needs the models).

@@ -12,7 +12,7 @@ from django.db.models.lookups import In, Lookup
 @models.Field.register_lookup
 @ForeignObject.register_lookup
 class AnyOf(Lookup):
-    """`field__any=values`: `column = ANY(%s)` with the values as one array parameter on PostgreSQL.
+    """`field__any=values`: `column = ANY(...)` with the values as one JSON parameter on PostgreSQL.
 
     For the key sets of a bulk import's batch (thousands of values). As an `IN (...)` list,
     psycopg re-parses a query of thousands of placeholders on every call and every batch's
