@@ -518,6 +518,26 @@ def test_a_resumed_import_skips_the_batches_already_committed(tmp_path, settings
     assert sorted(Customer.objects.values_list("external_ref", flat=True)) == ["R-5", "R-6", "R-7"]
 
 
+def killed_after_the_second_error_write(job: ImportJob, monkeypatch) -> None:
+    """Run the job until its second batch with rejected lines has written them, then stop it there,
+    before that batch commits, and leave the job as a killed runner does: held, at its last commit."""
+    original = imports._ErrorFile.write
+    calls = []
+
+    def write_then_die(self, *args, **kwargs):
+        calls.append(1)
+        written = original(self, *args, **kwargs)
+        if len(calls) == 2:
+            raise RuntimeError("killed")
+        return written
+
+    with monkeypatch.context() as patched:
+        patched.setattr(imports._ErrorFile, "write", write_then_die)
+        with pytest.raises(RuntimeError):
+            imports.import_run(job.pk, runner="dead-runner")
+    ImportJob.objects.filter(pk=job.pk).update(status="running", heartbeat_at=timezone.now() - dt.timedelta(hours=1))
+
+
 def test_a_batch_lost_after_writing_its_rejected_lines_does_not_list_them_twice_when_resumed(
     tmp_path, settings, monkeypatch
 ):
@@ -528,23 +548,9 @@ def test_a_batch_lost_after_writing_its_rejected_lines_does_not_list_them_twice_
     lines += [f"R-{n},Person {n},{'platinum' if n % 2 else 'vip'}" for n in range(1, 7)]  # lines 2-7, odd n bad
     path = write(tmp_path, "tiers.csv", "\n".join(lines) + "\n")
     job = imports.import_job_create(actor=None, kind="customers", path=path, file_name=path.name)
-    original = imports._ErrorFile.write
-    calls = []
-
-    def killed_after_the_second_write(self, *args, **kwargs):
-        calls.append(1)
-        written = original(self, *args, **kwargs)
-        if len(calls) == 2:
-            raise RuntimeError("killed")  # lines 4-5's batch wrote its rejected line, then never committed
-        return written
-
-    monkeypatch.setattr(imports._ErrorFile, "write", killed_after_the_second_write)
-    with pytest.raises(RuntimeError):
-        imports.import_run(job.pk, runner="dead-runner")
+    killed_after_the_second_error_write(job, monkeypatch)  # lines 4-5's batch wrote its line, never committed
     # What a kill leaves: the job still held by the dead runner, at its last committed batch.
-    ImportJob.objects.filter(pk=job.pk).update(status="running", heartbeat_at=timezone.now() - dt.timedelta(hours=1))
     assert ImportJob.objects.get(pk=job.pk).last_line == 3
-    monkeypatch.setattr(imports._ErrorFile, "write", original)
 
     done = imports.import_run(job.pk, runner="new-runner")
 
@@ -564,21 +570,7 @@ def test_a_lost_batchs_rejected_line_that_loads_when_resumed_leaves_the_error_fi
     )  # X-2 (line 3) never loads; X-4 (line 5) loads once LATE exists
     path = write(tmp_path, "history.csv", text)
     job = imports.import_job_create(actor=None, kind="interactions", path=path, file_name=path.name)
-    original = imports._ErrorFile.write
-    calls = []
-
-    def killed_after_the_second_write(self, *args, **kwargs):
-        calls.append(1)
-        written = original(self, *args, **kwargs)
-        if len(calls) == 2:
-            raise RuntimeError("killed")
-        return written
-
-    monkeypatch.setattr(imports._ErrorFile, "write", killed_after_the_second_write)
-    with pytest.raises(RuntimeError):
-        imports.import_run(job.pk, runner="dead-runner")
-    ImportJob.objects.filter(pk=job.pk).update(status="running", heartbeat_at=timezone.now() - dt.timedelta(hours=1))
-    monkeypatch.setattr(imports._ErrorFile, "write", original)
+    killed_after_the_second_error_write(job, monkeypatch)
     CustomerFactory(display_name="Lee", external_ref="LATE")
 
     done = imports.import_run(job.pk, runner="new-runner")
