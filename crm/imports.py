@@ -727,6 +727,8 @@ def _possible_duplicates(
 ) -> list[Problem]:
     """The warnings for identifiers other customers hold too, naming them as the supervisor's files do:
     by external_ref (their id when they have none), read in one query for those the batch did not load."""
+    if not duplicates:
+        return []
     missing = {pk for _, _, others in duplicates for pk in others} - ref_of.keys()
     names = {pk: ref or str(pk) for pk, ref in ref_of.items()}
     if missing:
@@ -1683,9 +1685,9 @@ class _ErrorFile:
         self.job = job
         default = Path(f"{job.path}.{str(job.pk)[:8]}.errors.{job.file_format}")
         self.path = Path(job.error_path) if job.error_path else default
-        self.committed = job.error_bytes
-        if self.committed is not None and self.path.exists() and self.path.stat().st_size > self.committed:
-            os.truncate(self.path, self.committed)
+        committed = job.error_bytes
+        if committed is not None and self.path.exists() and self.path.stat().st_size > committed:
+            os.truncate(self.path, committed)
 
     def write(self, rejected: list[tuple[Row, Problem]], unreadable: list[Problem]) -> tuple[str, int]:
         """Append a batch's rejected lines; the path and the file's new length, which the batch records."""
@@ -1709,10 +1711,7 @@ class _ErrorFile:
                     writer.writerow(
                         [*cells, _reason(problem)] if cells else [f"line {problem.line}: {_reason(problem)}"]
                     )
-        # The next write comes from the next batch, after this one committed (or from no batch: a
-        # failed commit ends the run), so this length is the committed one from then on.
-        self.committed = self.path.stat().st_size
-        return str(self.path), self.committed
+        return str(self.path), self.path.stat().st_size
 
     def _raw_header(self) -> list[str]:
         with Path(self.job.path).open(encoding="utf-8-sig", newline="") as f:
