@@ -1187,7 +1187,10 @@ STAGE_APPLY = """
     SELECT NULL, NULL, count(*)::text FROM new
 """
 ON_FILE_INDEX = "interaction_external_id_once"
-ON_FILE_SKIPPED = "ON CONFLICT (source, external_id) WHERE external_id IS NOT NULL DO NOTHING"
+STAGE_APPLY_NEW = STAGE_APPLY.format(conflict="")
+STAGE_APPLY_SKIPPING = STAGE_APPLY.format(
+    conflict="ON CONFLICT (source, external_id) WHERE external_id IS NOT NULL DO NOTHING"
+)
 
 
 def _interactions_staged(
@@ -1270,14 +1273,14 @@ def _stage_apply(params: dict[str, Any], *, arbiter: bool) -> tuple[list[tuple],
     if not arbiter:
         try:
             with transaction.atomic(), connection.cursor() as cursor:  # a savepoint: the staged rows stay
-                cursor.execute(STAGE_APPLY.format(conflict=""), params)
+                cursor.execute(STAGE_APPLY_NEW, params)
                 return cursor.fetchall(), False
         except IntegrityError as exc:
             diag = getattr(exc.__cause__, "diag", None)  # psycopg's error: which constraint
             if diag is None or diag.constraint_name != ON_FILE_INDEX:
                 raise
     with connection.cursor() as cursor:
-        cursor.execute(STAGE_APPLY.format(conflict=ON_FILE_SKIPPED), params)
+        cursor.execute(STAGE_APPLY_SKIPPING, params)
         return cursor.fetchall(), not arbiter
 
 
