@@ -1669,6 +1669,27 @@ def _batch_commit(
     return job
 
 
+def error_file_committed(job: ImportJob, chunk: int = 1 << 16) -> tuple[int, Iterator[bytes]] | None:
+    """The job's rejected lines as its committed batches left them: the length and the bytes.
+
+    A running batch writes its lines before it commits, and may yet be lost and its lines load
+    when resumed, so a download mid-run stops at the recorded length (the whole file for a job
+    from before it was recorded). None when the job has no error file.
+    """
+    if not job.error_path or not (path := Path(job.error_path)).exists():
+        return None
+    size = path.stat().st_size if job.error_bytes is None else min(job.error_bytes, path.stat().st_size)
+
+    def chunks() -> Iterator[bytes]:
+        with path.open("rb") as f:
+            left = size
+            while left > 0 and (data := f.read(min(chunk, left))):
+                left -= len(data)
+                yield data
+
+    return size, chunks()
+
+
 def _reason(problem: Problem) -> str:
     return f"{problem.field}: {problem.message}" if problem.field else problem.message
 

@@ -6,7 +6,8 @@ from pathlib import Path
 from typing import Any
 
 from django.db import transaction
-from django.http import FileResponse
+from django.http import StreamingHttpResponse
+from django.utils.http import content_disposition_header
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
@@ -105,10 +106,15 @@ class ImportErrorFileApi(APIView):
     @extend_schema(responses={(200, "text/csv"): OpenApiTypes.BINARY})
     def get(self, request, import_id):
         job = _job(import_id)
-        if not job.error_path or not Path(job.error_path).exists():
+        committed = imports.error_file_committed(job)
+        if committed is None:
             raise NotFound("This import rejected no line.")
-        name = f"{Path(job.file_name).stem}-errors.{job.file_format}"
-        content_type = "text/csv" if job.file_format == "csv" else "application/x-ndjson"
-        response = FileResponse(Path(job.error_path).open("rb"), as_attachment=True, filename=name)  # noqa: SIM115 - FileResponse closes it
-        response["Content-Type"] = content_type
+        size, chunks = committed
+        response = StreamingHttpResponse(
+            chunks, content_type="text/csv" if job.file_format == "csv" else "application/x-ndjson"
+        )
+        response["Content-Length"] = str(size)
+        response["Content-Disposition"] = content_disposition_header(
+            True, f"{Path(job.file_name).stem}-errors.{job.file_format}"
+        )
         return response

@@ -732,11 +732,34 @@ def test_the_error_file_is_served_to_supervisors(tmp_path, supervisor_api, setti
     response = supervisor_api.get(f"/api/v1/imports/{job_id}/errors")
 
     assert response.status_code == 200
+    assert response["Content-Disposition"] == 'attachment; filename="bad-errors.csv"'
+    assert response["Content-Type"] == "text/csv"
     body = b"".join(response.streaming_content).decode()
     assert body.splitlines() == [
         "external_ref,display_name,tier,error",
         "B-1,Bad,platinum,\"tier: 'platinum' is not a tier (standard, vip).\"",
     ]
+
+
+def test_a_running_imports_error_file_holds_only_the_committed_batches_lines(
+    tmp_path, supervisor_api, settings, monkeypatch
+):
+    """A batch writes its rejected lines before it commits; until then (or for ever, if its runner
+    dies) they may yet load, so a download mid-run stops at the last committed batch's end."""
+    settings.CRM_IMPORT_BATCH = 2
+    lines = ["external_ref,display_name,tier"]
+    lines += [f"R-{n},Person {n},{'platinum' if n % 2 else 'vip'}" for n in range(1, 7)]
+    path = write(tmp_path, "tiers.csv", "\n".join(lines) + "\n")
+    job = imports.import_job_create(actor=None, kind="customers", path=path, file_name=path.name)
+    killed_after_the_second_error_write(job, monkeypatch)  # R-3's line written, its batch never committed
+    assert "R-3" in Path(ImportJob.objects.get(pk=job.pk).error_path).read_text(encoding="utf-8")
+
+    response = supervisor_api.get(f"/api/v1/imports/{job.pk}/errors")
+
+    assert response.status_code == 200
+    body = b"".join(response.streaming_content).decode()
+    assert [line.split(",")[0] for line in body.splitlines()] == ["external_ref", "R-1"]
+    assert int(response["Content-Length"]) == len(body.encode())
 
 
 def test_erasure_forgets_the_source_systems_id(tmp_path, sam):
