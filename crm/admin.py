@@ -20,6 +20,7 @@ from django.http import HttpResponseRedirect
 from django.shortcuts import redirect
 from django.urls import path, reverse
 from django.utils import timezone
+from django.utils.formats import date_format
 from django.utils.html import format_html, format_html_join
 from django.utils.text import Truncator
 
@@ -819,6 +820,12 @@ class ImportJobAdmin(admin.ModelAdmin):
 
     @admin.display(description="report")
     def report(self, obj):
+        if obj.purged_at:
+            return format_html(
+                "<p>The problems listed and the error file were removed on {}: they quoted personal data, "
+                "which is kept only for a while after an import ends. The counts above stay.</p>",
+                date_format(timezone.localtime(obj.purged_at), "DATETIME_FORMAT"),
+            )
         rows = format_html_join(
             "",
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",

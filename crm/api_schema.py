@@ -658,3 +658,8 @@ class ImportOut(serializers.Serializer):
     errors = ImportProblemOut(many=True, help_text="Rejected rows, the first 1,000 by default.")  # type: ignore[assignment]
     warnings = ImportProblemOut(many=True, help_text="Unknown columns, possible duplicates.")
     error_file = serializers.CharField(allow_null=True, help_text="The rejected lines with a reason column.")
+    purged_at = serializers.DateTimeField(
+        allow_null=True,
+        help_text="When the problems listed and the error file were removed (CRM_IMPORT_KEEP_DAYS after the end); "
+        "the counts stay.",
+    )

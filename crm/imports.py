@@ -1472,12 +1472,14 @@ def _import_run(
     except Exception as exc:
         run.stop(lanes)  # before the job is marked failed: no batch may commit, nor mark it done, after
         logger.exception("import %s failed", job_id)
-        ImportJob.objects.filter(pk=job_id, runner=runner).update(
+        if ImportJob.objects.filter(pk=job_id, runner=runner).update(
             status=ImportStatus.FAILED, failure=f"{type(exc).__name__}: {exc}"[:2000], finished_at=timezone.now()
-        )
+        ):
+            _upload_discard(job)
         raise
     finally:
         run.stop(lanes)  # an interrupt (BaseException) too; a no-op once the run has ended
+    _upload_discard(job)
     if progress:
         progress(job)
     logger.info(
@@ -1778,6 +1780,37 @@ def imports_sweep(*, now: dt.datetime | None = None) -> int:
     for job_id in ids:
         publish("crm.import_run", str(job_id))
     return len(ids)
+
+
+def _upload_discard(job: ImportJob) -> None:
+    """An upload (under CRM_IMPORT_DIR) is the service's copy of customers' personal data, read by
+    nothing once its import has ended. A file the command was given is the operator's: it stays."""
+    path = Path(job.path)
+    if path.resolve().is_relative_to(Path(settings.CRM_IMPORT_DIR).resolve()):
+        path.unlink(missing_ok=True)
+
+
+def imports_purge(*, now: dt.datetime | None = None) -> int:
+    """What ended imports leave that quotes personal data, an erased customer's too: uploads at once
+    (one left by a worker killed after its last batch), and CRM_IMPORT_KEEP_DAYS after the end the
+    problems listed and the error file. The counts stay. Returns how many jobs' reports went.
+
+    Each file goes before the row that names it, so a purge cut short leaves nothing unnamed.
+    """
+    now = now or timezone.now()
+    expired = now - dt.timedelta(days=settings.CRM_IMPORT_KEEP_DAYS)
+    purged = 0
+    ended = ImportJob.objects.filter(status__in=[ImportStatus.DONE, ImportStatus.FAILED], purged_at__isnull=True)
+    for job in ended.only("pk", "path", "error_path", "finished_at"):
+        _upload_discard(job)
+        if job.finished_at is None or job.finished_at >= expired:
+            continue
+        if job.error_path:
+            Path(job.error_path).unlink(missing_ok=True)
+        purged += ImportJob.objects.filter(pk=job.pk, purged_at__isnull=True).update(
+            errors=[], warnings=[], error_path="", error_bytes=0, purged_at=now
+        )
+    return purged
 
 
 # --- export in the same format -----------------------------------------------------------------

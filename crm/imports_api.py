@@ -51,6 +51,7 @@ def import_out(job: ImportJob) -> dict[str, Any]:
         "errors": job.errors,
         "warnings": job.warnings,
         "error_file": f"/api/v1/imports/{job.pk}/errors" if job.error_path else None,
+        "purged_at": job.purged_at.isoformat() if job.purged_at else None,
     }
 
 

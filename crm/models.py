@@ -887,6 +887,9 @@ class ImportJob(models.Model):
     # NULL for jobs older than this field (their runs did not record it: nothing is cut).
     error_bytes = models.PositiveBigIntegerField(null=True, blank=True, default=0)
     failure = models.TextField(blank=True, default="")
+    # When the problems listed and the error file were removed (CRM_IMPORT_KEEP_DAYS after the
+    # end: they quote personal data); the counts stay.
+    purged_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         indexes = [

@@ -407,6 +407,10 @@ CRM_IMPORT_MAX_REPORTED = envint("CRM_IMPORT_MAX_REPORTED", 1000)
 # a 2-vCPU machine to work. Batches still commit in file order (crm/import_lanes.py).
 CRM_IMPORT_CONNECTIONS = envint("CRM_IMPORT_CONNECTIONS", 2)
 CELERY_BEAT_SCHEDULE["import-sweep"] = {"task": "crm.imports_sweep", "schedule": 60.0}
+# Days an ended import's problems and error file are kept: they quote the rejected lines'
+# personal data (an erased customer's too). The uploaded file goes as soon as the import ends.
+CRM_IMPORT_KEEP_DAYS = envint("CRM_IMPORT_KEEP_DAYS", 7)
+CELERY_BEAT_SCHEDULE["import-purge"] = {"task": "crm.imports_purge", "schedule": 3600.0}
 
 
 # --- issue 14: a PostgreSQL read replica for reads that tolerate lag (crm/db_router.py) -------

@@ -125,6 +125,12 @@ def imports_sweep_task() -> int:
     return imports.imports_sweep()
 
 
+@shared_task(name="crm.imports_purge", **RETRY_POLICY, **SWEEP_LIMITS)
+def imports_purge_task() -> int:
+    """Periodic: ended imports' uploads, and after CRM_IMPORT_KEEP_DAYS their problems and error files, removed."""
+    return imports.imports_purge()
+
+
 # --- issue 16: webhooks out
 
 

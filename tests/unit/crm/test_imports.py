@@ -762,6 +762,95 @@ def test_a_running_imports_error_file_holds_only_the_committed_batches_lines(
     assert int(response["Content-Length"]) == len(body.encode())
 
 
+def upload_run(supervisor_api, text: bytes, name: str = "mixed.csv") -> ImportJob:
+    upload = io.BytesIO(text)
+    upload.name = name
+    job_id = supervisor_api.post("/api/v1/imports", {"file": upload, "kind": "customers"}, format="multipart").json()[
+        "id"
+    ]
+    assert Path(ImportJob.objects.get(pk=job_id).path).exists()
+    return imports.import_run(job_id)
+
+
+MIXED = b"external_ref,display_name,tier\nB-1,Bad,platinum\nG-1,Good,vip\n"
+
+
+def test_an_uploaded_file_is_removed_when_its_import_ends_and_a_file_the_command_was_given_stays(
+    tmp_path, supervisor_api, settings
+):
+    """The upload is the service's own copy of the customers' personal data: once the import has
+    ended nothing reads it again. The file a command was pointed at is the operator's."""
+    settings.CRM_IMPORT_DIR = tmp_path / "uploads"
+
+    uploaded = upload_run(supervisor_api, MIXED)
+    given = run(write(tmp_path, "given.csv", MIXED.decode()))
+
+    assert not Path(uploaded.path).exists()
+    assert [p.name for p in (tmp_path / "uploads").iterdir()] == [Path(uploaded.error_path).name]
+    assert Path(given.path).exists()
+    body = b"".join(supervisor_api.get(f"/api/v1/imports/{uploaded.pk}/errors").streaming_content).decode()
+    assert [line.split(",")[0] for line in body.splitlines()] == ["external_ref", "B-1"]
+
+
+def test_an_imports_report_and_error_file_age_out_and_its_counts_stay(tmp_path, supervisor_api, settings):
+    """The problems listed quote the rejected values (a phone, an e-mail) and the error file holds
+    whole lines, an erased customer's too: kept CRM_IMPORT_KEEP_DAYS after the import ends."""
+    settings.CRM_IMPORT_DIR = tmp_path / "uploads"
+    settings.CRM_IMPORT_KEEP_DAYS = 7
+    uploaded = upload_run(supervisor_api, MIXED)
+    given = run(write(tmp_path, "given.csv", MIXED.decode()))
+    running = imports.import_job_create(
+        actor=None, kind="customers", path=write(tmp_path, "later.csv", MIXED.decode()), file_name="later.csv"
+    )
+    long_ago = timezone.now() - dt.timedelta(days=30)
+    ImportJob.objects.filter(pk=running.pk).update(status="running", created_at=long_ago, heartbeat_at=long_ago)
+    error_files = [Path(uploaded.error_path), Path(given.error_path)]
+
+    ImportJob.objects.exclude(pk=running.pk).update(finished_at=timezone.now() - dt.timedelta(days=6))
+    assert imports.imports_purge() == 0
+    assert all(f.exists() for f in error_files)
+
+    ImportJob.objects.exclude(pk=running.pk).update(finished_at=timezone.now() - dt.timedelta(days=8))
+    assert imports.imports_purge() == 2
+
+    assert not any(f.exists() for f in error_files)
+    assert Path(given.path).exists() and Path(running.path).exists()
+    report = supervisor_api.get(f"/api/v1/imports/{uploaded.pk}").json()
+    assert (report["created"], report["rejected"]) == (1, 1)
+    assert report["errors"] == [] and report["error_file"] is None and report["purged_at"]
+    assert supervisor_api.get(f"/api/v1/imports/{uploaded.pk}/errors").status_code == 404
+    assert ImportJob.objects.get(pk=running.pk).purged_at is None
+    assert imports.imports_purge() == 0
+
+
+def test_the_purge_removes_an_upload_its_import_left_behind(tmp_path, supervisor_api, settings):
+    """A worker killed after the last batch committed, before it removed the upload."""
+    settings.CRM_IMPORT_DIR = tmp_path / "uploads"
+    upload = io.BytesIO(MIXED)
+    upload.name = "mixed.csv"
+    job_id = supervisor_api.post("/api/v1/imports", {"file": upload, "kind": "customers"}, format="multipart").json()[
+        "id"
+    ]
+    ImportJob.objects.filter(pk=job_id).update(status="failed", finished_at=timezone.now())
+
+    assert imports.imports_purge() == 0
+
+    assert not Path(ImportJob.objects.get(pk=job_id).path).exists()
+
+
+def test_the_admin_says_when_an_imports_report_was_removed(tmp_path, sam, client, supervisor_api, settings):
+    settings.CRM_IMPORT_DIR = tmp_path / "uploads"
+    job = upload_run(supervisor_api, MIXED)
+    ImportJob.objects.filter(pk=job.pk).update(finished_at=timezone.now() - dt.timedelta(days=30))
+    imports.imports_purge()
+    client.force_login(sam)
+
+    page = client.get(f"/admin/crm/importjob/{job.pk}/change/").content.decode()
+
+    assert "removed" in page and "No problems." not in page
+    assert f"/api/v1/imports/{job.pk}/errors" not in page
+
+
 def test_erasure_forgets_the_source_systems_id(tmp_path, sam):
     from crm.privacy import customer_erase
 

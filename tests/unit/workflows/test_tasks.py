@@ -11,6 +11,7 @@ from crm.tasks import (
     feedback_process_task,
     follow_ups_escalate_task,
     import_run_task,
+    imports_purge_task,
     imports_sweep_task,
     recurring_problem_check_task,
     webhook_deliver_task,
@@ -23,6 +24,7 @@ TASKS = [
     emails_send_pending_task,
     follow_ups_escalate_task,
     import_run_task,
+    imports_purge_task,
     imports_sweep_task,
     recurring_problem_check_task,
     webhook_deliver_task,
@@ -39,6 +41,7 @@ def test_every_periodic_task_in_the_beat_schedule_is_a_registered_task():
         "crm.feedback_outbox_sweep",
         "crm.emails_send_pending",
         "crm.imports_sweep",
+        "crm.imports_purge",
         "crm.webhook_sweep",
     }
     assert scheduled <= set(app.tasks)
