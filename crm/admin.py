@@ -748,6 +748,17 @@ class ImportUploadForm(forms.ModelForm):
         fields = ("kind", "dry_run")
         help_texts = {"dry_run": "Validate every row and report; write nothing."}
 
+    def clean_upload(self):
+        """A file that cannot be imported is refused here, with why, before anything is stored."""
+        upload = self.cleaned_data["upload"]
+        try:
+            imports.format_for(upload.name)
+            imports.utf8_lines(upload.chunks())
+        except ValueError as exc:
+            raise forms.ValidationError(str(exc)) from None
+        upload.seek(0)
+        return upload
+
 
 @admin.register(models.ImportJob)
 class ImportJobAdmin(admin.ModelAdmin):
@@ -793,15 +804,13 @@ class ImportJobAdmin(admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change):
         """Store the upload and start the job; the page then shows its progress."""
-        upload = form.cleaned_data["upload"]
-        job = imports.import_job_create(
+        job = imports.import_upload_start(
             actor=request.user,
+            upload=form.cleaned_data["upload"],
             kind=form.cleaned_data["kind"],
-            path=imports.upload_store(upload),
-            file_name=upload.name,
+            file_format=None,
             dry_run=form.cleaned_data["dry_run"],
         )
-        imports.import_enqueue(job)
         for model_field in job._meta.concrete_fields:
             setattr(obj, model_field.attname, getattr(job, model_field.attname))
         obj._state.adding = False

@@ -170,6 +170,8 @@ RULES_BEYOND_THE_SCHEMA: dict[str, str] = {
     "`reason` a contact reason (GET /api/v1/reasons)",
     "PATCH /api/v1/interactions/{interaction_id}": "`reason` must be a contact reason (GET /api/v1/reasons); "
     "`ended_at` must not be before the contact started",
+    "POST /api/v1/imports": "the file must be UTF-8 text (CSV with a header line, or JSON Lines), and its name "
+    "end in .csv or .jsonl unless `format` says which",
     # issue 16: the platforms' own formats, which this service does not define.
     "POST /api/v1/calls/amazon-connect": "the body must be an Amazon Connect contact event (EventBridge) or a "
     "contact-flow Lambda invocation, as Amazon documents them",

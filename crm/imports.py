@@ -13,6 +13,8 @@ reported as a possible duplicate, and the duplicates view lists the pair.
 
 from __future__ import annotations
 
+import codecs
+import contextlib
 import csv
 import dataclasses
 import datetime as dt
@@ -27,7 +29,7 @@ import os
 import re
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -36,7 +38,15 @@ import orjson
 import phonenumbers
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db import IntegrityError, connection, models, transaction
+from django.db import (
+    DatabaseError,
+    IntegrityError,
+    InterfaceError,
+    OperationalError,
+    connection,
+    models,
+    transaction,
+)
 from django.db.models import Q
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.lookups import Exact
@@ -149,14 +159,35 @@ def format_for(file_name: str, given: str | None = None) -> str:
 
 
 def count_records(path: Path) -> int:
-    """Lines that hold a record (the total for progress; a quoted newline makes it an estimate)."""
-    lines = 0
-    last = b"\n"
+    """Lines that hold a record (the total for progress; a quoted newline makes it an estimate).
+
+    ValueError when the file is not UTF-8 text throughout: read as it streams, it would load the
+    lines before the first bad byte, stop there and call itself done. Checked before anything loads.
+    """
     with path.open("rb") as f:
-        while chunk := f.read(1 << 20):
+        lines, ends_in_newline = utf8_lines(iter(lambda: f.read(1 << 20), b""))
+    return lines + (not ends_in_newline)
+
+
+def utf8_lines(chunks: Iterable[bytes]) -> tuple[int, bool]:
+    """The newlines in a file's chunks and whether it ends with one; ValueError naming the first line
+    that is not UTF-8 (a spreadsheet's "CSV" is often Windows-1252)."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    lines, last = 0, b"\n"
+    try:
+        for chunk in chunks:
+            decoder.decode(chunk)
             lines += chunk.count(b"\n")
-            last = chunk[-1:]
-    return lines + (last != b"\n")
+            last = chunk[-1:] or last
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError as exc:
+        # exc.object is the bytes held back from the chunk before (part of one character, no newline) and this chunk
+        line = lines + exc.object[: exc.start].count(b"\n") + 1
+        raise ValueError(
+            f'Not UTF-8 text from line {line} on: save the file as UTF-8 (in a spreadsheet, "CSV UTF-8") '
+            "and import it again. Nothing was imported."
+        ) from None
+    return lines, last == b"\n"
 
 
 def rows_read(stream: IO[bytes], file_format: str, known: set[str]) -> Iterator[Row | Problem]:
@@ -1350,14 +1381,38 @@ def _customer_by_identifiers(
 
 
 def upload_store(upload) -> Path:
-    """Keep an uploaded file where the worker reads it (settings.CRM_IMPORT_DIR), under a name nobody guesses."""
+    """Keep an uploaded file where the worker reads it (settings.CRM_IMPORT_DIR), under a name nobody guesses.
+
+    The name keeps the upload's last 100 bytes (its extension), cut on a character: a file system
+    allows 255 bytes a name, 3 a character in many scripts, and the error file's adds 20.
+    """
     directory = Path(settings.CRM_IMPORT_DIR)
     directory.mkdir(parents=True, exist_ok=True)
-    path = directory / f"{uuid.uuid4().hex}-{Path(upload.name).name[-80:]}"
-    with path.open("wb") as out:
-        for chunk in upload.chunks():
-            out.write(chunk)
+    tail = Path(upload.name).name.encode()[-100:].decode("utf-8", "ignore")
+    path = directory / f"{uuid.uuid4().hex}-{tail}"
+    try:
+        with path.open("wb") as out:
+            for chunk in upload.chunks():
+                out.write(chunk)
+    except BaseException:
+        path.unlink(missing_ok=True)  # a full disk: no part-written copy of personal data left behind
+        raise
     return path
+
+
+def import_upload_start(*, actor, upload, kind: str, file_format: str | None, dry_run: bool) -> ImportJob:
+    """Store an upload and queue its import; ValueError (and no file kept) when it cannot be imported."""
+    path = upload_store(upload)
+    try:
+        with transaction.atomic():
+            job = import_job_create(
+                actor=actor, kind=kind, path=path, file_name=upload.name, file_format=file_format, dry_run=dry_run
+            )
+            import_enqueue(job)
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    return job
 
 
 def import_job_create(
@@ -1469,13 +1524,28 @@ def _import_run(
         run.stop(lanes)
         logger.warning("import %s: taken over by another runner; this one stops", job_id)
         return ImportJob.objects.get(pk=job_id)
+    except (OperationalError, InterfaceError):
+        # A failover, a dropped connection, a lock or statement timeout: nothing wrong with the file.
+        # Handed back at its last committed batch for the task's retry (or the sweep) to resume; if
+        # the database is out of reach the claim goes stale and the sweep takes the job over instead.
+        run.stop(lanes)
+        logger.warning("import %s: database error; handed back at its last committed batch", job_id, exc_info=True)
+        with contextlib.suppress(DatabaseError):
+            _import_release(job, runner)
+        raise
+    except KeyboardInterrupt:
+        run.stop(lanes)
+        with contextlib.suppress(DatabaseError):  # else the claim goes stale, and the sweep resumes it
+            _import_fail(
+                job, runner, "Stopped by an interrupt (Ctrl-C): import the file again to load the rest; the "
+                "lines loaded already then count as unchanged.",
+            )  # fmt: skip
+        raise
     except Exception as exc:
         run.stop(lanes)  # before the job is marked failed: no batch may commit, nor mark it done, after
         logger.exception("import %s failed", job_id)
-        if ImportJob.objects.filter(pk=job_id, runner=runner).update(
-            status=ImportStatus.FAILED, failure=f"{type(exc).__name__}: {exc}"[:2000], finished_at=timezone.now()
-        ):
-            _upload_discard(job)
+        # The first line only: a database error's DETAIL quotes the values of the row at fault.
+        _import_fail(job, runner, f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0]}"[:2000])
         raise
     finally:
         run.stop(lanes)  # an interrupt (BaseException) too; a no-op once the run has ended
@@ -1577,8 +1647,18 @@ def _keys(records: list[Any]) -> set[Any]:
 
 def _import_release(job: ImportJob, runner: str) -> ImportJob:
     """Hand the job back after a committed batch: queued again, its resume point kept, nobody holding it."""
-    ImportJob.objects.filter(pk=job.pk, runner=runner).update(status=ImportStatus.QUEUED, runner="")
+    ImportJob.objects.filter(pk=job.pk, runner=runner, status=ImportStatus.RUNNING).update(
+        status=ImportStatus.QUEUED, runner=""
+    )
     return ImportJob.objects.get(pk=job.pk)
+
+
+def _import_fail(job: ImportJob, runner: str, failure: str) -> None:
+    """End the job for good, unless its last batch already ended it (a failure after that is not the import's)."""
+    if ImportJob.objects.filter(pk=job.pk, runner=runner, status=ImportStatus.RUNNING).update(
+        status=ImportStatus.FAILED, failure=failure, finished_at=timezone.now()
+    ):
+        _upload_discard(job)
 
 
 # The tables an import grows; PostgreSQL's statistics of them are refreshed as the import grows them
@@ -1671,25 +1751,43 @@ def _batch_commit(
     return job
 
 
-def error_file_committed(job: ImportJob, chunk: int = 1 << 16) -> tuple[int, Iterator[bytes]] | None:
-    """The job's rejected lines as its committed batches left them: the length and the bytes.
+def _error_path_default(job: ImportJob) -> str:
+    """Beside the file read, one per job (a dry run and an import of the same file do not share one)."""
+    return f"{job.path}.{str(job.pk)[:8]}.errors.{job.file_format}"
+
+
+def error_file_committed(job: ImportJob) -> _FilePrefix | None:
+    """The job's rejected lines as its committed batches left them, or None when it has no error file.
 
     A running batch writes its lines before it commits, and may yet be lost and its lines load
     when resumed, so a download mid-run stops at the recorded length (the whole file for a job
-    from before it was recorded). None when the job has no error file.
+    from before it was recorded). Opened here, not when the response starts: the purge may
+    remove the file meanwhile.
     """
-    if not job.error_path or not (path := Path(job.error_path)).exists():
+    try:
+        f = Path(job.error_path).open("rb") if job.error_path else None  # noqa: SIM115 - _FilePrefix closes it
+    except FileNotFoundError:
         return None
-    size = path.stat().st_size if job.error_bytes is None else min(job.error_bytes, path.stat().st_size)
+    if f is None:
+        return None
+    size = os.fstat(f.fileno()).st_size
+    return _FilePrefix(f, size if job.error_bytes is None else min(job.error_bytes, size))
 
-    def chunks() -> Iterator[bytes]:
-        with path.open("rb") as f:
-            left = size
-            while left > 0 and (data := f.read(min(chunk, left))):
-                left -= len(data)
-                yield data
 
-    return size, chunks()
+class _FilePrefix:
+    """The first `size` bytes of an open file, in chunks; a response closes it when it is done."""
+
+    def __init__(self, f: IO[bytes], size: int, chunk: int = 1 << 16):
+        self.f, self.size, self.chunk = f, size, chunk
+
+    def __iter__(self) -> Iterator[bytes]:
+        left = self.size
+        while left > 0 and (data := self.f.read(min(self.chunk, left))):
+            left -= len(data)
+            yield data
+
+    def close(self) -> None:
+        self.f.close()
 
 
 def _reason(problem: Problem) -> str:
@@ -1709,8 +1807,7 @@ class _ErrorFile:
         file of its own (a dry run and an import of the same file do not share one).
         """
         self.job = job
-        default = Path(f"{job.path}.{str(job.pk)[:8]}.errors.{job.file_format}")
-        self.path = Path(job.error_path) if job.error_path else default
+        self.path = Path(job.error_path or _error_path_default(job))
         committed = job.error_bytes
         if committed is not None and self.path.exists() and self.path.stat().st_size > committed:
             os.truncate(self.path, committed)
@@ -1801,14 +1898,19 @@ def imports_purge(*, now: dt.datetime | None = None) -> int:
     expired = now - dt.timedelta(days=settings.CRM_IMPORT_KEEP_DAYS)
     purged = 0
     ended = ImportJob.objects.filter(status__in=[ImportStatus.DONE, ImportStatus.FAILED], purged_at__isnull=True)
-    for job in ended.only("pk", "path", "error_path", "finished_at"):
+    for job in ended.only("pk", "path", "file_format", "error_path", "finished_at", "failure"):
         _upload_discard(job)
         if job.finished_at is None or job.finished_at >= expired:
             continue
-        if job.error_path:
-            Path(job.error_path).unlink(missing_ok=True)
+        # The recorded file, or the one a first rejecting batch wrote before it failed to commit.
+        Path(job.error_path or _error_path_default(job)).unlink(missing_ok=True)
         purged += ImportJob.objects.filter(pk=job.pk, purged_at__isnull=True).update(
-            errors=[], warnings=[], error_path="", error_bytes=0, purged_at=now
+            errors=[],
+            warnings=[],
+            error_path="",
+            error_bytes=0,
+            failure=job.failure.split(":", 1)[0],  # the kind of error; its message may quote a value
+            purged_at=now,
         )
     return purged
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from django.db import transaction
 from django.http import StreamingHttpResponse
 from django.utils.http import content_disposition_header
 from drf_spectacular.types import OpenApiTypes
@@ -70,17 +69,16 @@ class ImportCreateApi(APIView):
             file_format = imports.format_for(upload.name, data.validated_data.get("format"))
         except ValueError as exc:
             raise serializers.ValidationError({"format": [str(exc)]}) from None
-        path = imports.upload_store(upload)
-        with transaction.atomic():
-            job = imports.import_job_create(
+        try:
+            job = imports.import_upload_start(
                 actor=request.user,
+                upload=upload,
                 kind=data.validated_data["kind"],
-                path=path,
-                file_name=upload.name,
                 file_format=file_format,
                 dry_run=data.validated_data["dry_run"] == "true",
             )
-            imports.import_enqueue(job)
+        except ValueError as exc:
+            raise serializers.ValidationError({"file": [str(exc)]}) from None
         return Response({"id": str(job.pk)}, status=status.HTTP_202_ACCEPTED)
 
 
@@ -107,14 +105,13 @@ class ImportErrorFileApi(APIView):
     @extend_schema(responses={(200, "text/csv"): OpenApiTypes.BINARY})
     def get(self, request, import_id):
         job = _job(import_id)
-        committed = imports.error_file_committed(job)
-        if committed is None:
+        lines = imports.error_file_committed(job)
+        if lines is None:
             raise NotFound("This import rejected no line.")
-        size, chunks = committed
         response = StreamingHttpResponse(
-            chunks, content_type="text/csv" if job.file_format == "csv" else "application/x-ndjson"
+            lines, content_type="text/csv" if job.file_format == "csv" else "application/x-ndjson"
         )
-        response["Content-Length"] = str(size)
+        response["Content-Length"] = str(lines.size)
         response["Content-Disposition"] = content_disposition_header(
             True, f"{Path(job.file_name).stem}-errors.{job.file_format}"
         )

@@ -50,7 +50,13 @@ class ImportCommand(BaseCommand):
             bar.total = max(bar.total or 0, current.rows_done)
             bar.update(current.rows_done - bar.n)
 
-        job = imports.import_run(job.pk, progress=progress)
+        try:
+            job = imports.import_run(job.pk, progress=progress)
+        except KeyboardInterrupt:
+            bar.close()
+            job.refresh_from_db()
+            self._report(job)
+            raise CommandError(job.failure or "Stopped.") from None
         bar.close()
         self._report(job)
 
