@@ -1524,7 +1524,12 @@ def _import_run(
         run.stop(lanes)
         logger.warning("import %s: taken over by another runner; this one stops", job_id)
         return ImportJob.objects.get(pk=job_id)
-    except (OperationalError, InterfaceError):
+    except (OperationalError, InterfaceError) as exc:
+        if not _passes(exc):
+            run.stop(lanes)
+            logger.exception("import %s failed", job_id)
+            _import_fail(job, runner, _failure_text(exc))
+            raise
         # A failover, a dropped connection, a lock or statement timeout: nothing wrong with the file.
         # Handed back at its last committed batch for the task's retry (or the sweep) to resume; if
         # the database is out of reach the claim goes stale and the sweep takes the job over instead.
@@ -1544,8 +1549,7 @@ def _import_run(
     except Exception as exc:
         run.stop(lanes)  # before the job is marked failed: no batch may commit, nor mark it done, after
         logger.exception("import %s failed", job_id)
-        # The first line only: a database error's DETAIL quotes the values of the row at fault.
-        _import_fail(job, runner, f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0]}"[:2000])
+        _import_fail(job, runner, _failure_text(exc))
         raise
     finally:
         run.stop(lanes)  # an interrupt (BaseException) too; a no-op once the run has ended
@@ -1651,6 +1655,22 @@ def _import_release(job: ImportJob, runner: str) -> ImportJob:
         status=ImportStatus.QUEUED, runner=""
     )
     return ImportJob.objects.get(pk=job.pk)
+
+
+def _passes(exc: OperationalError | InterfaceError) -> bool:
+    """A database error that goes away by itself, so the job is worth resuming: the connection lost
+    (no SQLSTATE, class 08, 57: shut down, cancelled, timed out), a deadlock or serialization
+    failure (40), a lock timeout (55P03); SQLite's "database is locked". Not one this file's rows
+    make the database raise each time (an index row too large: 54000), which would loop."""
+    if connection.vendor == "sqlite":
+        return "locked" in str(exc)
+    sqlstate = getattr(exc.__cause__, "sqlstate", None) or ""
+    return sqlstate == "" or sqlstate[:2] in ("08", "40", "57") or sqlstate == "55P03"
+
+
+def _failure_text(exc: BaseException) -> str:
+    """The first line only: a database error's DETAIL line quotes the values of the row at fault."""
+    return f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0]}"[:2000]
 
 
 def _import_fail(job: ImportJob, runner: str, failure: str) -> None:
