@@ -1524,20 +1524,6 @@ def _import_run(
         run.stop(lanes)
         logger.warning("import %s: taken over by another runner; this one stops", job_id)
         return ImportJob.objects.get(pk=job_id)
-    except (OperationalError, InterfaceError) as exc:
-        if not _passes(exc):
-            run.stop(lanes)
-            logger.exception("import %s failed", job_id)
-            _import_fail(job, runner, _failure_text(exc))
-            raise
-        # A failover, a dropped connection, a lock or statement timeout: nothing wrong with the file.
-        # Handed back at its last committed batch for the task's retry (or the sweep) to resume; if
-        # the database is out of reach the claim goes stale and the sweep takes the job over instead.
-        run.stop(lanes)
-        logger.warning("import %s: database error; handed back at its last committed batch", job_id, exc_info=True)
-        with contextlib.suppress(DatabaseError):
-            _import_release(job, runner)
-        raise
     except KeyboardInterrupt:
         run.stop(lanes)
         with contextlib.suppress(DatabaseError):  # else the claim goes stale, and the sweep resumes it
@@ -1547,7 +1533,15 @@ def _import_run(
             )  # fmt: skip
         raise
     except Exception as exc:
-        run.stop(lanes)  # before the job is marked failed: no batch may commit, nor mark it done, after
+        run.stop(lanes)  # before the job is handed back or failed: no batch may commit, nor end it, after
+        if isinstance(exc, (OperationalError, InterfaceError)) and _passes(exc):
+            # A failover, a dropped connection, a lock or statement timeout: nothing wrong with the
+            # file. Handed back at its last committed batch for the task's retry (or the sweep) to
+            # resume; if the database is out of reach the claim goes stale and the sweep takes over.
+            logger.warning("import %s: database error; handed back at its last batch", job_id, exc_info=True)
+            with contextlib.suppress(DatabaseError):
+                _import_release(job, runner)
+            raise
         logger.exception("import %s failed", job_id)
         _import_fail(job, runner, _failure_text(exc))
         raise
@@ -1784,11 +1778,11 @@ def error_file_committed(job: ImportJob) -> _FilePrefix | None:
     from before it was recorded). Opened here, not when the response starts: the purge may
     remove the file meanwhile.
     """
-    try:
-        f = Path(job.error_path).open("rb") if job.error_path else None  # noqa: SIM115 - _FilePrefix closes it
-    except FileNotFoundError:
+    if not job.error_path:
         return None
-    if f is None:
+    try:
+        f = Path(job.error_path).open("rb")  # noqa: SIM115 - _FilePrefix closes it
+    except FileNotFoundError:
         return None
     size = os.fstat(f.fileno()).st_size
     return _FilePrefix(f, size if job.error_bytes is None else min(job.error_bytes, size))
