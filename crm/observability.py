@@ -156,8 +156,21 @@ SAFE_HEADERS = frozenset({"user-agent", "content-type", "content-length", "x-req
 _DIGITS = frozenset("0123456789")
 
 
+# PostgreSQL's DETAIL lines quote a row's values: a key's (an external ref, an account number), or
+# the whole row that failed a check. The constraint and the column names stay: they locate the bug.
+DB_KEY_PATTERN = re.compile(
+    r"(Key \([^)]*\)=\().*?(\) (?:already exists|is not present|is still referenced|conflicts))"
+)
+DB_ROW_PATTERN = re.compile(r"(Failing row contains \().*(\))")
+
+
 def _scrub_text(value: str) -> str:
-    """E-mail addresses and phone-like digit runs masked; a string with neither is returned as is (cheaply)."""
+    """E-mail addresses, phone-like digit runs and database rows' values masked; a string with none of
+    them is returned as is (cheaply)."""
+    if "Key (" in value:
+        value = DB_KEY_PATTERN.sub(rf"\g<1>{REDACTED}\g<2>", value)
+    if "Failing row contains" in value:
+        value = DB_ROW_PATTERN.sub(rf"\g<1>{REDACTED}\g<2>", value)
     if "@" in value:
         value = EMAIL_PATTERN.sub(REDACTED, value)
     if not _DIGITS.isdisjoint(value):

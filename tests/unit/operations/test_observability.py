@@ -195,6 +195,28 @@ def test_metrics_through_a_proxy_need_the_token_even_from_loopback(client, setti
     assert client.get("/metrics", HTTP_X_FORWARDED_FOR="203.0.113.9").status_code == 403
 
 
+def test_a_logged_database_error_keeps_its_constraint_and_not_the_rows_values():
+    """PostgreSQL's DETAIL line quotes the key's values (an external ref, an account) or the whole row."""
+    details = [
+        'duplicate key value violates unique constraint "customer_external_ref_once"\n'
+        "DETAIL:  Key (external_ref)=(CRM-Ada (old)) already exists.",
+        'new row for relation "crm_interaction" violates check constraint "interaction_summary_bounded"\n'
+        "DETAIL:  Failing row contains (0190a, Ada called about her router, AC-1001).",
+    ]
+    with json_log_lines() as lines:
+        for detail in details:
+            try:
+                raise RuntimeError(detail)
+            except RuntimeError:
+                logging.getLogger("crm.imports").exception("import failed")
+
+    text = json.dumps(lines)
+    for personal in ("CRM-Ada", "(old)", "Ada called", "AC-1001"):
+        assert personal not in text, personal
+    assert "customer_external_ref_once" in text and "Key (external_ref)=([redacted]) already exists" in text
+    assert "Failing row contains ([redacted])" in text
+
+
 # --- Sentry's scrubber -----------------------------------------------------------------------------
 
 
