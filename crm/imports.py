@@ -1893,11 +1893,15 @@ def imports_sweep(*, now: dt.datetime | None = None) -> int:
     return len(ids)
 
 
+UPLOAD_NAME = re.compile(r"[0-9a-f]{32}-")  # upload_store's names
+
+
 def _upload_discard(job: ImportJob) -> None:
-    """An upload (under CRM_IMPORT_DIR) is the service's copy of customers' personal data, read by
-    nothing once its import has ended. A file the command was given is the operator's: it stays."""
+    """An upload (stored by upload_store) is the service's copy of customers' personal data, read by
+    nothing once its import has ended. A file the command was given is the operator's: it stays,
+    wherever it lies."""
     path = Path(job.path)
-    if path.resolve().is_relative_to(Path(settings.CRM_IMPORT_DIR).resolve()):
+    if path.parent.resolve() == Path(settings.CRM_IMPORT_DIR).resolve() and UPLOAD_NAME.match(path.name):
         path.unlink(missing_ok=True)
 
 

@@ -46,9 +46,11 @@ def test_an_uploaded_file_is_removed_when_its_import_ends_and_a_file_the_command
 
     uploaded = upload_run(supervisor_api, MIXED)
     given = run(write(tmp_path, "given.csv", MIXED.decode()))
+    given_there = run(write(tmp_path / "uploads", "given-there.csv", MIXED.decode()))  # in the same directory
 
     assert not Path(uploaded.path).exists()
-    assert [p.name for p in (tmp_path / "uploads").iterdir()] == [Path(uploaded.error_path).name]
+    assert Path(given_there.path).exists()
+    assert Path(uploaded.error_path).exists()
     assert Path(given.path).exists()
     body = b"".join(supervisor_api.get(f"/api/v1/imports/{uploaded.pk}/errors").streaming_content).decode()
     assert [line.split(",")[0] for line in body.splitlines()] == ["external_ref", "B-1"]
