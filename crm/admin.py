@@ -831,7 +831,7 @@ class ImportJobAdmin(admin.ModelAdmin):
     def report(self, obj):
         if obj.purged_at:
             return format_html(
-                "<p>The problems listed and the error file were removed on {}: they quoted personal data, "
+                "<p>The problems listed and the error file were removed on {}. They quoted personal data, "
                 "which is kept only for a while after an import ends. The counts above stay.</p>",
                 date_format(timezone.localtime(obj.purged_at), "DATETIME_FORMAT"),
             )

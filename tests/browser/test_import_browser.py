@@ -1,5 +1,6 @@
 """A supervisor imports a file from the admin, in headless Chromium, and reads the report."""
 
+import datetime as dt
 from pathlib import Path
 
 import pytest
@@ -52,3 +53,46 @@ def test_a_supervisor_uploads_a_customer_file_and_reads_the_report(browser, live
     download.value.save_as(saved)
     assert saved.read_text().splitlines()[1].startswith("C-3,Bad Tier,,AC-1003,platinum,")
     assert ARTIFACTS.joinpath("admin-import-report.png").exists()
+
+
+def test_a_file_not_utf8_is_refused_on_the_form_and_a_purged_report_says_so(
+    browser,
+    live_server,
+    roles,
+    tmp_path,
+    settings,  # noqa: F811
+):
+    settings.CRM_IMPORT_DIR = tmp_path / "uploads"
+    UserFactory(username="sofia", first_name="Sofia", role="supervisor", is_staff=True)
+    excel = tmp_path / "excel.csv"
+    excel.write_bytes(FILE.replace("Ada", "Renée").encode("cp1252"))
+    page = browser.new_page(viewport={"width": 1366, "height": 900})
+    base = live_server.url
+    login(page, base, "sofia")
+
+    page.goto(f"{base}/admin/crm/importjob/add/")
+    page.set_input_files("#id_upload", str(excel))
+    page.select_option("#id_kind", "customers")
+    page.click("input[name=_save]")
+
+    expect(page.locator("#id_upload_error")).to_contain_text("Not UTF-8 text from line 2 on")
+    shot(page, "admin-import-not-utf8")
+    assert ImportJob.objects.count() == 0
+
+    good = tmp_path / "customers.csv"
+    good.write_text(FILE, encoding="utf-8")
+    page.set_input_files("#id_upload", str(good))
+    page.select_option("#id_kind", "customers")
+    page.click("input[name=_save]")
+    expect(page.locator("h1")).to_contain_text("View import job")
+    job = ImportJob.objects.get()
+    if job.status == "queued":
+        imports.import_run(job.pk)
+    ImportJob.objects.filter(pk=job.pk).update(finished_at=job.created_at - dt.timedelta(days=30))
+    assert imports.imports_purge() == 1
+    page.reload()
+
+    expect(page.locator(".field-report")).to_contain_text("were removed on")
+    expect(page.locator(".field-progress")).to_contain_text("3 / 3 rows")
+    expect(page.locator("text=Download the rejected lines")).to_have_count(0)
+    shot(page, "admin-import-purged")
