@@ -752,7 +752,6 @@ class ImportUploadForm(forms.ModelForm):
         """A file that cannot be imported is refused here, with why, before anything is stored."""
         upload = self.cleaned_data["upload"]
         try:
-            imports.format_for(upload.name)
             imports.utf8_lines(upload.chunks())
         except ValueError as exc:
             raise forms.ValidationError(str(exc)) from None

@@ -1384,7 +1384,7 @@ def upload_store(upload) -> Path:
     """Keep an uploaded file where the worker reads it (settings.CRM_IMPORT_DIR), under a name nobody guesses.
 
     The name keeps the upload's last 100 bytes (its extension), cut on a character: a file system
-    allows 255 bytes a name, 3 a character in many scripts, and the error file's adds 20.
+    allows 255 bytes a name, 3 a character in many scripts, and the error file's adds up to 22.
     """
     directory = Path(settings.CRM_IMPORT_DIR)
     directory.mkdir(parents=True, exist_ok=True)
@@ -1452,12 +1452,15 @@ def import_run(
     runner: str | None = None,
     progress: Callable[[ImportJob], None] | None = None,
     budget_seconds: float | None = None,
+    hand_back: bool = True,
 ) -> ImportJob:
     """Run (or resume) an import; returns the job as it ends. Safe to call twice: one runner holds it.
 
     With a budget, the runner stops after the first batch that ends past it and hands the job
     back (queued, resume point kept), so a Celery task stays short beside the broker's
-    visibility timeout; the task then publishes the job again to continue.
+    visibility timeout; the task then publishes the job again to continue. A database error that
+    passes hands it back too, for the task's retry or the sweep; without `hand_back` (the command,
+    whose operator is there to run it again) it ends the job instead.
     """
     started = time.monotonic()
     runner = runner or uuid.uuid4().hex
@@ -1474,7 +1477,7 @@ def import_run(
     if freezing:
         gc.freeze()
     try:
-        return _import_run(job, runner, started, progress, budget_seconds)
+        return _import_run(job, runner, started, progress, budget_seconds, hand_back)
     finally:
         if freezing:
             gc.unfreeze()
@@ -1486,6 +1489,7 @@ def _import_run(
     started: float,
     progress: Callable[[ImportJob], None] | None,
     budget_seconds: float | None,
+    hand_back: bool,
 ) -> ImportJob:
     job_id = job.pk
     run = _Run(job, runner)
@@ -1527,20 +1531,17 @@ def _import_run(
     except KeyboardInterrupt:
         run.stop(lanes)
         with contextlib.suppress(DatabaseError):  # else the claim goes stale, and the sweep resumes it
-            _import_fail(
-                job, runner, "Stopped by an interrupt (Ctrl-C): import the file again to load the rest; the "
-                "lines loaded already then count as unchanged.",
-            )  # fmt: skip
+            _import_fail(job, runner, "Stopped by an interrupt (Ctrl-C).")
         raise
     except Exception as exc:
         run.stop(lanes)  # before the job is handed back or failed: no batch may commit, nor end it, after
-        if isinstance(exc, (OperationalError, InterfaceError)) and _passes(exc):
+        if hand_back and isinstance(exc, (OperationalError, InterfaceError)) and _passes(exc):
             # A failover, a dropped connection, a lock or statement timeout: nothing wrong with the
             # file. Handed back at its last committed batch for the task's retry (or the sweep) to
             # resume; if the database is out of reach the claim goes stale and the sweep takes over.
             logger.warning("import %s: database error; handed back at its last batch", job_id, exc_info=True)
             with contextlib.suppress(DatabaseError):
-                _import_release(job, runner)
+                _import_hand_back(job, runner, exc)
             raise
         logger.exception("import %s failed", job_id)
         _import_fail(job, runner, _failure_text(exc))
@@ -1643,12 +1644,27 @@ def _keys(records: list[Any]) -> set[Any]:
     return keys
 
 
-def _import_release(job: ImportJob, runner: str) -> ImportJob:
-    """Hand the job back after a committed batch: queued again, its resume point kept, nobody holding it."""
+def _import_release(job: ImportJob, runner: str, stuck: int = 0) -> ImportJob:
+    """Hand the job back: queued again, its resume point kept, nobody holding it."""
     ImportJob.objects.filter(pk=job.pk, runner=runner, status=ImportStatus.RUNNING).update(
-        status=ImportStatus.QUEUED, runner=""
+        status=ImportStatus.QUEUED, runner="", stuck=stuck
     )
     return ImportJob.objects.get(pk=job.pk)
+
+
+# Runs in a row that a database error that passes ended before any batch committed: past this,
+# the error is not passing for this job (a statement timeout its batches always hit, say).
+STUCK_RUNS_MAX = 10
+
+
+def _import_hand_back(job: ImportJob, runner: str, exc: BaseException) -> None:
+    """After a database error that passes: queued again, unless runs keep ending so without progress."""
+    current = ImportJob.objects.get(pk=job.pk)  # `job` is as this run found it
+    stuck = 0 if current.last_line > job.last_line else current.stuck + 1
+    if stuck < STUCK_RUNS_MAX:
+        _import_release(job, runner, stuck)
+    else:
+        _import_fail(job, runner, f"{_failure_text(exc)} ({stuck} runs in a row, no batch committed)")
 
 
 def _passes(exc: OperationalError | InterfaceError) -> bool:

@@ -890,6 +890,8 @@ class ImportJob(models.Model):
     # When the problems listed and the error file were removed (CRM_IMPORT_KEEP_DAYS after the
     # end: they quote personal data); the counts stay.
     purged_at = models.DateTimeField(null=True, blank=True)
+    # Runs in a row a passing database error ended before any batch committed (imports.STUCK_RUNS_MAX).
+    stuck = models.PositiveSmallIntegerField(default=0)
 
     class Meta:
         indexes = [

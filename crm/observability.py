@@ -158,10 +158,12 @@ _DIGITS = frozenset("0123456789")
 
 # PostgreSQL's DETAIL lines quote a row's values: a key's (an external ref, an account number), or
 # the whole row that failed a check. The constraint and the column names stay: they locate the bug.
+# A value may hold a newline (a summary): the match runs over lines, to the key's verdict or the
+# row's closing ")." at a line's end.
 DB_KEY_PATTERN = re.compile(
-    r"(Key \([^)]*\)=\().*?(\) (?:already exists|is not present|is still referenced|conflicts))"
+    r"(Key \([^)]*\)=\().*?(\) (?:already exists|is not present|is still referenced|conflicts))", re.DOTALL
 )
-DB_ROW_PATTERN = re.compile(r"(Failing row contains \().*(\))")
+DB_ROW_PATTERN = re.compile(r"(Failing row contains \().*?(\)\.?$)", re.DOTALL | re.MULTILINE)
 
 
 def _scrub_text(value: str) -> str:

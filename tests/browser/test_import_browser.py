@@ -55,13 +55,7 @@ def test_a_supervisor_uploads_a_customer_file_and_reads_the_report(browser, live
     assert ARTIFACTS.joinpath("admin-import-report.png").exists()
 
 
-def test_a_file_not_utf8_is_refused_on_the_form_and_a_purged_report_says_so(
-    browser,
-    live_server,
-    roles,
-    tmp_path,
-    settings,  # noqa: F811
-):
+def test_a_file_not_utf8_is_refused_and_a_purged_report_explained(browser, live_server, roles, tmp_path, settings):  # noqa: F811
     settings.CRM_IMPORT_DIR = tmp_path / "uploads"
     UserFactory(username="sofia", first_name="Sofia", role="supervisor", is_staff=True)
     excel = tmp_path / "excel.csv"

@@ -30,11 +30,13 @@ def test_a_lane_that_times_out_on_a_held_customer_hands_the_job_back_and_the_nex
     path = tmp_path / "history.csv"
     with path.open("w") as f:
         f.write("external_id,customer_ref,channel,started_at,reason\n")
-        for n in range(400):  # C-4 first appears at line 300: the batches before it commit
+        for n in range(400):  # C-4 first appears at line 301: the batches before it commit
             f.write(f"X-{n},C-{n % 4 if n < 298 else n % 5},phone,2024-01-01T00:00:00Z,billing\n")
     job = imports.import_job_create(actor=None, kind="interactions", path=path, file_name=path.name)
     params = connection.get_connection_params()
-    dsn = psycopg.conninfo.make_conninfo(**{k: v for k, v in params.items() if k in ("dbname", "user", "host", "port")})
+    dsn = psycopg.conninfo.make_conninfo(
+        **{k: v for k, v in params.items() if k in ("dbname", "user", "password", "host", "port") and v}
+    )
 
     with psycopg.connect(dsn) as holder:  # an open transaction holding C-4's row
         holder.execute("SELECT 1 FROM crm_customer WHERE id = %s FOR UPDATE", [customers[4].pk])

@@ -6,10 +6,11 @@ from pathlib import Path
 
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
+from django.db import DatabaseError
 from tqdm import tqdm
 
 from crm import imports
-from crm.models import ImportJob
+from crm.models import ImportJob, ImportStatus
 
 
 class ImportCommand(BaseCommand):
@@ -51,12 +52,18 @@ class ImportCommand(BaseCommand):
             bar.update(current.rows_done - bar.n)
 
         try:
-            job = imports.import_run(job.pk, progress=progress)
-        except KeyboardInterrupt:
+            # Not handed back on a database error: the operator runs it again, not a worker behind them.
+            job = imports.import_run(job.pk, progress=progress, hand_back=False)
+        except (KeyboardInterrupt, DatabaseError):
             bar.close()
             job.refresh_from_db()
             self._report(job)
-            raise CommandError(job.failure or "Stopped.") from None
+            if job.status == ImportStatus.DONE:
+                return
+            raise CommandError(
+                f"{job.failure or 'Stopped.'} Import the file again to load the rest: the lines loaded count as "
+                "unchanged."
+            ) from None
         bar.close()
         self._report(job)
 

@@ -202,6 +202,11 @@ def test_a_logged_database_error_keeps_its_constraint_and_not_the_rows_values():
         "DETAIL:  Key (external_ref)=(CRM-Ada (old)) already exists.",
         'new row for relation "crm_interaction" violates check constraint "interaction_summary_bounded"\n'
         "DETAIL:  Failing row contains (0190a, Ada called about her router, AC-1001).",
+        'new row for relation "crm_interaction" violates check constraint "interaction_summary_bounded"\n'
+        "DETAIL:  Failing row contains (0190b, Ada rang back:\nthe router (Hub 6) again, AC-1002).\n"
+        "The next line of the traceback",
+        'duplicate key value violates unique constraint "customer_external_ref_once"\n'
+        "DETAIL:  Key (external_ref)=(Ada\nLovelace) already exists.",
     ]
     with json_log_lines() as lines:
         for detail in details:
@@ -211,8 +216,9 @@ def test_a_logged_database_error_keeps_its_constraint_and_not_the_rows_values():
                 logging.getLogger("crm.imports").exception("import failed")
 
     text = json.dumps(lines)
-    for personal in ("CRM-Ada", "(old)", "Ada called", "AC-1001"):
+    for personal in ("CRM-Ada", "(old)", "Ada called", "AC-1001", "Ada rang", "Hub 6", "AC-1002", "Lovelace"):
         assert personal not in text, personal
+    assert "The next line of the traceback" in text
     assert "customer_external_ref_once" in text and "Key (external_ref)=([redacted]) already exists" in text
     assert "Failing row contains ([redacted])" in text
 
