@@ -891,7 +891,7 @@ class ImportJob(models.Model):
     # end: they quote personal data); the counts stay.
     purged_at = models.DateTimeField(null=True, blank=True)
     # Runs in a row a passing database error ended before any batch committed (imports.STUCK_RUNS_MAX).
-    stuck = models.PositiveSmallIntegerField(default=0)
+    stuck = models.PositiveSmallIntegerField(default=0, db_default=0)  # db_default: old workers insert without it
 
     class Meta:
         indexes = [
