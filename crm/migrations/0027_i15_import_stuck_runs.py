@@ -4,15 +4,14 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('crm', '0026_i15_import_purged_at'),
+        ("crm", "0026_i15_import_purged_at"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='importjob',
-            name='stuck',
+            model_name="importjob",
+            name="stuck",
             field=models.PositiveSmallIntegerField(db_default=0, default=0),
         ),
     ]
