@@ -830,8 +830,8 @@ class ImportJobAdmin(admin.ModelAdmin):
     def report(self, obj):
         if obj.purged_at:
             return format_html(
-                "<p>The problems listed and the error file were removed on {}. They quoted personal data, "
-                "which is kept only for a while after an import ends. The counts above stay.</p>",
+                "<p>Removed on {}: the problems listed and the error file, which quoted personal data "
+                "(kept only for a while after an import ends). The counts above stay.</p>",
                 date_format(timezone.localtime(obj.purged_at), "DATETIME_FORMAT"),
             )
         rows = format_html_join(

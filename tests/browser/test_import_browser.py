@@ -21,6 +21,14 @@ C-3,Bad Tier,,AC-1003,platinum
 """
 
 
+def upload_in_admin(page, base: str, path: Path) -> None:
+    """Import jobs -> Add: the file, kind "customers", Save."""
+    page.goto(f"{base}/admin/crm/importjob/add/")
+    page.set_input_files("#id_upload", str(path))
+    page.select_option("#id_kind", "customers")
+    page.click("input[name=_save]")
+
+
 def test_a_supervisor_uploads_a_customer_file_and_reads_the_report(browser, live_server, roles, tmp_path, settings):  # noqa: F811
     settings.CRM_IMPORT_DIR = tmp_path / "uploads"
     UserFactory(username="sofia", first_name="Sofia", role="supervisor", is_staff=True)
@@ -30,10 +38,7 @@ def test_a_supervisor_uploads_a_customer_file_and_reads_the_report(browser, live
     base = live_server.url
 
     login(page, base, "sofia")
-    page.goto(f"{base}/admin/crm/importjob/add/")
-    page.set_input_files("#id_upload", str(upload))
-    page.select_option("#id_kind", "customers")
-    page.click("input[name=_save]")
+    upload_in_admin(page, base, upload)
 
     expect(page.locator("h1")).to_contain_text("View import job")
     job = ImportJob.objects.get()
@@ -64,20 +69,17 @@ def test_a_file_not_utf8_is_refused_and_a_purged_report_explained(browser, live_
     base = live_server.url
     login(page, base, "sofia")
 
-    page.goto(f"{base}/admin/crm/importjob/add/")
-    page.set_input_files("#id_upload", str(excel))
-    page.select_option("#id_kind", "customers")
-    page.click("input[name=_save]")
+    upload_in_admin(page, base, excel)
 
     expect(page.locator("#id_upload_error")).to_contain_text("Not UTF-8 text from line 2 on")
-    shot(page, "admin-import-not-utf8")
+    for width in (1400, 1024, 480):
+        page.set_viewport_size({"width": width, "height": 900})
+        shot(page, f"admin-import-not-utf8-{width}")
     assert ImportJob.objects.count() == 0
 
     good = tmp_path / "customers.csv"
     good.write_text(FILE, encoding="utf-8")
-    page.set_input_files("#id_upload", str(good))
-    page.select_option("#id_kind", "customers")
-    page.click("input[name=_save]")
+    upload_in_admin(page, base, good)
     expect(page.locator("h1")).to_contain_text("View import job")
     job = ImportJob.objects.get()
     if job.status == "queued":
@@ -86,7 +88,9 @@ def test_a_file_not_utf8_is_refused_and_a_purged_report_explained(browser, live_
     assert imports.imports_purge() == 1
     page.reload()
 
-    expect(page.locator(".field-report")).to_contain_text("were removed on")
+    expect(page.locator(".field-report")).to_contain_text("Removed on")
     expect(page.locator(".field-progress")).to_contain_text("3 / 3 rows")
     expect(page.locator("text=Download the rejected lines")).to_have_count(0)
-    shot(page, "admin-import-purged")
+    for width in (1400, 1024, 480):
+        page.set_viewport_size({"width": width, "height": 900})
+        shot(page, f"admin-import-purged-{width}")
