@@ -54,6 +54,12 @@ def _services_for_service_tests(request):
         pytest.fail("This test needs Redis and a Celery worker: set REDIS_URL=redis://... (make test does).")
 
 
+@pytest.fixture(autouse=True)
+def _uploads_in_the_tests_own_directory(settings, tmp_path):
+    """Uploads (customers' data, however made up) land in the test's directory, never the checkout's var/imports."""
+    settings.CRM_IMPORT_DIR = tmp_path / "uploads"
+
+
 def client_for(user) -> APIClient:
     client = APIClient()
     if user is not None:

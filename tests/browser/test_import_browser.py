@@ -29,8 +29,7 @@ def upload_in_admin(page, base: str, path: Path) -> None:
     page.click("input[name=_save]")
 
 
-def test_a_supervisor_uploads_a_customer_file_and_reads_the_report(browser, live_server, roles, tmp_path, settings):  # noqa: F811
-    settings.CRM_IMPORT_DIR = tmp_path / "uploads"
+def test_a_supervisor_uploads_a_customer_file_and_reads_the_report(browser, live_server, roles, tmp_path):  # noqa: F811
     UserFactory(username="sofia", first_name="Sofia", role="supervisor", is_staff=True)
     upload = tmp_path / "customers.csv"
     upload.write_text(FILE, encoding="utf-8")
@@ -60,8 +59,7 @@ def test_a_supervisor_uploads_a_customer_file_and_reads_the_report(browser, live
     assert ARTIFACTS.joinpath("admin-import-report.png").exists()
 
 
-def test_a_file_not_utf8_is_refused_and_a_purged_report_explained(browser, live_server, roles, tmp_path, settings):  # noqa: F811
-    settings.CRM_IMPORT_DIR = tmp_path / "uploads"
+def test_a_file_not_utf8_is_refused_and_a_purged_report_explained(browser, live_server, roles, tmp_path):  # noqa: F811
     UserFactory(username="sofia", first_name="Sofia", role="supervisor", is_staff=True)
     excel = tmp_path / "excel.csv"
     excel.write_bytes(FILE.replace("Ada", "Renée").encode("cp1252"))

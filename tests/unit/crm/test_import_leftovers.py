@@ -43,11 +43,10 @@ MIXED = b"external_ref,display_name,tier\nB-1,Bad,platinum\nG-1,Good,vip\n"
 
 
 def test_an_uploaded_file_is_removed_when_its_import_ends_and_a_file_the_command_was_given_stays(
-    tmp_path, supervisor_api, settings
+    tmp_path, supervisor_api
 ):
     """The upload is the service's own copy of the customers' personal data: once the import has
     ended nothing reads it again. The file a command was pointed at is the operator's."""
-    settings.CRM_IMPORT_DIR = tmp_path / "uploads"
 
     uploaded = upload_run(supervisor_api, MIXED)
     given = run(write(tmp_path, "given.csv", MIXED.decode()))
@@ -64,7 +63,6 @@ def test_an_uploaded_file_is_removed_when_its_import_ends_and_a_file_the_command
 def test_an_imports_report_and_error_file_age_out_and_its_counts_stay(tmp_path, supervisor_api, settings):
     """The problems listed quote the rejected values (a phone, an e-mail) and the error file holds
     whole lines, an erased customer's too: kept CRM_IMPORT_KEEP_DAYS after the import ends."""
-    settings.CRM_IMPORT_DIR = tmp_path / "uploads"
     settings.CRM_IMPORT_KEEP_DAYS = 7
     uploaded = upload_run(supervisor_api, MIXED)
     given = run(write(tmp_path, "given.csv", MIXED.decode()))
@@ -92,9 +90,8 @@ def test_an_imports_report_and_error_file_age_out_and_its_counts_stay(tmp_path, 
     assert imports.imports_purge() == 0
 
 
-def test_the_purge_removes_an_upload_its_import_left_behind(tmp_path, supervisor_api, settings):
+def test_the_purge_removes_an_upload_its_import_left_behind(tmp_path, supervisor_api):
     """A worker killed after the last batch committed, before it removed the upload."""
-    settings.CRM_IMPORT_DIR = tmp_path / "uploads"
     job_id = upload(supervisor_api, MIXED)
     ImportJob.objects.filter(pk=job_id).update(status="failed", finished_at=timezone.now())
 
@@ -103,8 +100,7 @@ def test_the_purge_removes_an_upload_its_import_left_behind(tmp_path, supervisor
     assert not Path(ImportJob.objects.get(pk=job_id).path).exists()
 
 
-def test_the_admin_says_when_an_imports_report_was_removed(tmp_path, sam, client, supervisor_api, settings):
-    settings.CRM_IMPORT_DIR = tmp_path / "uploads"
+def test_the_admin_says_when_an_imports_report_was_removed(tmp_path, sam, client, supervisor_api):
     job = upload_run(supervisor_api, MIXED)
     ImportJob.objects.filter(pk=job.pk).update(finished_at=timezone.now() - dt.timedelta(days=30))
     imports.imports_purge()
@@ -121,7 +117,6 @@ def test_a_lost_database_connection_mid_import_hands_the_job_back_and_the_next_r
 ):
     """A failover or a lock timeout is no reason to give up half a file: the job goes back to the
     queue at its last committed batch (the task's retry, or the sweep, runs it again), upload kept."""
-    settings.CRM_IMPORT_DIR = tmp_path / "uploads"
     settings.CRM_IMPORT_BATCH = 2
     text = "external_ref,display_name,tier\n" + "".join(f"R-{n},Person {n},vip\n" for n in range(1, 7))
     job_id = upload(supervisor_api, text.encode())
@@ -176,7 +171,6 @@ def test_a_passing_database_error_that_comes_back_every_run_fails_the_import_in_
 ):
     """A statement timeout every batch hits is not passing for this job: handed back for ever, it
     would be run every minute and never purged. A run that commits a batch starts the count again."""
-    settings.CRM_IMPORT_DIR = tmp_path / "uploads"
     settings.CRM_IMPORT_BATCH = 2
     text = "external_ref,display_name\n" + "".join(f"R-{n},P\n" for n in range(6))
     job_id = upload(supervisor_api, text.encode())
@@ -255,7 +249,7 @@ def test_a_failed_imports_reason_keeps_no_row_values_and_ages_out_to_its_kind(tm
     assert ImportJob.objects.get(pk=job.pk).failure == "IntegrityError"
 
 
-def test_an_error_file_whose_batch_never_committed_ages_out_too(tmp_path, settings, monkeypatch):
+def test_an_error_file_whose_batch_never_committed_ages_out_too(tmp_path, monkeypatch):
     """The first rejecting batch writes its lines, then fails: the job never recorded the file."""
     original = imports._ErrorFile.write
 
@@ -283,9 +277,8 @@ NOT_UTF8 = b"external_ref,display_name,tier\n" + b"".join(b"R-%d,Person,vip\n" %
 NOT_UTF8 += b"R-401,Ren\xe9e,vip\n"  # Windows-1252, as Excel saves "CSV"
 
 
-def test_a_file_that_is_not_utf8_is_refused_whole_with_its_line(tmp_path, supervisor_api, settings, sam, client):
+def test_a_file_that_is_not_utf8_is_refused_whole_with_its_line(tmp_path, supervisor_api, sam, client):
     """Decoded as it streams, it loaded the rows before the bad byte's chunk and called itself done."""
-    settings.CRM_IMPORT_DIR = tmp_path / "uploads"
     upload_file = io.BytesIO(NOT_UTF8)
     upload_file.name = "excel.csv"
 
@@ -309,11 +302,8 @@ def test_a_file_that_is_not_utf8_is_refused_whole_with_its_line(tmp_path, superv
     assert ImportJob.objects.count() == 0 and list((tmp_path / "uploads").iterdir()) == []
 
 
-def test_a_long_file_name_in_a_non_latin_script_is_stored_and_its_error_file_written(
-    tmp_path, supervisor_api, settings
-):
+def test_a_long_file_name_in_a_non_latin_script_is_stored_and_its_error_file_written(tmp_path, supervisor_api):
     """The name was cut to 80 characters, but a file system allows 255 bytes: 3 a character here."""
-    settings.CRM_IMPORT_DIR = tmp_path / "uploads"
     name = "顧" * 76 + ".csv"
 
     job = upload_run(supervisor_api, MIXED, name=name)
@@ -343,8 +333,7 @@ def test_an_import_stopped_with_ctrl_c_is_not_finished_by_the_workers(tmp_path, 
     assert job.pk not in imports.imports_stalled(now=timezone.now() + dt.timedelta(hours=1))
 
 
-def test_an_error_file_download_under_way_survives_the_purge(tmp_path, supervisor_api, settings):
-    settings.CRM_IMPORT_DIR = tmp_path / "uploads"
+def test_an_error_file_download_under_way_survives_the_purge(tmp_path, supervisor_api):
     job = upload_run(supervisor_api, MIXED)
     response = supervisor_api.get(f"/api/v1/imports/{job.pk}/errors")
     ImportJob.objects.filter(pk=job.pk).update(finished_at=timezone.now() - dt.timedelta(days=30))

@@ -681,8 +681,7 @@ def test_the_commands_print_the_report_and_the_dry_run_writes_nothing(tmp_path):
     assert export.read_text().splitlines()[0].startswith("external_ref,display_name,preferred_name,language,tier")
 
 
-def test_the_api_takes_a_file_and_reports_progress_to_supervisors(tmp_path, supervisor_api, agent_api, settings):
-    settings.CRM_IMPORT_DIR = tmp_path / "uploads"
+def test_the_api_takes_a_file_and_reports_progress_to_supervisors(tmp_path, supervisor_api, agent_api):
     upload = io.BytesIO(CUSTOMERS_CSV.encode())
     upload.name = "crm.csv"
 
@@ -706,8 +705,7 @@ def test_the_api_takes_a_file_and_reports_progress_to_supervisors(tmp_path, supe
     assert agent_api.get(f"/api/v1/imports/{job_id}").status_code == 403
 
 
-def test_the_api_refuses_a_bad_kind_or_no_file_and_stores_nothing(tmp_path, supervisor_api, settings):
-    settings.CRM_IMPORT_DIR = tmp_path / "uploads"
+def test_the_api_refuses_a_bad_kind_or_no_file_and_stores_nothing(tmp_path, supervisor_api):
     upload = io.BytesIO(b"external_ref\n")
     upload.name = "x.csv"
 
@@ -720,8 +718,7 @@ def test_the_api_refuses_a_bad_kind_or_no_file_and_stores_nothing(tmp_path, supe
     assert supervisor_api.get("/api/v1/imports/00000000-0000-0000-0000-000000000000").status_code == 404
 
 
-def test_the_error_file_is_served_to_supervisors(tmp_path, supervisor_api, settings):
-    settings.CRM_IMPORT_DIR = tmp_path / "uploads"
+def test_the_error_file_is_served_to_supervisors(tmp_path, supervisor_api):
     upload = io.BytesIO(b"external_ref,display_name,tier\nB-1,Bad,platinum\n")
     upload.name = "bad.csv"
     job_id = supervisor_api.post("/api/v1/imports", {"file": upload, "kind": "customers"}, format="multipart").json()[
@@ -776,8 +773,7 @@ def test_erasure_forgets_the_source_systems_id(tmp_path, sam):
     assert ada.import_digest is None  # a hash of her row, as imported
 
 
-def test_the_admin_upload_starts_an_import_and_its_page_shows_the_report(tmp_path, sam, alice, client, settings):
-    settings.CRM_IMPORT_DIR = tmp_path / "uploads"
+def test_the_admin_upload_starts_an_import_and_its_page_shows_the_report(tmp_path, sam, alice, client):
     upload = io.BytesIO(b"external_ref,display_name,tier\nG-1,Good,vip\nB-1,Bad,platinum\n")
     upload.name = "people.csv"
     client.force_login(alice)
