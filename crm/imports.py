@@ -1380,6 +1380,9 @@ def _customer_by_identifiers(
 # --- running a job -------------------------------------------------------------------------------
 
 
+UPLOAD_NAME = re.compile(r"[0-9a-f]{32}-")  # how upload_store names a file; _upload_discard removes only those
+
+
 def upload_store(upload) -> Path:
     """Keep an uploaded file where the worker reads it (settings.CRM_IMPORT_DIR), under a name nobody guesses.
 
@@ -1907,9 +1910,6 @@ def imports_sweep(*, now: dt.datetime | None = None) -> int:
     for job_id in ids:
         publish("crm.import_run", str(job_id))
     return len(ids)
-
-
-UPLOAD_NAME = re.compile(r"[0-9a-f]{32}-")  # upload_store's names
 
 
 def _upload_discard(job: ImportJob) -> None:
